@@ -1,0 +1,187 @@
+//! Unit tests of single-threaded behaviour; the model-based and multi-threaded tests live in
+//! `core/tests/`, the concurrent proofs in `loom-tests/`.
+
+extern crate std;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::vec::Vec;
+
+use crate::{Full, Ring};
+
+/// Records its id in a shared log when dropped, so tests can check drops are exact.
+struct Noisy(u32, Rc<RefCell<Vec<u32>>>);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.1.borrow_mut().push(self.0);
+    }
+}
+
+#[test]
+fn fifo_and_full() {
+    let ring: Ring<u32, 4> = Ring::new();
+    assert!(ring.is_empty());
+    for i in 0..4 {
+        ring.try_push(i).unwrap();
+    }
+    assert!(ring.is_full());
+    assert_eq!(ring.len(), 4);
+    assert_eq!(ring.try_push(9), Err(Full(9)));
+    let mut c = ring.consumer().unwrap();
+    assert_eq!(c.pop(), Some(0));
+    ring.try_push(4).unwrap();
+    assert_eq!(c.drain().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(c.pop(), None);
+    assert_eq!(c.evicted(), 0);
+}
+
+#[test]
+fn force_push_evicts_oldest_and_consumer_counts_the_gap() {
+    let ring: Ring<u32, 2> = Ring::new();
+    let mut c = ring.consumer().unwrap();
+    assert_eq!(ring.force_push(1), None);
+    assert_eq!(c.pop(), Some(1));
+    assert_eq!(ring.force_push(2), None);
+    assert_eq!(ring.force_push(3), None);
+    assert_eq!(ring.force_push(4), Some(2));
+    assert_eq!(ring.force_push(5), Some(3));
+    assert_eq!(
+        c.evicted(),
+        0,
+        "evictions are counted when the consumer steps over them"
+    );
+    assert_eq!(c.pop(), Some(4));
+    assert_eq!(c.evicted(), 2);
+    assert_eq!(c.pop(), Some(5));
+    assert_eq!(c.evicted(), 2);
+    assert_eq!(c.pop(), None);
+}
+
+#[test]
+fn eviction_seen_by_an_empty_pop_still_counts_before_the_next_value() {
+    let ring: Ring<u32, 2> = Ring::new();
+    let mut c = ring.consumer().unwrap();
+    for v in 0..4 {
+        ring.force_push(v);
+    }
+    // 0 and 1 evicted; 2, 3 held.
+    let mut d = c.drain();
+    assert_eq!(d.next(), Some(2));
+    drop(d);
+    assert_eq!(c.evicted(), 2);
+    assert_eq!(c.pop(), Some(3));
+    assert_eq!(c.pop(), None);
+}
+
+#[test]
+fn drain_stops_at_the_snapshot() {
+    let ring: Ring<u32, 8> = Ring::new();
+    let mut c = ring.consumer().unwrap();
+    ring.try_push(1).unwrap();
+    ring.try_push(2).unwrap();
+    let mut d = c.drain();
+    assert_eq!(d.size_hint(), (0, Some(2)));
+    assert_eq!(d.next(), Some(1));
+    ring.try_push(3).unwrap();
+    assert_eq!(d.next(), Some(2));
+    assert_eq!(d.next(), None, "3 came after the drain started");
+    drop(d);
+    assert_eq!(c.pop(), Some(3));
+}
+
+#[test]
+fn one_consumer_at_a_time_and_the_next_continues() {
+    let ring: Ring<u32, 4> = Ring::new();
+    for i in 0..3 {
+        ring.try_push(i).unwrap();
+    }
+    let mut a = ring.consumer().unwrap();
+    assert!(ring.consumer().is_none());
+    assert_eq!(a.pop(), Some(0));
+    drop(a);
+    let mut b = ring.consumer().unwrap();
+    assert_eq!(b.pop(), Some(1));
+    assert_eq!(b.pop(), Some(2));
+}
+
+#[test]
+fn drop_drops_exactly_what_is_left() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    {
+        let ring: Ring<Noisy, 4> = Ring::new();
+        for i in 0..4 {
+            assert!(ring.try_push(Noisy(i, log.clone())).is_ok());
+        }
+        // Rejected value comes back and is dropped here, once.
+        let back = ring
+            .try_push(Noisy(99, log.clone()))
+            .unwrap_err()
+            .into_inner();
+        assert_eq!(back.0, 99);
+        drop(back);
+        // Evicted value comes back to the caller.
+        let evicted = ring.force_push(Noisy(4, log.clone())).unwrap();
+        assert_eq!(evicted.0, 0);
+        drop(evicted);
+        let mut c = ring.consumer().unwrap();
+        let popped = c.pop().unwrap();
+        assert_eq!(popped.0, 1);
+        drop(popped);
+        assert_eq!(*log.borrow(), [99, 0, 1]);
+    }
+    let mut dropped = log.borrow().clone();
+    dropped.sort_unstable();
+    assert_eq!(dropped, [0, 1, 2, 3, 4, 99]);
+}
+
+#[test]
+fn counters_cross_usize_max() {
+    let ring: Ring<u64, 4> = Ring::new_at(usize::MAX - 5);
+    let mut c = ring.consumer().unwrap();
+    let mut next_in = 0u64;
+    let mut next_out = 0u64;
+    for _ in 0..20 {
+        for _ in 0..3 {
+            ring.try_push(next_in).unwrap();
+            next_in += 1;
+        }
+        assert_eq!(ring.len(), 3);
+        for _ in 0..3 {
+            assert_eq!(c.pop(), Some(next_out));
+            next_out += 1;
+        }
+    }
+    // And eviction across the wrap.
+    for v in 100..110 {
+        ring.force_push(v);
+    }
+    assert_eq!(c.drain().collect::<Vec<_>>(), [106, 107, 108, 109]);
+    assert_eq!(c.evicted(), 6);
+}
+
+#[test]
+fn zero_sized_values() {
+    let ring: Ring<(), 2> = Ring::new();
+    let mut c = ring.consumer().unwrap();
+    ring.try_push(()).unwrap();
+    ring.try_push(()).unwrap();
+    assert!(ring.try_push(()).is_err());
+    assert_eq!(ring.force_push(()), Some(()));
+    assert_eq!(c.drain().count(), 2);
+    assert_eq!(c.evicted(), 1);
+}
+
+#[test]
+fn full_error_formats() {
+    let e = Full(5u8);
+    assert_eq!(std::format!("{e}"), "ring is full");
+    assert_eq!(std::format!("{e:?}"), "Full(..)");
+    assert_eq!(e.into_inner(), 5);
+}
+
+#[test]
+fn default_capacity_is_4096() {
+    let ring: std::boxed::Box<Ring<u8>> = std::boxed::Box::default();
+    assert_eq!(ring.capacity(), 4096);
+}

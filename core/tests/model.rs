@@ -1,0 +1,255 @@
+//! Property tests: random single-threaded operation sequences against a `VecDeque` model, for
+//! `N` in {2, 4, 4096}, over many laps and across the `usize::MAX` wrap of the counters. Every
+//! value is tracked, so a double drop or a leak fails the test.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use proptest::prelude::*;
+use ringwal_core::{Consumer, Full, Ring};
+
+/// A value that registers itself while alive: dropping it twice or never fails the test.
+#[derive(Debug)]
+struct Tracked {
+    id: u64,
+    live: Rc<RefCell<BTreeSet<u64>>>,
+}
+
+impl Tracked {
+    fn new(id: u64, live: &Rc<RefCell<BTreeSet<u64>>>) -> Self {
+        assert!(live.borrow_mut().insert(id), "id {id} created twice");
+        Tracked {
+            id,
+            live: live.clone(),
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        assert!(
+            self.live.borrow_mut().remove(&self.id),
+            "value {} dropped twice",
+            self.id
+        );
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    TryPush,
+    ForcePush,
+    /// Pushes this many in a row (reaches many laps of N = 4096 in few steps).
+    Burst {
+        count: u16,
+        force: bool,
+    },
+    Pop,
+    /// Takes at most this many from a `drain()` and drops the iterator.
+    Drain(u16),
+    /// Drops the consumer and claims a new one.
+    Reclaim,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::TryPush),
+        3 => Just(Op::ForcePush),
+        1 => (0u16..6000, any::<bool>()).prop_map(|(count, force)| Op::Burst { count, force }),
+        4 => Just(Op::Pop),
+        2 => (0u16..6000).prop_map(Op::Drain),
+        1 => Just(Op::Reclaim),
+    ]
+}
+
+fn start() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        (0usize..64).prop_map(|k| usize::MAX - k),
+        any::<usize>(),
+    ]
+}
+
+struct Harness<'r, const N: usize> {
+    ring: &'r Ring<Tracked, N>,
+    consumer: Option<Consumer<'r, Tracked, N>>,
+    model: VecDeque<u64>,
+    /// Evictions since the current consumer was claimed: what `evicted()` must say after it
+    /// next steps (in a single thread every eviction is of a position before the next value).
+    evicted_since_claim: u64,
+    next_id: u64,
+    live: Rc<RefCell<BTreeSet<u64>>>,
+}
+
+impl<'r, const N: usize> Harness<'r, N> {
+    fn push(&mut self, force: bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let value = Tracked::new(id, &self.live);
+        if force {
+            let evicted = self.ring.force_push(value);
+            let expected = if self.model.len() == N {
+                self.evicted_since_claim += 1;
+                self.model.pop_front()
+            } else {
+                None
+            };
+            assert_eq!(
+                evicted.map(|v| v.id),
+                expected,
+                "force_push evicts the oldest"
+            );
+            self.model.push_back(id);
+        } else {
+            match self.ring.try_push(value) {
+                Ok(()) => {
+                    assert!(self.model.len() < N, "try_push succeeded on a full ring");
+                    self.model.push_back(id);
+                }
+                Err(Full(back)) => {
+                    assert_eq!(
+                        self.model.len(),
+                        N,
+                        "try_push failed on a ring that had room"
+                    );
+                    assert_eq!(back.id, id, "Full returns the caller's value, untouched");
+                }
+            }
+        }
+    }
+
+    fn consumer(&mut self) -> &mut Consumer<'r, Tracked, N> {
+        self.consumer.as_mut().expect("harness holds a consumer")
+    }
+
+    fn check_consumer_count(&mut self) {
+        let expected = self.evicted_since_claim;
+        assert_eq!(self.consumer().evicted(), expected, "eviction count");
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::TryPush => self.push(false),
+            Op::ForcePush => self.push(true),
+            Op::Burst { count, force } => {
+                for _ in 0..count {
+                    self.push(force);
+                }
+            }
+            Op::Pop => {
+                let got = self.consumer().pop().map(|v| v.id);
+                assert_eq!(got, self.model.pop_front());
+                self.check_consumer_count();
+            }
+            Op::Drain(k) => {
+                let available = self.model.len();
+                let got: Vec<u64> = self
+                    .consumer()
+                    .drain()
+                    .take(k as usize)
+                    .map(|v| v.id)
+                    .collect();
+                let want: Vec<u64> = self.model.drain(..available.min(k as usize)).collect();
+                assert_eq!(got, want);
+                self.check_consumer_count();
+            }
+            Op::Reclaim => {
+                assert!(
+                    self.ring.consumer().is_none(),
+                    "second consumer while one lives"
+                );
+                self.consumer = None;
+                self.consumer = Some(self.ring.consumer().expect("claim after drop"));
+                self.evicted_since_claim = 0;
+                self.check_consumer_count();
+            }
+        }
+        assert_eq!(self.ring.len(), self.model.len(), "len after {op:?}");
+        assert_eq!(self.ring.is_empty(), self.model.is_empty());
+        assert_eq!(self.ring.is_full(), self.model.len() == N);
+        // Everything alive is either in the ring (the model) or nowhere: nothing leaked out.
+        assert_eq!(
+            self.live.borrow().len(),
+            self.model.len(),
+            "live values == queued values"
+        );
+    }
+}
+
+fn run<const N: usize>(start: usize, ops: &[Op]) {
+    let live = Rc::new(RefCell::new(BTreeSet::new()));
+    {
+        let ring: Box<Ring<Tracked, N>> = Box::new(Ring::new_at(start));
+        let mut h = Harness {
+            ring: &ring,
+            consumer: ring.consumer(),
+            model: VecDeque::new(),
+            evicted_since_claim: 0,
+            next_id: 0,
+            live: live.clone(),
+        };
+        for op in ops {
+            h.apply(op);
+        }
+        let model_left = h.model.len();
+        drop(h);
+        assert_eq!(live.borrow().len(), model_left);
+    }
+    assert!(
+        live.borrow().is_empty(),
+        "Ring::drop leaked {:?}",
+        live.borrow()
+    );
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 0..if cfg!(miri) { max / 8 } else { max })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn model_n2(start in start(), ops in ops(200)) {
+        run::<2>(start, &ops);
+    }
+
+    #[test]
+    fn model_n4(start in start(), ops in ops(200)) {
+        run::<4>(start, &ops);
+    }
+
+    #[test]
+    fn model_n4096(start in start(), ops in ops(60)) {
+        run::<4096>(start, &ops);
+    }
+}
+
+/// Many laps of a small ring with every kind of operation, deterministically, so that the lap
+/// arithmetic is exercised far past what the random cases reach.
+#[test]
+fn many_laps_n2_and_n4() {
+    let laps = if cfg!(miri) { 50 } else { 20_000 };
+    let mut ops = Vec::new();
+    for i in 0..laps {
+        ops.push(Op::Burst {
+            count: 3,
+            force: i % 2 == 0,
+        });
+        ops.push(Op::Pop);
+        ops.push(Op::Drain(1));
+        ops.push(Op::TryPush);
+        ops.push(Op::Drain(u16::MAX));
+    }
+    run::<2>(usize::MAX - 7, &ops);
+    run::<4>(usize::MAX - 7, &ops);
+}
