@@ -145,7 +145,7 @@ impl<T, const N: usize> Receiver<T, N> {
 
 impl<T, const N: usize> Drop for Receiver<T, N> {
     fn drop(&mut self) {
-        self.ring.release_consumer();
+        self.ring.release_consumer(&self.cursor);
     }
 }
 

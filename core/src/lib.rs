@@ -54,9 +54,11 @@
 //! - [`Ring::try_push`] never waits for anyone; it reports [`Full`] if the slot it needs still
 //!   holds a value (also in the few instructions while the consumer moves the oldest out).
 //!   It is safe in an interrupt handler that preempted the consumer.
-//! - [`Ring::force_push`] on a full ring may spin while the consumer (or another `force_push`)
-//!   finishes moving the oldest value out of its slot: a window of a few instructions with no
-//!   user code in it. Do not call it from an interrupt handler that can preempt the consumer.
+//! - [`Ring::force_push`] on a full ring may spin while the owner of the oldest position
+//!   finishes with it: the consumer moving it out, a producer still writing it, another
+//!   `force_push` evicting it — windows of a few instructions with no user code in them. From an
+//!   interrupt handler that can preempt the consumer or a producer of the same ring, use
+//!   `try_push`: `force_push` there could wait for the very code it interrupted.
 //!
 //! # How it works
 //! The slots carry a per-slot *stamp* (after Dmitry Vyukov's bounded MPMC queue). Positions are

@@ -143,6 +143,9 @@ struct HeadSide {
     head: AtomicUsize,
     /// Whether a `Consumer` (or `Receiver`) is alive.
     consumer: AtomicBool,
+    /// Where the last consumer's cursor stopped, so the next one starts there and counts the
+    /// evictions in between (otherwise they would go unreported across a hand-off).
+    resume: AtomicUsize,
 }
 
 // SAFETY: the ring moves `T` values between threads (a producer writes one, the consumer or an
@@ -178,6 +181,7 @@ impl<T, const N: usize> Ring<T, N> {
             head: CachePadded::new(HeadSide {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
+                resume: AtomicUsize::new(0),
             }),
             tail: CachePadded::new(AtomicUsize::new(0)),
             slots: [const { Slot::new() }; N],
@@ -193,6 +197,7 @@ impl<T, const N: usize> Ring<T, N> {
             head: CachePadded::new(HeadSide {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
+                resume: AtomicUsize::new(0),
             }),
             tail: CachePadded::new(AtomicUsize::new(0)),
             slots: core::array::from_fn(|_| Slot::new()),
@@ -207,6 +212,7 @@ impl<T, const N: usize> Ring<T, N> {
     pub fn new_at(position: usize) -> Self {
         let ring = Self::new();
         ring.head.head.store(position, Ordering::Relaxed);
+        ring.head.resume.store(position, Ordering::Relaxed);
         ring.tail.store(position, Ordering::Relaxed);
         for i in 0..N {
             // The first position at or after `position` that lands in slot `i`.
@@ -323,10 +329,11 @@ impl<T, const N: usize> Ring<T, N> {
     /// value is taken exactly once, by the consumer or by exactly one evicting `force_push`, and
     /// the consumer learns how many it missed ([`Consumer::evicted`]).
     ///
-    /// Progress: when the ring is full and the consumer has just claimed the oldest value, this
-    /// waits (spinning) for the consumer to finish moving it out: a window of a few instructions
-    /// with no user code in it. If the consumer can be preempted *by this caller* (an interrupt
-    /// handler on the consumer's core), use [`try_push`](Self::try_push) there instead.
+    /// Progress: when the ring is full, this needs the oldest position to be settled. If its
+    /// owner is in the middle of its few instructions — the consumer moving the value out, a
+    /// producer writing it, another `force_push` evicting — this spins until the owner finishes
+    /// (no user code runs in those windows). So a caller that can *preempt* the consumer or a
+    /// producer of the same ring (an interrupt handler) must use [`try_push`](Self::try_push).
     ///
     /// ```
     /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
@@ -367,47 +374,52 @@ impl<T, const N: usize> Ring<T, N> {
                     }
                 }
             }
-            if stamp == lap.wrapping_sub(N).wrapping_add(1) {
-                // The slot holds the published value of `oldest = tail - N`: the ring is full.
-                let oldest = tail.wrapping_sub(N);
-                // Relaxed: only compared and then confirmed by the CAS, which is what decides.
-                if self.head.head.load(Ordering::Relaxed) == oldest
-                    // Relaxed: the CAS decides who owns `oldest` (the consumer CASes the same
-                    // word); the value's visibility came with the Acquire stamp load above.
-                    && self
-                        .head
-                        .head
-                        .compare_exchange(
-                            oldest,
-                            oldest.wrapping_add(1),
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    // We own `oldest`. Its slot is not freed (only its owner, us, frees it), so
-                    // no producer has seen "empty for `tail`", so none has claimed `tail`: the
-                    // tail is exactly `tail` and only we may move it. We take the old value,
-                    // write ours into the same slot as position `tail`, and publish both.
-                    // SAFETY: we own `oldest` (head CAS) and saw its "full" stamp with Acquire.
-                    let old = unsafe { slot.take() };
-                    // SAFETY: the slot is ours until we store a stamp; `old` was moved out.
-                    unsafe { slot.put(value) };
-                    // Relaxed: no CAS on `tail` can succeed meanwhile (see above), and no reader
-                    // needs anything from `tail` but its value. Stored before the stamp so that a
-                    // producer that sees the new stamp and reloads the tail finds it moved on.
-                    self.tail.store(tail.wrapping_add(1), Ordering::Relaxed);
-                    // Release: pairs with the consumer's Acquire stamp load, which must then see
-                    // both our value and our head CAS (so it counts `oldest` as evicted).
-                    slot.stamp.store(lap.wrapping_add(1), Ordering::Release);
-                    return Some(old);
-                }
-                // The consumer (or another force_push) owns `oldest` and is moving it out; the
-                // slot frees in a few instructions.
+            if stamp.wrapping_sub(lap) as isize > 0 {
+                // Another producer claimed `tail` already; catch up with the tail.
+                spin_loop();
+                tail = self.tail.load(Ordering::Relaxed);
+                continue;
             }
-            // Another producer moved past `tail`, or the slot is being freed: look again.
+            // Behind: the slot still holds position `oldest = tail - N`. The tail cannot move
+            // past `tail` until that slot is freed, so from here on we re-read only the stamp.
+            let oldest = tail.wrapping_sub(N);
+            if stamp == lap.wrapping_sub(N).wrapping_add(1)
+                // Published: the ring is full. Evict `oldest` if nobody has claimed it.
+                // Relaxed: only compared, then confirmed by the CAS, which is what decides.
+                && self.head.head.load(Ordering::Relaxed) == oldest
+                // Relaxed: the CAS decides who owns `oldest` (the consumer CASes the same word);
+                // the value's visibility came with the Acquire stamp load above.
+                && self
+                    .head
+                    .head
+                    .compare_exchange(
+                        oldest,
+                        oldest.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                // We own `oldest`. Its slot is not freed (only its owner, us, frees it), so no
+                // producer has seen "empty for `tail`", so none has claimed `tail`: the tail is
+                // exactly `tail` and only we may move it. We take the old value, write ours
+                // into the same slot as position `tail`, and publish both.
+                // SAFETY: we own `oldest` (head CAS) and saw its "full" stamp with Acquire.
+                let old = unsafe { slot.take() };
+                // SAFETY: the slot is ours until we store a stamp; `old` was moved out.
+                unsafe { slot.put(value) };
+                // Relaxed: no CAS on `tail` can succeed meanwhile (see above), and no reader
+                // needs anything from `tail` but its value. Stored before the stamp so that a
+                // producer that sees the new stamp and reloads the tail finds it moved on.
+                self.tail.store(tail.wrapping_add(1), Ordering::Relaxed);
+                // Release: pairs with the consumer's Acquire stamp load, which must then see
+                // both our value and our head CAS (so it counts `oldest` as evicted).
+                slot.stamp.store(lap.wrapping_add(1), Ordering::Release);
+                return Some(old);
+            }
+            // The owner of `oldest` (a producer still writing it, the consumer or another
+            // force_push moving it out) is mid-way: a few instructions. Look at the stamp again.
             spin_loop();
-            tail = self.tail.load(Ordering::Relaxed);
         }
     }
 
@@ -438,14 +450,17 @@ impl<T, const N: usize> Ring<T, N> {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
         Some(Cursor {
-            // Relaxed: ordered after the previous consumer's CASes by the Acquire above; a
-            // concurrent eviction we do not see yet is caught by the first CAS in `pop`.
-            head: self.head.head.load(Ordering::Relaxed),
+            // Relaxed: written by the previous consumer before its Release store of the flag,
+            // which our Acquire CAS above read, so we see its final cursor. Evictions since then
+            // are counted by our first pop, as the cursor steps over them.
+            head: self.head.resume.load(Ordering::Relaxed),
             evicted: 0,
         })
     }
 
-    pub(crate) fn release_consumer(&self) {
+    pub(crate) fn release_consumer(&self, cursor: &Cursor) {
+        // Relaxed: published by the Release store below.
+        self.head.resume.store(cursor.head, Ordering::Relaxed);
         // Release pairs with the Acquire CAS in `claim_consumer`.
         self.head.consumer.store(false, Ordering::Release);
     }
@@ -586,8 +601,9 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
         Drain::new(self.ring, &mut self.cursor)
     }
 
-    /// How many values, since this consumer was created, `force_push` evicted before the
-    /// consumer reached them.
+    /// How many values `force_push` evicted before this consumer reached them, counted from where
+    /// the previous consumer of the ring stopped (or from the start), so no eviction goes
+    /// unreported across a hand-off.
     ///
     /// It grows only inside [`pop`](Self::pop) and [`drain`](Self::drain), as the consumer steps
     /// over evicted positions, so for a `pop` that returns a value, the growth since the previous
@@ -612,7 +628,7 @@ impl<'a, T, const N: usize> Consumer<'a, T, N> {
 
 impl<T, const N: usize> Drop for Consumer<'_, T, N> {
     fn drop(&mut self) {
-        self.ring.release_consumer();
+        self.ring.release_consumer(&self.cursor);
     }
 }
 

@@ -66,9 +66,7 @@ fn eviction_seen_by_an_empty_pop_still_counts_before_the_next_value() {
         ring.force_push(v);
     }
     // 0 and 1 evicted; 2, 3 held.
-    let mut d = c.drain();
-    assert_eq!(d.next(), Some(2));
-    drop(d);
+    assert_eq!(c.drain().next(), Some(2));
     assert_eq!(c.evicted(), 2);
     assert_eq!(c.pop(), Some(3));
     assert_eq!(c.pop(), None);
@@ -86,8 +84,7 @@ fn drain_stops_at_the_snapshot() {
     ring.try_push(3).unwrap();
     assert_eq!(d.next(), Some(2));
     assert_eq!(d.next(), None, "3 came after the drain started");
-    drop(d);
-    assert_eq!(c.pop(), Some(3));
+    assert_eq!(c.pop(), Some(3), "and is there for the next call");
 }
 
 #[test]
@@ -184,4 +181,22 @@ fn full_error_formats() {
 fn default_capacity_is_4096() {
     let ring: std::boxed::Box<Ring<u8>> = std::boxed::Box::default();
     assert_eq!(ring.capacity(), 4096);
+}
+
+#[test]
+fn evictions_are_not_lost_across_a_consumer_hand_off() {
+    let ring: Ring<u32, 2> = Ring::new();
+    let first = ring.consumer().unwrap();
+    for v in 0..5 {
+        ring.force_push(v); // evicts 0, 1, 2 while nobody pops
+    }
+    assert_eq!(first.evicted(), 0);
+    drop(first);
+    let mut second = ring.consumer().unwrap();
+    assert_eq!(second.pop(), Some(3));
+    assert_eq!(
+        second.evicted(),
+        3,
+        "the new consumer starts where the old one stopped"
+    );
 }

@@ -1,0 +1,380 @@
+//! loom models of `ringwal_core::Ring`: every interleaving and every weak-memory outcome loom
+//! can produce, for small rings. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p ringwal-loom-tests --release --test ring`.
+//!
+//! Unless a model says otherwise it runs with no preemption bound (loom's default: exhaustive).
+#![cfg(loom)]
+
+use loom::alloc::Track;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+use ringwal_core::{channel, Ring};
+
+/// Runs a model. `max_branches` is raised because the spin-then-yield loops make long paths;
+/// `preemption_bound` is `None` (exhaustive) unless a model documents why it needs a bound.
+/// `LOOM_MAX_PREEMPTIONS` in the environment overrides the bound.
+///
+/// Prints how many executions loom explored, so a model that silently stopped exploring
+/// (one execution) is visible, and asserts it explored more than one.
+#[track_caller]
+fn check(preemption_bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize as StdAtomic, Ordering as StdOrdering};
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = preemption_bound;
+    }
+    let executions = std::sync::Arc::new(StdAtomic::new(0));
+    let counter = executions.clone();
+    let started = std::time::Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, StdOrdering::Relaxed);
+        f()
+    });
+    let n = executions.load(StdOrdering::Relaxed);
+    println!(
+        "loom: {n} executions in {:.1?} ({}, preemption bound {:?})",
+        started.elapsed(),
+        std::panic::Location::caller(),
+        builder.preemption_bound
+    );
+    assert!(
+        n > 1,
+        "the model explored a single execution: is loom active?"
+    );
+}
+
+/// Two producers and the consumer on N = 2, across a lap and across the `usize::MAX` wrap of
+/// the counters: every value delivered exactly once, each producer's values in order.
+///
+/// No thread spin-waits (that would multiply the paths without adding behaviours): producers
+/// try each push once and keep what was rejected, the consumer pops three times (each may find
+/// nothing), and what is left is drained after the joins. Every value must be in exactly one of
+/// popped / rejected / left, and B's accepted values must come out in B's order.
+#[test]
+fn two_producers_and_consumer_n2_wrap() {
+    check(None, || {
+        // Counters start two steps before the wrap: a third push lands past usize::MAX, in the
+        // second lap of the two slots.
+        let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new_at(usize::MAX - 1));
+        let try_all = |values: &'static [u32]| {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                values
+                    .iter()
+                    .filter_map(|&v| ring.try_push(v).err().map(|f| f.into_inner()))
+                    .collect::<Vec<u32>>()
+            })
+        };
+        let a = try_all(&[10]);
+        let b = try_all(&[20, 21]);
+        let mut c = ring.consumer().unwrap();
+        let mut got: Vec<u32> = (0..3).filter_map(|_| c.pop()).collect();
+        let mut rejected = a.join().unwrap();
+        rejected.extend(b.join().unwrap());
+        got.extend(c.drain());
+        assert_eq!(c.pop(), None);
+        assert!(
+            rejected.len() <= 1,
+            "at most one push can meet a full ring: {rejected:?}"
+        );
+        let mut all: Vec<u32> = got.iter().chain(&rejected).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [10, 20, 21], "exactly once");
+        let b_order: Vec<u32> = got.iter().copied().filter(|v| *v >= 20).collect();
+        assert!(
+            b_order.windows(2).all(|w| w[0] < w[1]),
+            "per-producer order: {got:?}"
+        );
+        assert_eq!(c.evicted(), 0);
+    });
+}
+
+/// `try_push` on a full ring racing a `pop`: either it fits (after the pop freed a slot) or it
+/// returns the very value it was given; nothing else changes.
+#[test]
+fn try_push_on_full_races_pop() {
+    check(None, || {
+        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        assert!(ring.try_push(Track::new(1)).is_ok());
+        assert!(ring.try_push(Track::new(2)).is_ok());
+        let pusher = {
+            let ring = ring.clone();
+            thread::spawn(move || match ring.try_push(Track::new(3)) {
+                Ok(()) => None,
+                Err(full) => Some(full.into_inner()),
+            })
+        };
+        let mut c = ring.consumer().unwrap();
+        assert_eq!(c.pop().map(|v| *v.get_ref()), Some(1));
+        let rejected = pusher.join().unwrap();
+        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        match rejected {
+            None => assert_eq!(rest, [2, 3]),
+            Some(v) => {
+                assert_eq!(*v.get_ref(), 3, "Full hands back the caller's value");
+                assert_eq!(rest, [2]);
+            }
+        }
+    });
+}
+
+/// Checks the outcome of force-pushes racing pops on a ring that started as `[1, 2]` (full) and
+/// then got `pushed` (values > 2, in any relative order): every value is in exactly one place
+/// (popped, evicted, or still queued), what was taken from the front (popped or evicted) is all
+/// older than what remains, and the consumer's eviction count is exact.
+fn check_full_ring_outcome(popped: &[u32], evicted: &[u32], rest: &[u32], pushed: &[u32]) {
+    let taken: Vec<u32> = popped.iter().chain(evicted).copied().collect();
+    let mut all: Vec<u32> = taken.iter().chain(rest).copied().collect();
+    all.sort_unstable();
+    let mut expected = vec![1, 2];
+    expected.extend(pushed);
+    expected.sort_unstable();
+    assert_eq!(all, expected, "exactly once");
+    assert!(rest.len() <= 2);
+    // 1 and 2 were pushed first; the later ones in an order the race decides.
+    let rank = |v: u32| v.min(3);
+    for t in &taken {
+        for r in rest {
+            assert!(
+                rank(*t) < rank(*r) || (rank(*t) == 3 && rank(*r) == 3),
+                "took {t} while {r} (older) remains: taken {taken:?}, rest {rest:?}"
+            );
+        }
+    }
+    // The values popped come out oldest first.
+    assert!(
+        popped.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+        "order {popped:?}"
+    );
+}
+
+/// `force_push` on a full ring racing `pop`: exactly once, oldest evicted, count exact.
+#[test]
+fn force_push_races_pop() {
+    check(None, || {
+        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let mut c = ring.consumer().unwrap();
+        assert!(ring.try_push(Track::new(1)).is_ok());
+        assert!(ring.try_push(Track::new(2)).is_ok());
+        let f = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.force_push(Track::new(3)).map(|t| *t.get_ref()))
+        };
+        let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
+        let evicted: Vec<u32> = f.join().unwrap().into_iter().collect();
+        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        check_full_ring_outcome(&popped, &evicted, &rest, &[3]);
+        assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
+    });
+}
+
+/// Two `force_push`es on a full ring racing each other (the consumer takes the rest after):
+/// each evicts a different value, the two oldest, and the count is exact.
+#[test]
+fn force_push_races_force_push() {
+    check(None, || {
+        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let mut c = ring.consumer().unwrap();
+        assert!(ring.try_push(Track::new(1)).is_ok());
+        assert!(ring.try_push(Track::new(2)).is_ok());
+        let spawn_force = |v: u32| {
+            let ring = ring.clone();
+            thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
+        };
+        let f3 = spawn_force(3);
+        let f4 = spawn_force(4);
+        let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
+        evicted.extend(f4.join().unwrap());
+        evicted.sort_unstable();
+        assert_eq!(
+            evicted,
+            [1, 2],
+            "each force_push evicted one of the two oldest"
+        );
+        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        check_full_ring_outcome(&[], &evicted, &rest, &[3, 4]);
+        assert_eq!(c.evicted(), 2, "eviction count");
+    });
+}
+
+/// All three at once: two `force_push`es and a `pop` on a full ring.
+///
+/// Bound: 2 preemptions. The two force_pushes may each spin-wait on the other's (or the
+/// consumer's) claim-to-free window; with three threads spinning on one another the unbounded
+/// space does not finish in CI time (over 15 minutes here). The two-thread models above cover
+/// each pair exhaustively; this one adds the three-way interleavings up to two preemptions.
+#[test]
+fn force_push_races_pop_and_force_push() {
+    check(Some(2), || {
+        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let mut c = ring.consumer().unwrap();
+        assert!(ring.try_push(Track::new(1)).is_ok());
+        assert!(ring.try_push(Track::new(2)).is_ok());
+        let spawn_force = |v: u32| {
+            let ring = ring.clone();
+            thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
+        };
+        let f3 = spawn_force(3);
+        let f4 = spawn_force(4);
+        let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
+        let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
+        evicted.extend(f4.join().unwrap());
+        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        check_full_ring_outcome(&popped, &evicted, &rest, &[3, 4]);
+        assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
+    });
+}
+
+/// One producer force-pushing through a ring of 2 while the consumer pops: the values the
+/// consumer gets are in order and the eviction count matches exactly what was evicted.
+#[test]
+fn force_push_stream_against_consumer() {
+    check(None, || {
+        let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new());
+        let mut c = ring.consumer().unwrap();
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut evicted = Vec::new();
+                for v in 1..=4 {
+                    evicted.extend(ring.force_push(v));
+                }
+                evicted
+            })
+        };
+        let first = c.pop();
+        let second = c.pop();
+        let evicted = producer.join().unwrap();
+        let mut got: Vec<u32> = first.into_iter().chain(second).collect();
+        got.extend(c.drain());
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
+        let mut all: Vec<u32> = got.iter().chain(&evicted).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3, 4], "exactly once");
+        assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
+    });
+}
+
+/// Two threads race for `consumer()`: never two at once, at least one wins, and a consumer
+/// claimed after another was dropped continues where it stopped (no value popped twice).
+#[test]
+fn consumer_claim_race() {
+    check(None, || {
+        let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new());
+        ring.try_push(1).unwrap();
+        ring.try_push(2).unwrap();
+        let inside = Arc::new(AtomicBool::new(false));
+        let spawn = || {
+            let ring = ring.clone();
+            let inside = inside.clone();
+            thread::spawn(move || {
+                let mut c = ring.consumer()?;
+                assert!(
+                    !inside.swap(true, Ordering::SeqCst),
+                    "two consumers at once"
+                );
+                let v = c.pop();
+                inside.store(false, Ordering::SeqCst);
+                drop(c);
+                Some(v)
+            })
+        };
+        let a = spawn();
+        let b = spawn();
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(a.is_some() || b.is_some(), "nobody got the consumer");
+        let popped: Vec<u32> = [a, b].into_iter().flatten().flatten().collect();
+        let mut c = ring.consumer().expect("free after both dropped");
+        let rest: Vec<u32> = c.drain().collect();
+        let mut all: Vec<u32> = popped.iter().chain(&rest).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2], "exactly once across consumers");
+        assert_eq!(
+            rest,
+            [1, 2][popped.len()..],
+            "the next consumer continues in order"
+        );
+    });
+}
+
+/// A ring dropped with values inside, after concurrent pushes, an eviction and a pop: every
+/// value is dropped exactly once (per-id counters) and nothing leaks (loom's `Track`).
+#[test]
+fn drop_with_values_inside() {
+    struct Counted {
+        id: usize,
+        drops: Arc<[AtomicUsize; 4]>,
+        _track: Track<()>,
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.drops[self.id].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    check(None, || {
+        let drops: Arc<[AtomicUsize; 4]> = Arc::new(core::array::from_fn(|_| AtomicUsize::new(0)));
+        let mk = |id| Counted {
+            id,
+            drops: drops.clone(),
+            _track: Track::new(()),
+        };
+        {
+            let ring: Arc<Ring<Counted, 2>> = Arc::new(Ring::new());
+            assert!(ring.try_push(mk(0)).is_ok());
+            let t1 = {
+                let ring = ring.clone();
+                let v = mk(1);
+                thread::spawn(move || drop(ring.try_push(v)))
+            };
+            let t2 = {
+                let ring = ring.clone();
+                let v = mk(2);
+                thread::spawn(move || drop(ring.force_push(v)))
+            };
+            let popped = ring.consumer().unwrap().pop();
+            drop(popped);
+            let v = mk(3);
+            drop(ring.try_push(v));
+            t1.join().unwrap();
+            t2.join().unwrap();
+            // Last Arc: the Ring's Drop runs here and drops what is left.
+        }
+        for (id, d) in drops.iter().enumerate() {
+            assert_eq!(
+                d.load(Ordering::Relaxed),
+                1,
+                "value {id} dropped {d:?} times"
+            );
+        }
+    });
+}
+
+/// The `alloc` channel: cloned producers on two threads, the receiver on the main thread;
+/// values are tracked, so a leak or double drop fails. Two values in two slots: never full, so
+/// no push waits; the receiver pops twice concurrently, then takes the rest after the joins.
+#[test]
+fn channel_two_producers() {
+    check(None, || {
+        let (tx, mut rx) = channel::<Track<u32>, 2>();
+        let spawn = |v: u32| {
+            let tx = tx.clone();
+            thread::spawn(move || assert!(tx.try_push(Track::new(v)).is_ok(), "room for both"))
+        };
+        let a = spawn(1);
+        let b = spawn(2);
+        drop(tx);
+        let mut got: Vec<u32> = (0..2)
+            .filter_map(|_| rx.pop())
+            .map(|v| *v.get_ref())
+            .collect();
+        a.join().unwrap();
+        b.join().unwrap();
+        got.extend(rx.drain().map(|v| *v.get_ref()));
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert!(rx.pop().is_none());
+    });
+}
