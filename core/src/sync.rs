@@ -5,7 +5,10 @@
 //! primitives are `core`'s, with the same API surface (`UnsafeCell::with`/`with_mut`).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom_workaround::AtomicUsize;
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,5 +52,69 @@ impl<T> UnsafeCell<T> {
     #[inline(always)]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
+    }
+}
+
+/// loom's `AtomicUsize` with a workaround for a DPOR gap in loom 0.7.3 (tokio-rs/loom#392).
+///
+/// loom remembers only the *last* access to each atomic when it looks for races. In
+/// `A: load(x) … B: load(x); B: store(x)`, B's store is compared with B's own load (ordered
+/// before it, so "no race") and A's load is forgotten: loom never tries B's store before A's
+/// load. Every CAS loop has that shape, and a model of the ring explored one execution where it
+/// needed hundreds (`loom-tests` asserts each model explores more than one; that is how this
+/// was found).
+///
+/// The workaround: every load also stores to a private companion atomic that nothing reads.
+/// All accesses to the companion are writes, for which last-access tracking is sound, so any
+/// two accesses to the real atomic from different threads conflict and DPOR explores both
+/// orders. The companion carries no value anybody reads and creates no happens-before edge, so
+/// it adds executions, never behaviours.
+#[cfg(loom)]
+mod loom_workaround {
+    use loom::sync::atomic::{AtomicUsize as Inner, Ordering};
+
+    #[derive(Debug)]
+    pub(crate) struct AtomicUsize {
+        inner: Inner,
+        companion: Inner,
+    }
+
+    impl AtomicUsize {
+        pub(crate) fn new(v: usize) -> Self {
+            AtomicUsize {
+                inner: Inner::new(v),
+                companion: Inner::new(0),
+            }
+        }
+
+        pub(crate) fn load(&self, order: Ordering) -> usize {
+            self.companion.store(0, Ordering::Relaxed);
+            self.inner.load(order)
+        }
+
+        pub(crate) fn store(&self, v: usize, order: Ordering) {
+            self.inner.store(v, order)
+        }
+
+        pub(crate) fn compare_exchange(
+            &self,
+            current: usize,
+            new: usize,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<usize, usize> {
+            self.inner.compare_exchange(current, new, success, failure)
+        }
+
+        pub(crate) fn compare_exchange_weak(
+            &self,
+            current: usize,
+            new: usize,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<usize, usize> {
+            self.inner
+                .compare_exchange_weak(current, new, success, failure)
+        }
     }
 }
