@@ -158,6 +158,45 @@ fn spsc(c: &mut Criterion) {
             t
         })
     });
+    g.bench_function(BenchmarkId::new("ringwal", "pop"), |b| {
+        b.iter_custom(|iters| {
+            let mut t = Duration::ZERO;
+            for _ in 0..iters {
+                let ring: Arc<Ring<u64, CAP>> = Arc::default();
+                let mut consumer = ring.consumer().unwrap();
+                let p = {
+                    let ring = ring.clone();
+                    thread::spawn(move || {
+                        let mut bo = Backoff::new();
+                        for mut v in 0..SPSC_N {
+                            while let Err(f) = ring.try_push(v) {
+                                v = f.0;
+                                bo.snooze();
+                            }
+                            bo.reset();
+                        }
+                    })
+                };
+                let s = Instant::now();
+                let mut n = 0;
+                let mut bo = Backoff::new();
+                while n < SPSC_N {
+                    match consumer.pop() {
+                        Some(v) => {
+                            black_box(v);
+                            n += 1;
+                            bo.reset();
+                        }
+                        None => bo.snooze(),
+                    }
+                }
+                t += s.elapsed();
+                drop(consumer);
+                p.join().unwrap();
+            }
+            t
+        })
+    });
     g.bench_function(BenchmarkId::new("ArrayQueue", "pop"), |b| {
         b.iter_custom(|iters| {
             let mut t = Duration::ZERO;

@@ -113,7 +113,7 @@ impl<T, const N: usize> Receiver<T, N> {
     /// Pops the oldest value, or `None` if none is ready. See [`Consumer::pop`](crate::Consumer::pop).
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        self.ring.pop_with(&mut self.cursor, None)
+        self.ring.pop_with(&mut self.cursor)
     }
 
     /// Pops what is there now. See [`Consumer::drain`](crate::Consumer::drain).
