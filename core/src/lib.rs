@@ -22,7 +22,7 @@
 //! assert_eq!(batch, [512, 513]);
 //! ```
 //!
-//! With the `alloc` feature, [`channel`] puts the ring behind an `Arc` and returns a cloneable
+//! With the `alloc` feature, `channel()` puts the ring behind an `Arc` and returns a cloneable
 //! `Producer` and a `Receiver`.
 //!
 //! Two ways to push:
@@ -85,7 +85,8 @@
 //! to evict it — moves the value out, and frees the slot by storing `lap + N` (`Release`,
 //! pairing with the next producer's `Acquire`: the read of the old value happens-before the
 //! write of the new one). If the CAS fails, `force_push` evicted positions; the failure value
-//! says how many, which is how [`Consumer::evicted`] is counted, at no cost on the common path.
+//! (or, when the stamp shows the slot already moved on, a reload of `head`) says how many,
+//! which is how [`Consumer::evicted`] is counted, at no cost on the common path.
 //!
 //! **force_push** on a full ring (stamp = `lap(tail) - N + 1`, and `head == tail - N`) claims
 //! the oldest position with a CAS on `head`. Having won it, it owns the slot; the slot is not
@@ -108,8 +109,9 @@
 //! pusher is the consumer's own thread. The CAS is on a line only the consumer touches while the
 //! ring is not full, so it is a local atomic instruction, not a cache-line transfer.
 //!
-//! Every ordering is checked under loom in `loom-tests/` (all interleavings, weak-memory
-//! outcomes included), and the tests run under Miri and ThreadSanitizer.
+//! Every ordering is checked under loom in `loom-tests/`: every pair of operations
+//! exhaustively, three-thread models up to a documented preemption bound, within what loom
+//! models of weak memory. The tests also run under Miri and ThreadSanitizer.
 #![cfg_attr(not(loom), no_std)]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -1,8 +1,11 @@
 //! The one place atomics, cells and spin hints come from.
 //!
-//! Under `--cfg loom` every primitive is loom's, so the models in `loom-tests/` explore every
-//! interleaving and every weak-memory outcome the C++20 model allows for this code. Otherwise the
-//! primitives are `core`'s, with the same API surface (`UnsafeCell::with`/`with_mut`).
+//! Under `--cfg loom` every primitive is loom's, so the models in `loom-tests/` explore the
+//! interleavings and the weak-memory outcomes loom models. Otherwise the primitives are
+//! `core`'s, with the same API surface (`UnsafeCell::with`/`with_mut`).
+//!
+//! `AtomicBool` is loom's own, unwrapped: core never plain-loads it (only CAS and store), so the
+//! DPOR gap worked around below for `AtomicUsize` does not arise for it.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +91,8 @@ mod loom_workaround {
         }
 
         pub(crate) fn load(&self, order: Ordering) -> usize {
+            // Before the load, not after: DPOR must be able to put another thread's write
+            // between this point and the load itself.
             self.companion.store(0, Ordering::Relaxed);
             self.inner.load(order)
         }

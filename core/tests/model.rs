@@ -185,6 +185,12 @@ impl<'r, const N: usize> Harness<'r, N> {
                 assert_eq!(self.consumer().evicted(), 0);
             }
         }
+        let seen = self.evicted_seen;
+        assert_eq!(
+            self.consumer().evicted(),
+            seen,
+            "eviction count moved without a step"
+        );
         assert_eq!(self.ring.len(), self.model.len(), "len after {op:?}");
         assert_eq!(self.ring.is_empty(), self.model.is_empty());
         assert_eq!(self.ring.is_full(), self.model.len() == N);

@@ -106,9 +106,6 @@ fn run<const N: usize>(force: bool) {
         evicted.len() as u64,
         "consumer's eviction count"
     );
-    if !force {
-        assert!(evicted.is_empty());
-    }
     check(&got, &evicted, per);
     assert!(ring.is_empty());
 }
@@ -137,30 +134,27 @@ fn force_push_n64() {
 /// `Ring`'s `Drop` at the end must drop exactly what is left.
 #[test]
 fn mixed_with_drop_counting() {
-    static CREATED: AtomicUsize = AtomicUsize::new(0);
-    static DROPPED: AtomicUsize = AtomicUsize::new(0);
-    struct Counted(#[allow(dead_code)] u64);
-    impl Counted {
-        fn new(v: u64) -> Self {
-            CREATED.fetch_add(1, Ordering::Relaxed);
-            Counted(v)
-        }
-    }
+    use std::sync::atomic::AtomicU8;
+    let per = per_producer() / 4;
+    // One drop counter per value: a leak and a double drop cannot cancel out.
+    let drops: Arc<Vec<AtomicU8>> =
+        Arc::new((0..PRODUCERS * per).map(|_| AtomicU8::new(0)).collect());
+    struct Counted(usize, Arc<Vec<AtomicU8>>);
     impl Drop for Counted {
         fn drop(&mut self) {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            self.1[self.0].fetch_add(1, Ordering::Relaxed);
         }
     }
-    let per = per_producer() / 4;
     {
         let ring: Arc<Ring<Counted, 8>> = Arc::new(Ring::new());
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..PRODUCERS)
             .map(|p| {
                 let ring = ring.clone();
+                let drops = drops.clone();
                 thread::spawn(move || {
                     for seq in 0..per {
-                        let v = Counted::new(encode(p, seq));
+                        let v = Counted((p * per + seq) as usize, drops.clone());
                         if seq % 2 == 0 {
                             drop(ring.force_push(v));
                         } else {
@@ -192,11 +186,13 @@ fn mixed_with_drop_counting() {
         consumer_thread.join().unwrap();
         // Some values are still in the ring; dropping the last Arc drops them.
     }
-    assert_eq!(
-        CREATED.load(Ordering::Relaxed),
-        DROPPED.load(Ordering::Relaxed),
-        "every value dropped exactly once"
-    );
+    for (id, d) in drops.iter().enumerate() {
+        assert_eq!(
+            d.load(Ordering::Relaxed),
+            1,
+            "value {id} dropped the wrong number of times"
+        );
+    }
 }
 
 #[test]
@@ -219,7 +215,14 @@ fn channel_producers_and_receiver() {
         .collect();
     let total = (per * PRODUCERS) as usize;
     let mut got = Vec::with_capacity(total);
+    // A lost value must fail the test, not hang it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while got.len() < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {total} values arrived",
+            got.len()
+        );
         let before = got.len();
         got.extend(rx.drain());
         if got.len() == before {

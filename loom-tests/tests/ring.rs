@@ -250,15 +250,31 @@ fn force_push_stream_against_consumer() {
                 evicted
             })
         };
-        let first = c.pop();
-        let second = c.pop();
+        // Each value with the consumer's eviction count right after popping it.
+        let mut got: Vec<(u32, u64)> = Vec::new();
+        for _ in 0..2 {
+            if let Some(v) = c.pop() {
+                got.push((v, c.evicted()));
+            }
+        }
         let evicted = producer.join().unwrap();
-        let mut got: Vec<u32> = first.into_iter().chain(second).collect();
-        got.extend(c.drain());
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
-        let mut all: Vec<u32> = got.iter().chain(&evicted).copied().collect();
+        while let Some(v) = c.pop() {
+            got.push((v, c.evicted()));
+        }
+        let values: Vec<u32> = got.iter().map(|g| g.0).collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "order: {values:?}");
+        let mut all: Vec<u32> = values.iter().chain(&evicted).copied().collect();
         all.sort_unstable();
         assert_eq!(all, [1, 2, 3, 4], "exactly once");
+        // The gap is counted before the right value: when v is popped, the count equals the
+        // number of evicted values older than v, even though it was read mid-race.
+        for &(v, count) in &got {
+            let older = evicted.iter().filter(|&&e| e < v).count() as u64;
+            assert_eq!(
+                count, older,
+                "eviction count when popping {v}: {got:?} / {evicted:?}"
+            );
+        }
         assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
     });
 }
