@@ -112,162 +112,119 @@ fn consume_full(c: &mut Criterion) {
 
 const SPSC_N: u64 = 1 << 20;
 
+/// Moves `SPSC_N` values from a producer thread to this thread and returns how long the
+/// consumer took. `push` hands the value back when full; `take` takes what it can, counting
+/// into `n`. Both sides back off the same way for every peer.
+fn spsc_once<P: Send, C>(
+    producer: P,
+    consumer: &mut C,
+    push: fn(&mut P, u64) -> Result<(), u64>,
+    take: fn(&mut C, &mut u64),
+) -> Duration {
+    thread::scope(|s| {
+        let mut producer = producer;
+        s.spawn(move || {
+            let mut backoff = Backoff::new();
+            for mut v in 0..SPSC_N {
+                while let Err(back) = push(&mut producer, v) {
+                    v = back;
+                    backoff.snooze();
+                }
+                backoff.reset();
+            }
+        });
+        let start = Instant::now();
+        let (mut n, mut backoff) = (0, Backoff::new());
+        while n < SPSC_N {
+            let before = n;
+            take(consumer, &mut n);
+            if n == before {
+                backoff.snooze();
+            } else {
+                backoff.reset();
+            }
+        }
+        start.elapsed()
+    })
+}
+
 /// One producer thread, the consumer on the bench thread; time to move SPSC_N values.
 fn spsc(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_throughput");
     g.throughput(Throughput::Elements(SPSC_N));
     g.sample_size(20);
+    type Shared = Arc<Ring<u64, CAP>>;
+    let ring_push: fn(&mut Shared, u64) -> Result<(), u64> = |r, v| r.try_push(v).map_err(|f| f.0);
     g.bench_function(BenchmarkId::new("ringwal", "drain"), |b| {
         b.iter_custom(|iters| {
-            let mut t = Duration::ZERO;
-            for _ in 0..iters {
-                let ring: Arc<Ring<u64, CAP>> = Arc::default();
-                let mut consumer = ring.consumer().unwrap();
-                let p = {
-                    let ring = ring.clone();
-                    thread::spawn(move || {
-                        let mut bo = Backoff::new();
-                        for mut v in 0..SPSC_N {
-                            while let Err(f) = ring.try_push(v) {
-                                v = f.0;
-                                bo.snooze();
-                            }
-                            bo.reset();
-                        }
+            (0..iters)
+                .map(|_| {
+                    let ring: Shared = Arc::default();
+                    let mut consumer = ring.consumer().unwrap();
+                    spsc_once(ring.clone(), &mut consumer, ring_push, |c, n| {
+                        c.drain().for_each(|v| {
+                            black_box(v);
+                            *n += 1;
+                        })
                     })
-                };
-                let s = Instant::now();
-                let mut n = 0;
-                let mut bo = Backoff::new();
-                while n < SPSC_N {
-                    let before = n;
-                    consumer.drain().for_each(|v| {
-                        black_box(v);
-                        n += 1;
-                    });
-                    if n == before {
-                        bo.snooze();
-                    } else {
-                        bo.reset();
-                    }
-                }
-                t += s.elapsed();
-                drop(consumer);
-                p.join().unwrap();
-            }
-            t
+                })
+                .sum()
         })
     });
     g.bench_function(BenchmarkId::new("ringwal", "pop"), |b| {
         b.iter_custom(|iters| {
-            let mut t = Duration::ZERO;
-            for _ in 0..iters {
-                let ring: Arc<Ring<u64, CAP>> = Arc::default();
-                let mut consumer = ring.consumer().unwrap();
-                let p = {
-                    let ring = ring.clone();
-                    thread::spawn(move || {
-                        let mut bo = Backoff::new();
-                        for mut v in 0..SPSC_N {
-                            while let Err(f) = ring.try_push(v) {
-                                v = f.0;
-                                bo.snooze();
-                            }
-                            bo.reset();
+            (0..iters)
+                .map(|_| {
+                    let ring: Shared = Arc::default();
+                    let mut consumer = ring.consumer().unwrap();
+                    spsc_once(ring.clone(), &mut consumer, ring_push, |c, n| {
+                        if let Some(v) = c.pop() {
+                            black_box(v);
+                            *n += 1;
                         }
                     })
-                };
-                let s = Instant::now();
-                let mut n = 0;
-                let mut bo = Backoff::new();
-                while n < SPSC_N {
-                    match consumer.pop() {
-                        Some(v) => {
-                            black_box(v);
-                            n += 1;
-                            bo.reset();
-                        }
-                        None => bo.snooze(),
-                    }
-                }
-                t += s.elapsed();
-                drop(consumer);
-                p.join().unwrap();
-            }
-            t
+                })
+                .sum()
         })
     });
     g.bench_function(BenchmarkId::new("ArrayQueue", "pop"), |b| {
         b.iter_custom(|iters| {
-            let mut t = Duration::ZERO;
-            for _ in 0..iters {
-                let q = Arc::new(ArrayQueue::<u64>::new(CAP));
-                let p = {
-                    let q = q.clone();
-                    thread::spawn(move || {
-                        let mut bo = Backoff::new();
-                        for mut v in 0..SPSC_N {
-                            while let Err(x) = q.push(v) {
-                                v = x;
-                                bo.snooze();
+            (0..iters)
+                .map(|_| {
+                    let mut q = Arc::new(ArrayQueue::<u64>::new(CAP));
+                    spsc_once(
+                        q.clone(),
+                        &mut q,
+                        |q, v| q.push(v),
+                        |q, n| {
+                            if let Some(v) = q.pop() {
+                                black_box(v);
+                                *n += 1;
                             }
-                            bo.reset();
-                        }
-                    })
-                };
-                let s = Instant::now();
-                let mut n = 0;
-                let mut bo = Backoff::new();
-                while n < SPSC_N {
-                    match q.pop() {
-                        Some(v) => {
-                            black_box(v);
-                            n += 1;
-                            bo.reset();
-                        }
-                        None => bo.snooze(),
-                    }
-                }
-                t += s.elapsed();
-                p.join().unwrap();
-            }
-            t
+                        },
+                    )
+                })
+                .sum()
         })
     });
     g.bench_function(BenchmarkId::new("rtrb", "read_chunk"), |b| {
         b.iter_custom(|iters| {
-            let mut t = Duration::ZERO;
-            for _ in 0..iters {
-                let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-                let p = thread::spawn(move || {
-                    let mut bo = Backoff::new();
-                    for mut v in 0..SPSC_N {
-                        while let Err(rtrb::PushError::Full(x)) = tx.push(v) {
-                            v = x;
-                            bo.snooze();
+            (0..iters)
+                .map(|_| {
+                    let (tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+                    let push: fn(&mut rtrb::Producer<u64>, u64) -> Result<(), u64> =
+                        |p, v| p.push(v).map_err(|rtrb::PushError::Full(x)| x);
+                    spsc_once(tx, &mut rx, push, |rx, n| {
+                        let k = rx.slots();
+                        if k > 0 {
+                            rx.read_chunk(k).unwrap().into_iter().for_each(|v| {
+                                black_box(v);
+                                *n += 1;
+                            });
                         }
-                        bo.reset();
-                    }
-                });
-                let s = Instant::now();
-                let mut n = 0;
-                let mut bo = Backoff::new();
-                while n < SPSC_N {
-                    let k = rx.slots();
-                    if k == 0 {
-                        bo.snooze();
-                        continue;
-                    }
-                    bo.reset();
-                    rx.read_chunk(k).unwrap().into_iter().for_each(|v| {
-                        black_box(v);
-                        n += 1;
-                    });
-                }
-                t += s.elapsed();
-                p.join().unwrap();
-            }
-            t
+                    })
+                })
+                .sum()
         })
     });
     g.finish();

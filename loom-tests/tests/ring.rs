@@ -125,6 +125,20 @@ fn try_push_on_full_races_pop() {
     });
 }
 
+/// A ring of two slots holding `[1, 2]`: full, so the next `force_push` must evict.
+fn full_ring_of_1_2() -> Arc<Ring<Track<u32>, 2>> {
+    let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+    assert!(ring.try_push(Track::new(1)).is_ok());
+    assert!(ring.try_push(Track::new(2)).is_ok());
+    ring
+}
+
+/// A thread that force-pushes `v` and returns what it evicted.
+fn spawn_force_push(ring: &Arc<Ring<Track<u32>, 2>>, v: u32) -> thread::JoinHandle<Option<u32>> {
+    let ring = ring.clone();
+    thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
+}
+
 /// Checks the outcome of force-pushes racing pops on a ring that started as `[1, 2]` (full) and
 /// then got `pushed` (values > 2, in any relative order): every value is in exactly one place
 /// (popped, evicted, or still queued), what was taken from the front (popped or evicted) is all
@@ -159,14 +173,9 @@ fn check_full_ring_outcome(popped: &[u32], evicted: &[u32], rest: &[u32], pushed
 #[test]
 fn force_push_races_pop() {
     check(None, || {
-        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let ring = full_ring_of_1_2();
         let mut c = ring.consumer().unwrap();
-        assert!(ring.try_push(Track::new(1)).is_ok());
-        assert!(ring.try_push(Track::new(2)).is_ok());
-        let f = {
-            let ring = ring.clone();
-            thread::spawn(move || ring.force_push(Track::new(3)).map(|t| *t.get_ref()))
-        };
+        let f = spawn_force_push(&ring, 3);
         let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
         let evicted: Vec<u32> = f.join().unwrap().into_iter().collect();
         let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
@@ -180,16 +189,10 @@ fn force_push_races_pop() {
 #[test]
 fn force_push_races_force_push() {
     check(None, || {
-        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let ring = full_ring_of_1_2();
         let mut c = ring.consumer().unwrap();
-        assert!(ring.try_push(Track::new(1)).is_ok());
-        assert!(ring.try_push(Track::new(2)).is_ok());
-        let spawn_force = |v: u32| {
-            let ring = ring.clone();
-            thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
-        };
-        let f3 = spawn_force(3);
-        let f4 = spawn_force(4);
+        let f3 = spawn_force_push(&ring, 3);
+        let f4 = spawn_force_push(&ring, 4);
         let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
         evicted.extend(f4.join().unwrap());
         evicted.sort_unstable();
@@ -214,16 +217,10 @@ fn force_push_races_force_push() {
 #[test]
 fn force_push_races_pop_and_force_push() {
     check(Some(1), || {
-        let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+        let ring = full_ring_of_1_2();
         let mut c = ring.consumer().unwrap();
-        assert!(ring.try_push(Track::new(1)).is_ok());
-        assert!(ring.try_push(Track::new(2)).is_ok());
-        let spawn_force = |v: u32| {
-            let ring = ring.clone();
-            thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
-        };
-        let f3 = spawn_force(3);
-        let f4 = spawn_force(4);
+        let f3 = spawn_force_push(&ring, 3);
+        let f4 = spawn_force_push(&ring, 4);
         let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
         let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
         evicted.extend(f4.join().unwrap());
