@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use ringwal_benches::Backoff;
-use ringwal_core::Ring;
+use ringwal_core::{Consumer, Ring};
 
 const CAP: usize = 4096;
 
@@ -153,15 +153,22 @@ fn spsc(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_throughput");
     g.throughput(Throughput::Elements(SPSC_N));
     g.sample_size(20);
-    type Shared = Arc<Ring<u64, CAP>>;
-    let ring_push: fn(&mut Shared, u64) -> Result<(), u64> = |r, v| r.try_push(v).map_err(|f| f.0);
+    // The ring's two consumer styles, same producer.
+    fn ringwal(take: fn(&mut Consumer<'_, u64, CAP>, &mut u64)) -> Duration {
+        let ring: Arc<Ring<u64, CAP>> = Arc::default();
+        let mut consumer = ring.consumer().unwrap();
+        spsc_once(
+            ring.clone(),
+            &mut consumer,
+            |r, v| r.try_push(v).map_err(|f| f.0),
+            take,
+        )
+    }
     g.bench_function(BenchmarkId::new("ringwal", "drain"), |b| {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let ring: Shared = Arc::default();
-                    let mut consumer = ring.consumer().unwrap();
-                    spsc_once(ring.clone(), &mut consumer, ring_push, |c, n| {
+                    ringwal(|c, n| {
                         c.drain().for_each(|v| {
                             black_box(v);
                             *n += 1;
@@ -175,9 +182,7 @@ fn spsc(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    let ring: Shared = Arc::default();
-                    let mut consumer = ring.consumer().unwrap();
-                    spsc_once(ring.clone(), &mut consumer, ring_push, |c, n| {
+                    ringwal(|c, n| {
                         if let Some(v) = c.pop() {
                             black_box(v);
                             *n += 1;
