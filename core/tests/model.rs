@@ -166,11 +166,9 @@ impl<'r, const N: usize> Harness<'r, N> {
                     .collect();
                 let want: Vec<u64> = self.model.drain(..available.min(k as usize)).collect();
                 assert_eq!(got, want);
+                // With k == 0 the drain never stepped; the check after every op covers it.
                 if k > 0 {
                     self.check_consumer_count();
-                } else {
-                    let expected = self.evicted_seen;
-                    assert_eq!(self.consumer().evicted(), expected, "a drain never stepped");
                 }
             }
             Op::Reclaim => {
@@ -182,7 +180,6 @@ impl<'r, const N: usize> Harness<'r, N> {
                 self.consumer = Some(self.ring.consumer().expect("claim after drop"));
                 // A new count; evictions the old consumer had not stepped over are still pending.
                 self.evicted_seen = 0;
-                assert_eq!(self.consumer().evicted(), 0);
             }
         }
         let seen = self.evicted_seen;
