@@ -254,6 +254,26 @@ impl<T, const N: usize> Ring<T, N> {
         }
     }
 
+    /// The producers' position: how many pushes have claimed a slot since the ring was created
+    /// (`try_push` that succeeded plus every `force_push`), wrapping at `usize::MAX`.
+    ///
+    /// A snapshot. A push that returned before this call is always counted (it happens-before
+    /// the load); one still running may or may not be. The std writer uses it as a flush target:
+    /// it waits until the consumer's position (values popped plus values evicted) reaches it.
+    ///
+    /// ```
+    /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
+    /// ring.try_push(1).unwrap();
+    /// ring.force_push(2);
+    /// ring.force_push(3); // evicts 1
+    /// assert_eq!(ring.pushed(), 3);
+    /// ```
+    pub fn pushed(&self) -> usize {
+        // Relaxed: a snapshot. Coherence alone makes a push that happens-before this load
+        // visible to it; nothing is read through this value.
+        self.tail.load(Ordering::Relaxed)
+    }
+
     /// Whether [`len`](Self::len) is 0 (a snapshot).
     pub fn is_empty(&self) -> bool {
         self.len() == 0

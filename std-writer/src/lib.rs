@@ -1,0 +1,287 @@
+//! Getting events out of latency-critical code and onto disk without making the emitting
+//! thread wait.
+//!
+//! Emitters push events into a lock-free ring ([`ringwal_core::Ring`]) and return at once.
+//! One writer thread drains the ring, encodes the events ([`Record`]), and appends them in
+//! batches to a crash-safe, segmented, CRC-framed log ([`SegmentLog`], or your own [`Sink`]),
+//! with one fsync per batch (group commit). A [`Reader`] reads the log back, also while it is
+//! being written.
+//!
+//! ```
+//! use ringwal::{Overflow, Reader, SyncPolicy, Writer};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let (writer, emitter) = Writer::builder(dir.path())
+//!     .overflow(Overflow::Reject)        // a full ring hands the event back
+//!     .sync(SyncPolicy::EveryBatch)      // one fsync per batch
+//!     .start::<String>()?;
+//!
+//! emitter.emit("user 7 logged in".to_string()).unwrap();
+//! emitter.emit("user 7 bought 3 items".to_string()).unwrap();
+//! emitter.flush()?;                      // both written and fsynced
+//!
+//! for entry in Reader::open(dir.path())?.iter() {
+//!     let entry = entry?;
+//!     println!("{} {}", entry.seq, String::from_utf8_lossy(&entry.payload));
+//! }
+//!
+//! let report = writer.shutdown()?;       // drains, syncs, joins
+//! assert_eq!(report.emitted, report.persisted + report.dropped);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **The emit path** is one ring push and, only when the writer is parked, one unpark:
+//!   no allocation, no lock, no syscall otherwise (a test counts allocations).
+//! - **Nothing is lost silently.** Every `emit` is counted once, in `emitted` (accepted) or
+//!   `rejected`, and after shutdown `emitted == persisted + dropped` exactly. Events evicted by
+//!   [`Overflow::DropOldest`] show in the log itself, as the next record's
+//!   [`Entry::dropped_before`].
+//! - **Crash safety.** A record is durable once a [`flush`](Emitter::flush) that covers it has
+//!   returned (under [`SyncPolicy::EveryBatch`] and [`SyncPolicy::Interval`]). Opening a
+//!   directory recovers it: a torn tail is cut and reported ([`Recovery`]); damage anywhere
+//!   else is an error naming the file and offset. Nothing on disk makes the library panic.
+//! - **A failing disk** (ENOSPC, EIO) loses nothing accepted: the writer keeps the batch and
+//!   retries with capped exponential backoff (1 ms doubling to 250 ms), `healthy` turns false,
+//!   the ring fills and the overflow policy applies. A failed fsync is never retried as if
+//!   nothing happened: the log rolls back to its last successful sync and the writer appends
+//!   the unconfirmed records again (same sequence numbers, none twice).
+//!
+//! # How the writer sleeps
+//!
+//! When the ring is empty the writer parks. Emitters see that in the same state word they
+//! check for shutdown, so waking it costs them nothing while it is awake. The handshake (and
+//! the one that wakes `Block` emitters when space frees) is argued in the `signal` module's
+//! source and checked under loom in `loom-tests/`.
+
+#![warn(missing_docs)]
+
+#[cfg(not(loom))]
+pub mod format;
+#[cfg(not(loom))]
+mod log;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+mod record;
+#[doc(hidden)]
+pub mod signal;
+#[cfg(not(loom))]
+mod sink;
+mod sync;
+#[cfg(not(loom))]
+mod writer;
+
+#[cfg(not(loom))]
+pub use crate::{
+    log::{LogOptions, Recovery, SegmentLog},
+    reader::{Entry, Iter, Reader, SegmentInfo},
+    record::Record,
+    sink::{Batch, Sink},
+    writer::{Builder, Emitter, Writer},
+};
+
+#[cfg(not(loom))]
+pub use ringwal_core;
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// What [`Emitter::emit`] does when the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Hand the event back in [`EmitError::Full`]. The emitter never waits. The default.
+    #[default]
+    Reject,
+    /// Evict the oldest queued event to make room; never reject. The loss is counted
+    /// (`dropped`) and recorded in the log as the next record's `dropped_before`.
+    DropOldest,
+    /// Wait for space: spin briefly, then park until the writer frees a slot, up to the
+    /// timeout (`None`: no limit), then return [`EmitError::Full`].
+    Block(Option<Duration>),
+}
+
+/// When the writer fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// After every batch: each batch is one write and one fsync (group commit). The default.
+    #[default]
+    EveryBatch,
+    /// At most this long after a batch is written (and whenever a `flush` asks).
+    Interval(Duration),
+    /// Never during the run (the OS writes back when it likes); `flush` waits only for the
+    /// write. Shutdown still syncs once.
+    Never,
+}
+
+/// Which old segments to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retain {
+    /// Keep every segment. The default.
+    #[default]
+    All,
+    /// Delete the oldest segments while all of them together exceed this many bytes.
+    Bytes(u64),
+    /// Keep at most this many segments (oldest deleted first).
+    Segments(usize),
+}
+
+/// Why [`Emitter::emit`] did not accept an event. Each variant hands the event back.
+pub enum EmitError<T> {
+    /// The ring is full (`Reject`, or `Block` past its timeout).
+    Full(T),
+    /// The writer is shutting down or gone.
+    Closed(T),
+    /// The disk is failing and the writer was built with `reject_when_unhealthy(true)`.
+    Unhealthy(T),
+}
+
+impl<T> EmitError<T> {
+    /// The event that was not accepted.
+    ///
+    /// ```
+    /// let e = ringwal::EmitError::Full(5);
+    /// assert_eq!(e.into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            EmitError::Full(t) | EmitError::Closed(t) | EmitError::Unhealthy(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for EmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmitError::Full(_) => f.write_str("Full(..)"),
+            EmitError::Closed(_) => f.write_str("Closed(..)"),
+            EmitError::Unhealthy(_) => f.write_str("Unhealthy(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for EmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EmitError::Full(_) => "ring is full",
+            EmitError::Closed(_) => "writer is shut down",
+            EmitError::Unhealthy(_) => "writer is unhealthy (the disk is failing)",
+        })
+    }
+}
+
+impl<T> std::error::Error for EmitError<T> {}
+
+/// Why a flush did not confirm the records it waited for.
+#[derive(Debug)]
+pub enum FlushError {
+    /// The timeout passed first.
+    Timeout,
+    /// The writer stopped without writing them (its shutdown failed).
+    Closed,
+    /// A write or sync failed while waiting. The writer keeps retrying, so the records may
+    /// still be written later, but they are not confirmed durable now.
+    Io(io::Error),
+}
+
+impl fmt::Display for FlushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlushError::Timeout => f.write_str("flush timed out"),
+            FlushError::Closed => f.write_str("writer stopped before the flush completed"),
+            FlushError::Io(e) => write!(f, "flush failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FlushError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FlushError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of a writer: a snapshot from [`Emitter::stats`] or [`Writer::stats`].
+///
+/// At any time `emitted == persisted + dropped + queued`; after shutdown `queued == 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Events accepted by `emit`.
+    pub emitted: u64,
+    /// `emit` calls that returned an error (full, closed, unhealthy).
+    pub rejected: u64,
+    /// Records appended to the sink (durable once the next sync succeeds, unless the policy
+    /// is `Never`).
+    pub persisted: u64,
+    /// Accepted events that will never be written: evicted by `DropOldest`, or whose encoding
+    /// panicked or exceeded [`format::MAX_PAYLOAD`].
+    pub dropped: u64,
+    /// Accepted events not yet persisted nor dropped (in the ring or the writer's batch).
+    pub queued: u64,
+    /// Bytes appended to the sink (frames, headers included; segment headers not).
+    pub bytes_written: u64,
+    /// Successful syncs.
+    pub syncs: u64,
+    /// Failed appends and syncs.
+    pub write_errors: u64,
+    /// Segments in the log.
+    pub segments: u64,
+    /// The last sequence number in the log, if any record is.
+    pub last_seq: Option<u64>,
+    /// False while writes or syncs are failing.
+    pub healthy: bool,
+}
+
+/// The final counters [`Writer::shutdown`] returns (a [`Stats`] with `queued == 0` after a
+/// clean shutdown); its fields are readable directly (`report.persisted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Report {
+    /// The counters.
+    pub stats: Stats,
+}
+
+impl std::ops::Deref for Report {
+    type Target = Stats;
+    fn deref(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+/// A shutdown that could not persist everything by its timeout (or whose writer thread
+/// panicked).
+#[derive(Debug)]
+pub struct ShutdownError {
+    /// The last write or sync error.
+    pub error: io::Error,
+    /// The counters at the end: `emitted == persisted + dropped + unwritten.len()`.
+    pub report: Box<Report>,
+    /// The records not confirmed written, encoded, in order, with the sequence numbers the
+    /// writer gave them. Some may already be in the log (appended, but their sync failed).
+    pub unwritten: Vec<Entry>,
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown could not persist {} records: {}",
+            self.unwritten.len(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for ShutdownError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+#[cfg(loom)]
+#[doc(hidden)]
+/// Under loom only the handshakes compile; `Entry` is needed by nothing there.
+pub struct Entry;

@@ -1,0 +1,576 @@
+//! The default [`Sink`]: a directory of CRC-framed segment files.
+
+use crate::format::{self, HeaderError, ScanEnd, HEADER_LEN};
+use crate::sink::{Batch, Sink};
+use crate::Retain;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Settings of a [`SegmentLog`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Start a new segment when the current one would grow past this many bytes (a single
+    /// record larger than this gets a segment of its own). Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Which old segments to delete. Default [`Retain::All`].
+    pub retain: Retain,
+    /// Whether `sync` is part of the deal: then a segment is fsynced when it is sealed (before
+    /// the next one is created), and a failed fsync rolls back to the last successful `sync`.
+    /// Off for `SyncPolicy::Never`: rollback points then follow every successful append.
+    /// Default true.
+    pub durable: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 64 << 20,
+            retain: Retain::All,
+            durable: true,
+        }
+    }
+}
+
+/// What opening a log directory found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segments in the directory after recovery.
+    pub segments: usize,
+    /// Valid records kept in the last segment (the one recovery checks frame by frame).
+    pub records_kept: u64,
+    /// The sequence number the writer continues with.
+    pub next_seq: u64,
+    /// Bytes removed: a torn or corrupt tail of the last segment, or a segment whose creation
+    /// a crash cut short.
+    pub bytes_cut: u64,
+    /// The file that was cut, if any.
+    pub truncated: Option<PathBuf>,
+    /// Why it was cut.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seg {
+    first_seq: u64,
+    len: u64,
+}
+
+/// A point the log can roll back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    segment: u64,
+    len: u64,
+    next_seq: u64,
+}
+
+/// A directory of segment files; the writer's default [`Sink`].
+///
+/// Opening recovers the directory (see [`Recovery`]) and takes an exclusive lock on
+/// `dir/LOCK`, so two writers never append to one log.
+///
+/// ```
+/// use ringwal::{format, Batch, LogOptions, SegmentLog, Sink};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut log = SegmentLog::open(dir.path(), LogOptions::default()).unwrap();
+/// let mut frames = Vec::new();
+/// format::encode_frame(&mut frames, log.next_seq(), 0, b"first");
+/// log.append(&Batch::new(&frames, 0, 1).unwrap()).unwrap();
+/// log.sync().unwrap();
+/// drop(log);
+/// let log = SegmentLog::open(dir.path(), LogOptions::default()).unwrap();
+/// assert_eq!(log.next_seq(), 1);
+/// ```
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    options: LogOptions,
+    _lock: File,
+    segments: VecDeque<Seg>,
+    active: File,
+    next_seq: u64,
+    /// The last successful sync (or append, when not `durable`).
+    mark: Mark,
+    /// A rollback failed: restore `mark` before anything else.
+    poisoned: bool,
+    recovery: Recovery,
+}
+
+fn annotate(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+/// fsyncs a directory, so file creations and deletions in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| annotate(dir, e))
+}
+
+/// The segments in `dir`, sorted by first sequence number. Other files are ignored.
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| annotate(dir, e))? {
+        let entry = entry.map_err(|e| annotate(dir, e))?;
+        if let Some(seq) = entry
+            .file_name()
+            .to_str()
+            .and_then(format::parse_segment_file_name)
+        {
+            segments.push((seq, entry.path()));
+        }
+    }
+    segments.sort_unstable_by_key(|s| s.0);
+    Ok(segments)
+}
+
+/// Reads a segment's header; errors name the file.
+pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64)> {
+    let mut file = File::open(path).map_err(|e| annotate(path, e))?;
+    let len = file.metadata().map_err(|e| annotate(path, e))?.len();
+    let mut header = [0u8; HEADER_LEN];
+    let n = read_up_to(&mut file, &mut header).map_err(|e| annotate(path, e))?;
+    let first = format::decode_header(&header[..n]).map_err(|e| invalid(path, e))?;
+    Ok((first, len))
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl SegmentLog {
+    /// Opens (creating it if missing) and recovers the log in `dir`.
+    ///
+    /// Recovery checks every segment's header, and the last segment frame by frame: a torn or
+    /// corrupt tail (no valid record after it) is truncated, and a last segment whose creation
+    /// was cut short (shorter than a header) is removed; both are reported in
+    /// [`recovery`](Self::recovery). Damage that valid records follow, a bad header, or a file
+    /// from a newer format version is an `InvalidData` error naming the file (and offset);
+    /// nothing is changed then.
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.segment_bytes < (HEADER_LEN + format::FRAME_HEADER_LEN) as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "segment_bytes must be at least {} (header and one empty record)",
+                    HEADER_LEN + format::FRAME_HEADER_LEN
+                ),
+            ));
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a directory", dir.display()),
+            ));
+        }
+        fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| annotate(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{}: another writer has this log open", dir.display()),
+                ))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(annotate(&lock_path, e)),
+        }
+
+        let mut recovery = Recovery::default();
+        let mut listed = list_segments(&dir)?;
+        let mut segments = VecDeque::new();
+        // Every header but the last segment's must be valid.
+        for (name_seq, path) in listed.iter().take(listed.len().saturating_sub(1)) {
+            let (first, len) = read_header(path)?;
+            if first != *name_seq {
+                return Err(invalid(
+                    path,
+                    format!("header says first record {first}, file name says {name_seq}"),
+                ));
+            }
+            segments.push_back(Seg {
+                first_seq: first,
+                len,
+            });
+        }
+        let mut next_seq = 0;
+        let mut last_len = None;
+        if let Some((name_seq, path)) = listed.pop() {
+            let bytes = fs::read(&path).map_err(|e| annotate(&path, e))?;
+            match format::scan_segment(&bytes) {
+                Ok(scan) => {
+                    if scan.first_seq != name_seq {
+                        return Err(invalid(
+                            &path,
+                            format!(
+                                "header says first record {}, file name says {name_seq}",
+                                scan.first_seq
+                            ),
+                        ));
+                    }
+                    match scan.end {
+                        ScanEnd::Clean => {}
+                        ScanEnd::Torn { offset, reason } => {
+                            let file = OpenOptions::new()
+                                .write(true)
+                                .open(&path)
+                                .map_err(|e| annotate(&path, e))?;
+                            file.set_len(offset).map_err(|e| annotate(&path, e))?;
+                            file.sync_all().map_err(|e| annotate(&path, e))?;
+                            recovery.bytes_cut = bytes.len() as u64 - offset;
+                            recovery.truncated = Some(path.clone());
+                            recovery.reason =
+                                Some(format!("torn tail at offset {offset}: {reason}"));
+                        }
+                        ScanEnd::Corrupt { offset, reason } => {
+                            return Err(invalid(
+                                &path,
+                                format!("corrupt at offset {offset}: {reason}; not truncating"),
+                            ));
+                        }
+                    }
+                    recovery.records_kept = scan.records;
+                    next_seq = scan.next_seq();
+                    last_len = Some(scan.valid_len);
+                    segments.push_back(Seg {
+                        first_seq: name_seq,
+                        len: scan.valid_len,
+                    });
+                }
+                Err(HeaderError::Short(n)) => {
+                    // A crash while the segment was being created: it holds no record.
+                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+                    sync_dir(&dir)?;
+                    recovery.bytes_cut = n as u64;
+                    recovery.truncated = Some(path.clone());
+                    recovery.reason = Some(format!(
+                        "segment header cut short ({n} bytes): removed the empty segment"
+                    ));
+                }
+                Err(HeaderError::BadMagic | HeaderError::BadChecksum)
+                    if bytes.len() == HEADER_LEN && bytes.iter().all(|&b| b == 0) =>
+                {
+                    // Same, on a file system that extended the file before writing it.
+                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+                    sync_dir(&dir)?;
+                    recovery.bytes_cut = HEADER_LEN as u64;
+                    recovery.truncated = Some(path.clone());
+                    recovery.reason =
+                        Some("segment header never written: removed the empty segment".into());
+                }
+                Err(e) => return Err(invalid(&path, e)),
+            }
+            if last_len.is_none() {
+                // The removed segment starts where the previous one ends; find that end.
+                if let Some(prev) = segments.pop_back() {
+                    let path = dir.join(format::segment_file_name(prev.first_seq));
+                    let bytes = fs::read(&path).map_err(|e| annotate(&path, e))?;
+                    let scan = format::scan_segment(&bytes).map_err(|e| invalid(&path, e))?;
+                    if scan.end != ScanEnd::Clean {
+                        return Err(invalid(
+                            &path,
+                            format!("damaged at offset {}: {:?}", scan.valid_len, scan.end),
+                        ));
+                    }
+                    recovery.records_kept = scan.records;
+                    next_seq = scan.next_seq();
+                    last_len = Some(scan.valid_len);
+                    segments.push_back(prev);
+                } else {
+                    next_seq = name_seq;
+                }
+            }
+        }
+
+        let active = match (segments.back(), last_len) {
+            (Some(seg), Some(_)) => {
+                let path = dir.join(format::segment_file_name(seg.first_seq));
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| annotate(&path, e))?
+            }
+            _ => {
+                let file = create_segment(&dir, next_seq)?;
+                segments.push_back(Seg {
+                    first_seq: next_seq,
+                    len: HEADER_LEN as u64,
+                });
+                file
+            }
+        };
+        let last = *segments.back().expect("a segment exists");
+        recovery.segments = segments.len();
+        recovery.next_seq = next_seq;
+        Ok(SegmentLog {
+            dir,
+            options,
+            _lock: lock,
+            segments,
+            active,
+            next_seq,
+            mark: Mark {
+                segment: last.first_seq,
+                len: last.len,
+                next_seq,
+            },
+            poisoned: false,
+            recovery,
+        })
+    }
+
+    /// What opening found and repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn current(&self) -> Mark {
+        let seg = self.segments.back().expect("a segment exists");
+        Mark {
+            segment: seg.first_seq,
+            len: seg.len,
+            next_seq: self.next_seq,
+        }
+    }
+
+    fn path(&self, first_seq: u64) -> PathBuf {
+        self.dir.join(format::segment_file_name(first_seq))
+    }
+
+    /// Puts the log back to `mark`: deletes later segments, truncates the mark's segment.
+    /// With `sync`, makes that durable (after a failed fsync, so the unknown bytes are gone).
+    fn restore(&mut self, mark: Mark, sync: bool) -> io::Result<()> {
+        let mut removed = false;
+        while let Some(seg) = self.segments.back() {
+            if seg.first_seq <= mark.segment {
+                break;
+            }
+            let path = self.path(seg.first_seq);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(annotate(&path, e)),
+            }
+            self.segments.pop_back();
+            removed = true;
+        }
+        let path = self.path(mark.segment);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| annotate(&path, e))?;
+        file.set_len(mark.len).map_err(|e| annotate(&path, e))?;
+        if sync {
+            file.sync_all().map_err(|e| annotate(&path, e))?;
+        }
+        if removed {
+            sync_dir(&self.dir)?;
+        }
+        self.active = file;
+        if let Some(seg) = self.segments.back_mut() {
+            seg.len = mark.len;
+        }
+        self.next_seq = mark.next_seq;
+        Ok(())
+    }
+
+    fn heal(&mut self) -> io::Result<()> {
+        if self.poisoned {
+            self.restore(self.mark, true)?;
+            self.poisoned = false;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at `next_seq`.
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.options.durable {
+            if let Err(e) = self.active.sync_data() {
+                // Unknown what reached the disk since the mark: roll back to it.
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        let file = create_segment(&self.dir, self.next_seq)?;
+        self.segments.push_back(Seg {
+            first_seq: self.next_seq,
+            len: HEADER_LEN as u64,
+        });
+        self.active = file;
+        Ok(())
+    }
+
+    fn append_inner(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        let bytes = batch.bytes();
+        let limit = self.options.segment_bytes;
+        let mut spans = batch.frame_spans().peekable();
+        while spans.peek().is_some() {
+            let seg_len = self.segments.back().expect("a segment exists").len;
+            let start = spans.peek().map(|s| s.0).unwrap_or(0);
+            let mut end = start;
+            let mut count = 0u64;
+            while let Some(&(off, size)) = spans.peek() {
+                let fits = seg_len + (off + size - start) as u64 <= limit;
+                let first_in_empty = seg_len == HEADER_LEN as u64 && count == 0;
+                if !fits && !first_in_empty {
+                    break;
+                }
+                end = off + size;
+                count += 1;
+                spans.next();
+            }
+            if count == 0 {
+                self.rotate()?;
+                continue;
+            }
+            self.active.write_all(&bytes[start..end])?;
+            self.segments.back_mut().expect("a segment exists").len += (end - start) as u64;
+            self.next_seq += count;
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest segments `retain` no longer wants: never the active one, nor the
+    /// segment a rollback might need.
+    fn apply_retention(&mut self) -> io::Result<()> {
+        let mut removed = false;
+        loop {
+            let excess = match self.options.retain {
+                Retain::All => false,
+                Retain::Segments(n) => self.segments.len() > n.max(1),
+                Retain::Bytes(b) => self.segments.iter().map(|s| s.len).sum::<u64>() > b,
+            };
+            let oldest = match self.segments.front() {
+                Some(s) => *s,
+                None => break,
+            };
+            if !excess || self.segments.len() <= 1 || oldest.first_seq >= self.mark.segment {
+                break;
+            }
+            let path = self.path(oldest.first_seq);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(annotate(&path, e)),
+            }
+            self.segments.pop_front();
+            removed = true;
+        }
+        if removed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
+    let path = dir.join(format::segment_file_name(first_seq));
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| annotate(&path, e))?;
+    let written = file
+        .write_all(&format::encode_header(first_seq))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(&path);
+        return Err(annotate(&path, e));
+    }
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+impl Sink for SegmentLog {
+    fn next_seq(&self) -> u64 {
+        if self.poisoned {
+            self.mark.next_seq
+        } else {
+            self.next_seq
+        }
+    }
+
+    fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        self.heal()?;
+        if batch.first_seq() != self.next_seq {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "batch starts at record {}, the log is at {}",
+                    batch.first_seq(),
+                    self.next_seq
+                ),
+            ));
+        }
+        let before = self.current();
+        match self.append_inner(batch) {
+            Ok(()) => {
+                if !self.options.durable {
+                    self.mark = self.current();
+                }
+                if let Err(e) = self.apply_retention() {
+                    // The batch is appended; a failed deletion is retried after the next one.
+                    let _ = e;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let target = if self.poisoned { self.mark } else { before };
+                let durable = self.poisoned;
+                match self.restore(target, durable) {
+                    Ok(()) => self.poisoned = false,
+                    Err(_) => self.poisoned = true,
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.heal()?;
+        if let Err(e) = self.active.sync_data() {
+            self.poisoned = true;
+            if self.restore(self.mark, true).is_ok() {
+                self.poisoned = false;
+            }
+            return Err(e);
+        }
+        self.mark = self.current();
+        let _ = self.apply_retention();
+        Ok(())
+    }
+
+    fn segments(&self) -> usize {
+        self.segments.len()
+    }
+}

@@ -1,0 +1,380 @@
+//! Reading a log directory back, also while a writer appends to it.
+
+use crate::format::{self, FrameError, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::log::{list_segments, read_header};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// One record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its sequence number: consecutive across segments and restarts.
+    pub seq: u64,
+    /// The bytes its [`Record::encode`](crate::Record::encode) wrote.
+    pub payload: Vec<u8>,
+    /// How many events were lost (evicted by `DropOldest`, or failed to encode) between the
+    /// previous record and this one.
+    pub dropped_before: u64,
+}
+
+/// Reads a log directory.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<String>().unwrap();
+/// for i in 0..3 {
+///     emitter.emit(format!("event {i}")).unwrap();
+/// }
+/// emitter.flush().unwrap();
+///
+/// let reader = ringwal::Reader::open(dir.path()).unwrap();
+/// let entries: Vec<ringwal::Entry> = reader.iter().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(entries[2].payload, b"event 2");
+/// assert_eq!(reader.from_seq(1).count(), 2);
+/// # drop(writer);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reader {
+    dir: PathBuf,
+}
+
+/// A segment of a log, as [`Reader::segments`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its file.
+    pub path: PathBuf,
+    /// Its first record's sequence number (from its name).
+    pub first_seq: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+impl Reader {
+    /// Opens the log in `dir`. Errors if `dir` does not exist, is not a directory, or holds
+    /// no segment file (not a ringwal log).
+    pub fn open(dir: impl AsRef<Path>) -> io::Result<Reader> {
+        let dir = dir.as_ref();
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a directory", dir.display()),
+            ));
+        }
+        if list_segments(dir)?.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a ringwal log (no segment files)", dir.display()),
+            ));
+        }
+        Ok(Reader {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segments now in the directory, oldest first.
+    pub fn segments(&self) -> io::Result<Vec<SegmentInfo>> {
+        list_segments(&self.dir)?
+            .into_iter()
+            .map(|(first_seq, path)| {
+                let bytes = std::fs::metadata(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+                    .len();
+                Ok(SegmentInfo {
+                    path,
+                    first_seq,
+                    bytes,
+                })
+            })
+            .collect()
+    }
+
+    /// Every record, oldest first. See [`Iter`].
+    pub fn iter(&self) -> Iter {
+        Iter::new(self.dir.clone(), None)
+    }
+
+    /// The records from sequence number `seq` on (from the oldest one kept, if retention
+    /// deleted `seq`).
+    pub fn from_seq(&self, seq: u64) -> Iter {
+        Iter::new(self.dir.clone(), Some(seq))
+    }
+}
+
+/// Iterator over a log's records: `Item = io::Result<Entry>`.
+///
+/// It reads segment by segment. At the end of the newest segment it returns `None`; calling
+/// `next` again later picks up records appended since (this is how `ringwal tail -f` follows
+/// a live log), including new segments. A record still being written, or a torn tail that
+/// recovery has not cut yet, looks like the end.
+///
+/// Damage yields one `Err` naming the file and offset, and the iterator then stops (it
+/// returns `None` from then on): a bad header, a bad frame with valid frames after it, an
+/// incomplete frame at the end of a segment that is not the newest, or a sequence break.
+#[derive(Debug)]
+pub struct Iter {
+    dir: PathBuf,
+    from: Option<u64>,
+    current: Option<Open>,
+    /// The first sequence number of the segment to open next (after `current`).
+    next_segment: Option<u64>,
+    expected: Option<u64>,
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct Open {
+    first_seq: u64,
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// Where the next frame starts.
+    offset: u64,
+    /// The reader's position may differ from `offset` (after a partial read at the end).
+    needs_seek: bool,
+}
+
+fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: at offset {offset}: {what}", path.display()),
+    )
+}
+
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+enum Step {
+    Entry(Entry),
+    /// No byte after the last frame (for now).
+    End,
+    /// The bytes at the offset are not the expected frame.
+    Bad(String),
+}
+
+impl Iter {
+    fn new(dir: PathBuf, from: Option<u64>) -> Iter {
+        Iter {
+            dir,
+            from,
+            current: None,
+            next_segment: None,
+            expected: None,
+            failed: false,
+        }
+    }
+
+    /// The segment after the current one, or the one to start with.
+    fn pick_segment(&self) -> io::Result<Option<(u64, PathBuf)>> {
+        let segments = list_segments(&self.dir)?;
+        Ok(match (&self.current, self.next_segment) {
+            (Some(open), _) => segments.into_iter().find(|s| s.0 > open.first_seq),
+            (None, Some(next)) => segments.into_iter().find(|s| s.0 >= next),
+            (None, None) => match self.from {
+                Some(seq) => {
+                    let start = segments.iter().rposition(|s| s.0 <= seq).unwrap_or(0);
+                    segments.into_iter().nth(start)
+                }
+                None => segments.into_iter().next(),
+            },
+        })
+    }
+
+    fn open_segment(&mut self, first_seq: u64, path: PathBuf) -> io::Result<()> {
+        let (header_seq, _) = read_header(&path)?;
+        if header_seq != first_seq {
+            return Err(damaged(
+                &path,
+                0,
+                format!("header says first record {header_seq}, file name says {first_seq}"),
+            ));
+        }
+        if let Some(expected) = self.expected {
+            if first_seq != expected {
+                return Err(damaged(
+                    &path,
+                    0,
+                    format!("segment starts at record {first_seq}, expected {expected}"),
+                ));
+            }
+        }
+        let file = File::open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.expected = Some(first_seq);
+        self.current = Some(Open {
+            first_seq,
+            path,
+            reader: BufReader::with_capacity(64 << 10, file),
+            offset: HEADER_LEN as u64,
+            needs_seek: true,
+        });
+        Ok(())
+    }
+
+    /// Reads the frame at the current offset.
+    fn step(open: &mut Open, expected: u64) -> io::Result<Step> {
+        let path = open.path.clone();
+        let io_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        if open.needs_seek {
+            open.reader
+                .seek(SeekFrom::Start(open.offset))
+                .map_err(io_err)?;
+            open.needs_seek = false;
+        }
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        let n = read_full(&mut open.reader, &mut header).map_err(io_err)?;
+        if n == 0 {
+            open.needs_seek = true;
+            return Ok(Step::End);
+        }
+        let size = match format::frame_size(&header[..n]) {
+            Ok(size) => size,
+            Err(reason) => {
+                open.needs_seek = true;
+                return Ok(Step::Bad(reason.to_string()));
+            }
+        };
+        // `size` is at most MAX_PAYLOAD plus a header: a bogus length cannot ask for more.
+        let mut frame = vec![0u8; size];
+        frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
+        let got = read_full(&mut open.reader, &mut frame[FRAME_HEADER_LEN..]).map_err(io_err)?;
+        if got + FRAME_HEADER_LEN < size {
+            open.needs_seek = true;
+            return Ok(Step::Bad(
+                FrameError::Incomplete { needed: size }.to_string(),
+            ));
+        }
+        match format::decode_frame(&frame) {
+            Ok((f, _)) if f.seq == expected => {
+                let (seq, dropped_before) = (f.seq, f.dropped_before);
+                frame.drain(..FRAME_HEADER_LEN);
+                open.offset += size as u64;
+                Ok(Step::Entry(Entry {
+                    seq,
+                    dropped_before,
+                    payload: frame,
+                }))
+            }
+            Ok((f, _)) => {
+                open.needs_seek = true;
+                Ok(Step::Bad(format!(
+                    "sequence break: expected record {expected}, found {}",
+                    f.seq
+                )))
+            }
+            Err(reason) => {
+                open.needs_seek = true;
+                Ok(Step::Bad(reason.to_string()))
+            }
+        }
+    }
+
+    fn advance(&mut self) -> io::Result<Option<Entry>> {
+        loop {
+            if self.current.is_none() {
+                match self.pick_segment()? {
+                    Some((seq, path)) => {
+                        if let Err(e) = self.open_segment(seq, path) {
+                            if e.kind() == io::ErrorKind::NotFound && self.expected.is_none() {
+                                // Deleted by retention between listing and opening.
+                                continue;
+                            }
+                            return Err(e);
+                        }
+                    }
+                    None => return Ok(None),
+                }
+            }
+            let expected = self.expected.expect("set when a segment is opened");
+            let open = self.current.as_mut().expect("opened above");
+            let step = Self::step(open, expected)?;
+            let (offset, path) = (open.offset, open.path.clone());
+            match step {
+                Step::Entry(entry) => {
+                    self.expected = Some(expected + 1);
+                    if self.from.is_some_and(|from| entry.seq < from) {
+                        continue;
+                    }
+                    return Ok(Some(entry));
+                }
+                Step::Bad(reason) => {
+                    // In the newest segment, a bad frame with nothing valid after it is a
+                    // record still being written (or a torn tail): the end, for now.
+                    let newest = self.pick_segment()?.is_none();
+                    if newest && !follows(&path, offset, expected)? {
+                        return Ok(None);
+                    }
+                    return Err(damaged(&path, offset, reason));
+                }
+                Step::End => {
+                    let Some((seq, next_path)) = self.pick_segment()? else {
+                        return Ok(None);
+                    };
+                    // A newer segment exists, so this one is sealed: read on if records
+                    // landed after our last look, else move on.
+                    let open = self.current.as_mut().expect("opened above");
+                    match Self::step(open, expected)? {
+                        Step::Entry(entry) => {
+                            self.expected = Some(expected + 1);
+                            if self.from.is_some_and(|from| entry.seq < from) {
+                                continue;
+                            }
+                            return Ok(Some(entry));
+                        }
+                        Step::Bad(reason) => return Err(damaged(&path, offset, reason)),
+                        Step::End => {
+                            self.current = None;
+                            self.next_segment = Some(seq);
+                            self.open_segment(seq, next_path)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a valid frame with a sequence number at or after `expected` follows `offset` in
+/// the file (then a bad frame at `offset` is damage, not a tail still being written).
+fn follows(path: &Path, offset: u64, expected: u64) -> io::Result<bool> {
+    let io_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut file = File::open(path).map_err(io_err)?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest).map_err(io_err)?;
+    Ok(format::valid_frame_after(&rest, 1, expected))
+}
+
+impl Iterator for Iter {
+    type Item = io::Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.advance() {
+            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
