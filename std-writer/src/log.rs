@@ -354,6 +354,18 @@ impl SegmentLog {
         &self.dir
     }
 
+    /// Rolls the log back to its last successful [`sync`](Sink::sync) (to its last append
+    /// when not `durable`), deleting segments and truncating bytes appended since, as a failed
+    /// fsync does. For `Sink` wrappers that detect a failure the log cannot see, and for
+    /// fault-injection tests. [`next_seq`](Sink::next_seq) then says where the log stands.
+    /// If this fails, the log retries it before its next append or sync.
+    pub fn discard_unsynced(&mut self) -> io::Result<()> {
+        self.poisoned = true;
+        self.restore(self.mark, true)?;
+        self.poisoned = false;
+        Ok(())
+    }
+
     fn current(&self) -> Mark {
         let seg = self.segments.back().expect("a segment exists");
         Mark {
