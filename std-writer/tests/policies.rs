@@ -1,0 +1,325 @@
+//! Each overflow policy against a writer stalled on purpose: the first record's `encode`
+//! waits on a gate, so the writer holds it while the ring (8 slots) fills behind it.
+
+use ringwal::{EmitError, Overflow, Reader, Record, Report, Writer};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const N: usize = 8;
+
+/// Opens when told; tells when the writer is inside `encode`.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(bool, bool)>, // (entered, open)
+    cv: Condvar,
+}
+
+impl Gate {
+    fn wait_entered(&self) {
+        let mut s = self.state.lock().unwrap();
+        while !s.0 {
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+    fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.cv.notify_all();
+    }
+}
+
+struct Event {
+    id: u64,
+    gate: Option<Arc<Gate>>,
+    /// Encoding panics (the writer must survive and count it dropped).
+    poison: bool,
+}
+
+impl Event {
+    fn new(id: u64) -> Self {
+        Event {
+            id,
+            gate: None,
+            poison: false,
+        }
+    }
+}
+
+impl Record for Event {
+    fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(gate) = &self.gate {
+            let mut s = gate.state.lock().unwrap();
+            s.0 = true;
+            gate.cv.notify_all();
+            while !s.1 {
+                s = gate.cv.wait(s).unwrap();
+            }
+        }
+        if self.poison {
+            panic!("encode failure injected by the test");
+        }
+        out.extend_from_slice(&self.id.to_le_bytes());
+    }
+}
+
+/// Starts a writer with `overflow`, emits a gated record 0 and waits until the writer is
+/// stuck encoding it, so the ring is empty and nothing drains it.
+fn stalled(
+    dir: &std::path::Path,
+    overflow: Overflow,
+) -> (Writer<Event, N>, ringwal::Emitter<Event, N>, Arc<Gate>) {
+    let (writer, emitter) = Writer::builder(dir)
+        .overflow(overflow)
+        .start_with_capacity::<Event, N>()
+        .unwrap();
+    let gate = Arc::new(Gate::default());
+    emitter
+        .emit(Event {
+            id: 0,
+            gate: Some(Arc::clone(&gate)),
+            poison: false,
+        })
+        .unwrap();
+    gate.wait_entered();
+    (writer, emitter, gate)
+}
+
+fn read_back(dir: &std::path::Path) -> Vec<(u64, u64, u64)> {
+    Reader::open(dir)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let id = u64::from_le_bytes(e.payload[..8].try_into().unwrap());
+            (e.seq, id, e.dropped_before)
+        })
+        .collect()
+}
+
+fn conserved(report: &Report) {
+    assert_eq!(report.queued, 0, "{report:?}");
+    assert_eq!(
+        report.emitted,
+        report.persisted + report.dropped,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn reject_hands_the_event_back_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) = stalled(dir.path(), Overflow::Reject);
+    for id in 1..=N as u64 {
+        emitter.emit(Event::new(id)).unwrap();
+    }
+    for id in 100..105 {
+        match emitter.emit(Event::new(id)) {
+            Err(EmitError::Full(e)) => assert_eq!(e.id, id),
+            other => panic!("expected Full, got {other:?}"),
+        }
+    }
+    let stats = emitter.stats();
+    assert_eq!((stats.emitted, stats.rejected), (N as u64 + 1, 5));
+    gate.open();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert_eq!(
+        (report.persisted, report.rejected, report.dropped),
+        (9, 5, 0)
+    );
+    let ids: Vec<u64> = read_back(dir.path()).iter().map(|r| r.1).collect();
+    assert_eq!(ids, (0..=N as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn drop_oldest_evicts_and_records_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) = stalled(dir.path(), Overflow::DropOldest);
+    // 8 fill the ring, 5 more evict ids 1..=5.
+    for id in 1..=13 {
+        emitter.emit(Event::new(id)).unwrap();
+    }
+    gate.open();
+    emitter.flush().unwrap();
+    emitter.emit(Event::new(14)).unwrap();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert_eq!(
+        (report.emitted, report.dropped, report.rejected),
+        (15, 5, 0)
+    );
+    let rows = read_back(dir.path());
+    let expected: Vec<(u64, u64, u64)> = std::iter::once((0, 0, 0))
+        .chain((6..=14).enumerate().map(|(i, id)| {
+            let gap = if id == 6 { 5 } else { 0 };
+            (i as u64 + 1, id, gap)
+        }))
+        .collect();
+    assert_eq!(rows, expected);
+    let gaps: u64 = rows.iter().map(|r| r.2).sum();
+    assert_eq!(gaps, report.dropped);
+}
+
+#[test]
+fn block_with_timeout_gives_up_with_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) =
+        stalled(dir.path(), Overflow::Block(Some(Duration::from_millis(50))));
+    for id in 1..=N as u64 {
+        emitter.emit(Event::new(id)).unwrap();
+    }
+    let started = Instant::now();
+    match emitter.emit(Event::new(99)) {
+        Err(EmitError::Full(e)) => assert_eq!(e.id, 99),
+        other => panic!("expected Full after the timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    gate.open();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert_eq!((report.persisted, report.rejected), (9, 1));
+}
+
+#[test]
+fn block_waits_for_space_and_keeps_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) = stalled(dir.path(), Overflow::Block(None));
+    for id in 1..=N as u64 {
+        emitter.emit(Event::new(id)).unwrap();
+    }
+    let blocked = {
+        let emitter = emitter.clone();
+        std::thread::spawn(move || {
+            for id in 9..=40 {
+                emitter.emit(Event::new(id)).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        !blocked.is_finished(),
+        "the emitter should be blocked on the full ring"
+    );
+    gate.open();
+    blocked.join().unwrap();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert_eq!((report.persisted, report.rejected), (41, 0));
+    let ids: Vec<u64> = read_back(dir.path()).iter().map(|r| r.1).collect();
+    assert_eq!(ids, (0..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn blocked_emitters_are_released_by_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) = stalled(dir.path(), Overflow::Block(None));
+    for id in 1..=N as u64 {
+        emitter.emit(Event::new(id)).unwrap();
+    }
+    let blocked: Vec<_> = (0..2u64)
+        .map(|t| {
+            let emitter = emitter.clone();
+            std::thread::spawn(move || {
+                emitter
+                    .emit(Event::new(100 + t))
+                    .map_err(|e| e.into_inner().id)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    let opener = {
+        let gate = Arc::clone(&gate);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            gate.open();
+        })
+    };
+    let report = writer.shutdown().unwrap();
+    opener.join().unwrap();
+    let outcomes: Vec<Result<(), u64>> = blocked.into_iter().map(|t| t.join().unwrap()).collect();
+    conserved(&report);
+    let accepted = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+    assert_eq!(report.emitted, N as u64 + 1 + accepted);
+    assert_eq!(report.rejected, 2 - accepted);
+    let ids: Vec<u64> = read_back(dir.path()).iter().map(|r| r.1).collect();
+    for (t, outcome) in outcomes.iter().enumerate() {
+        let id = 100 + t as u64;
+        assert_eq!(
+            ids.contains(&id),
+            outcome.is_ok(),
+            "event {id}: {outcome:?}"
+        );
+    }
+    // After shutdown every emit is refused with the event.
+    match emitter.emit(Event::new(7)) {
+        Err(EmitError::Closed(e)) => assert_eq!(e.id, 7),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[test]
+fn closed_after_shutdown_counts_as_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .start_with_capacity::<Event, N>()
+        .unwrap();
+    emitter.emit(Event::new(1)).unwrap();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert!(matches!(
+        emitter.emit(Event::new(2)),
+        Err(EmitError::Closed(_))
+    ));
+    let stats = emitter.stats();
+    assert_eq!((stats.emitted, stats.rejected, stats.persisted), (1, 1, 1));
+    assert!(matches!(emitter.flush(), Ok(())));
+}
+
+#[test]
+fn a_panicking_encode_is_dropped_and_recorded_as_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .start_with_capacity::<Event, N>()
+        .unwrap();
+    emitter.emit(Event::new(1)).unwrap();
+    emitter
+        .emit(Event {
+            id: 2,
+            gate: None,
+            poison: true,
+        })
+        .unwrap();
+    emitter.emit(Event::new(3)).unwrap();
+    emitter.flush().unwrap();
+    let report = writer.shutdown().unwrap();
+    conserved(&report);
+    assert_eq!((report.persisted, report.dropped), (2, 1));
+    assert_eq!(read_back(dir.path()), vec![(0, 1, 0), (1, 3, 1)]);
+}
+
+#[test]
+fn drop_of_the_writer_shuts_down_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_writer, emitter) = Writer::builder(dir.path())
+            .start_with_capacity::<Event, N>()
+            .unwrap();
+        for id in 0..5 {
+            emitter.emit(Event::new(id)).unwrap();
+        }
+    }
+    let ids: Vec<u64> = read_back(dir.path()).iter().map(|r| r.1).collect();
+    assert_eq!(ids, (0..5).collect::<Vec<_>>());
+}
+
+#[test]
+fn flush_timeout_reports_a_stalled_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter, gate) = stalled(dir.path(), Overflow::Reject);
+    assert!(matches!(
+        emitter.flush_timeout(Duration::from_millis(30)),
+        Err(ringwal::FlushError::Timeout)
+    ));
+    gate.open();
+    emitter.flush_timeout(Duration::from_secs(10)).unwrap();
+    conserved(&writer.shutdown().unwrap());
+}
