@@ -245,7 +245,19 @@ impl Builder {
                     report: Box::default(),
                     unwritten: Vec::new(),
                 })?;
-                Worker::new(shared, sink, sync, shutdown_timeout).run()
+                let worker = Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout);
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run()));
+                // Also after a panic: release blocked emitters and flushers, refuse new emits.
+                shared.signal.exited();
+                outcome.unwrap_or_else(|_| {
+                    Err(ShutdownError {
+                        error: io::Error::other("the writer thread panicked"),
+                        report: Box::new(Report {
+                            stats: shared.stats(),
+                        }),
+                        unwritten: Vec::new(),
+                    })
+                })
             })?;
         let shared = Arc::new(Shared {
             ring: Ring::new(),
@@ -877,6 +889,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         let mut closing = false;
         let mut deadline = None;
         let mut idle_rounds = 0u32;
+        let mut synced_at_close = false;
         loop {
             if !closing && shared.signal.state() & STOP != 0 {
                 // No emit can land after this returns: what is in the ring is all there is.
@@ -907,13 +920,14 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             let drained = looked && took < N && self.buf.is_empty();
             if closing && drained && self.retry_at.is_none() {
                 // After close, `pop` returning None means the ring is empty (no producer can be
-                // mid-push): everything accepted is written and synced.
-                if self.policy != SyncPolicy::Never || self.sink.sync().is_ok() {
-                    if self.policy == SyncPolicy::Never {
-                        self.syncs += 1;
-                    }
-                    self.publish();
-                    return Ok(self.finish(&mut consumer));
+                // mid-push): everything accepted is written, and synced unless `Never`, which
+                // gets its one sync now.
+                if self.policy == SyncPolicy::Never && !synced_at_close {
+                    self.sync();
+                    synced_at_close = self.retry_at.is_none();
+                }
+                if self.policy != SyncPolicy::Never || synced_at_close {
+                    return Ok(self.finish());
                 }
             }
             if closing && deadline.is_some_and(|d| Instant::now() >= d) && self.retry_at.is_some() {
@@ -969,7 +983,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
-    fn finish(mut self, _consumer: &mut ringwal_core::Consumer<'_, T, N>) -> Report {
+    fn finish(mut self) -> Report {
         self.publish();
         self.shared.signal.exited();
         self.report()
