@@ -134,10 +134,6 @@ pub use channel::{channel, Producer, Receiver};
 mod tests;
 
 /// The workspace README's Rust examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
 // Thread-safety facts the docs promise, checked at compile time.
 const _: () = {
     use core::cell::Cell;

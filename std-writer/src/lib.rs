@@ -281,6 +281,11 @@ impl std::error::Error for ShutdownError {
     }
 }
 
+/// The README's examples (they use both crates), compiled and run as doctests.
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(loom)]
 #[doc(hidden)]
 /// Under loom only the handshakes compile; `Entry` is needed by nothing there.
