@@ -95,6 +95,8 @@ pub struct SegmentLog {
     mark: Mark,
     /// A rollback failed: restore `mark` before anything else.
     poisoned: bool,
+    /// Segments sealed without an fsync (when not `durable`); `sync` fsyncs them.
+    unsynced_sealed: Vec<u64>,
     recovery: Recovery,
 }
 
@@ -340,6 +342,7 @@ impl SegmentLog {
                 next_seq,
             },
             poisoned: false,
+            unsynced_sealed: Vec::new(),
             recovery,
         })
     }
@@ -432,6 +435,9 @@ impl SegmentLog {
                 self.poisoned = true;
                 return Err(e);
             }
+        } else {
+            let sealed = self.segments.back().expect("a segment exists").first_seq;
+            self.unsynced_sealed.push(sealed);
         }
         let file = create_segment(&self.dir, self.next_seq)?;
         self.segments.push_back(Seg {
@@ -570,6 +576,17 @@ impl Sink for SegmentLog {
 
     fn sync(&mut self) -> io::Result<()> {
         self.heal()?;
+        // Segments sealed without an fsync (not `durable`) first, oldest first; retention may
+        // have deleted some.
+        while let Some(&first) = self.unsynced_sealed.first() {
+            let path = self.path(first);
+            match File::open(&path).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(annotate(&path, e)),
+            }
+            self.unsynced_sealed.remove(0);
+        }
         if let Err(e) = self.active.sync_data() {
             self.poisoned = true;
             if self.restore(self.mark, true).is_ok() {
