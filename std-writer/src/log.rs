@@ -257,7 +257,7 @@ impl SegmentLog {
                         }
                     }
                     recovery.records_kept = scan.records;
-                    next_seq = scan.next_seq();
+                    next_seq = checked_next(&path, &scan)?;
                     last_len = Some(scan.valid_len);
                     segments.push_back(Seg {
                         first_seq: name_seq,
@@ -300,7 +300,7 @@ impl SegmentLog {
                         ));
                     }
                     recovery.records_kept = scan.records;
-                    next_seq = scan.next_seq();
+                    next_seq = checked_next(&path, &scan)?;
                     last_len = Some(scan.valid_len);
                     segments.push_back(prev);
                 } else {
@@ -508,6 +508,22 @@ impl SegmentLog {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+}
+
+/// The sequence number a log continues with, refusing one so high that it could run out
+/// (only a crafted file gets there: 2^63 records take centuries to write).
+fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
+    match scan.first_seq.checked_add(scan.records) {
+        Some(next) if next <= u64::MAX / 2 => Ok(next),
+        _ => Err(invalid(
+            path,
+            format!(
+                "sequence numbers exhausted: segment starts at record {} (limit {})",
+                scan.first_seq,
+                u64::MAX / 2
+            ),
+        )),
     }
 }
 

@@ -180,6 +180,15 @@ impl Iter {
         }
     }
 
+    /// The sequence number after `seq`. Record `u64::MAX` is the last a log can hold: after
+    /// it the iterator ends.
+    fn after(&mut self, seq: u64) -> u64 {
+        seq.checked_add(1).unwrap_or_else(|| {
+            self.failed = true;
+            0
+        })
+    }
+
     /// The segment after the current one, or the one to start with.
     fn pick_segment(&self) -> io::Result<Option<(u64, PathBuf)>> {
         let segments = list_segments(&self.dir)?;
@@ -307,7 +316,7 @@ impl Iter {
             let (offset, path) = (open.offset, open.path.clone());
             match step {
                 Step::Entry(entry) => {
-                    self.expected = Some(expected + 1);
+                    self.expected = Some(self.after(expected));
                     if self.from.is_some_and(|from| entry.seq < from) {
                         continue;
                     }
@@ -331,7 +340,7 @@ impl Iter {
                     let open = self.current.as_mut().expect("opened above");
                     match Self::step(open, expected)? {
                         Step::Entry(entry) => {
-                            self.expected = Some(expected + 1);
+                            self.expected = Some(self.after(expected));
                             if self.from.is_some_and(|from| entry.seq < from) {
                                 continue;
                             }
