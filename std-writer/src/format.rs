@@ -306,6 +306,8 @@ pub struct SegmentScan {
     pub records: u64,
     /// Sum of their `dropped_before`.
     pub dropped: u64,
+    /// How many of them have a non-zero `dropped_before` (gaps).
+    pub gaps: u64,
     /// Bytes (header included) up to the end of the last valid frame.
     pub valid_len: u64,
     /// How the bytes end.
@@ -331,6 +333,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
         first_seq,
         records: 0,
         dropped: 0,
+        gaps: 0,
         valid_len: HEADER_LEN as u64,
         end: ScanEnd::Clean,
     };
@@ -341,6 +344,7 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
             Ok((frame, used)) if frame.seq == expected => {
                 scan.records += 1;
                 scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
+                scan.gaps += u64::from(frame.dropped_before > 0);
                 offset += used;
                 scan.valid_len = offset as u64;
             }

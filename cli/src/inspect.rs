@@ -1,0 +1,384 @@
+//! `cat`, `verify`, `tail`, `info`: reading a log directory without writing code.
+
+use crate::Format;
+use ringwal::format::{self, ScanEnd};
+use ringwal::{Entry, Reader};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Opens `dir` as a log, with one-line errors naming the path.
+fn open(dir: &Path) -> io::Result<Reader> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{}: no such directory", dir.display()),
+            ))
+        }
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: is a file, not a log directory", dir.display()),
+            ))
+        }
+        Ok(_) => {}
+    }
+    Reader::open(dir)
+}
+
+/// Ends quietly when stdout is closed (`ringwal cat DIR | head`).
+fn out_ok(r: io::Result<()>) -> io::Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One record (and its gap line, if any) in `format`.
+fn render(entry: &Entry, format: Format, line: &mut String) {
+    line.clear();
+    match format {
+        Format::Json => {
+            if entry.dropped_before > 0 {
+                let _ = writeln!(
+                    line,
+                    "{{\"gap\":{},\"before_seq\":{}}}",
+                    entry.dropped_before, entry.seq
+                );
+            }
+            let _ = write!(
+                line,
+                "{{\"seq\":{},\"dropped_before\":{},",
+                entry.seq, entry.dropped_before
+            );
+            match std::str::from_utf8(&entry.payload) {
+                Ok(text) => {
+                    line.push_str("\"payload\":\"");
+                    json_escape(text, line);
+                    line.push_str("\"}");
+                }
+                Err(_) => {
+                    line.push_str("\"payload_hex\":\"");
+                    hex(&entry.payload, line);
+                    line.push_str("\"}");
+                }
+            }
+        }
+        Format::Text | Format::Hex => {
+            if entry.dropped_before > 0 {
+                let _ = writeln!(
+                    line,
+                    "-- {} event{} dropped --",
+                    entry.dropped_before,
+                    if entry.dropped_before == 1 { "" } else { "s" }
+                );
+            }
+            let _ = write!(line, "{}\t", entry.seq);
+            if format == Format::Hex {
+                hex(&entry.payload, line);
+            } else {
+                text(&entry.payload, line);
+            }
+        }
+    }
+    line.push('\n');
+}
+
+fn hex(bytes: &[u8], out: &mut String) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+/// UTF-8 as-is, except control characters (so one record stays one line); other bytes
+/// as `\xNN`.
+fn text(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+fn json_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// `ringwal cat`.
+pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode> {
+    let reader = open(dir)?;
+    let iter = match from {
+        Some(seq) => reader.from_seq(seq),
+        None => reader.iter(),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut line = String::new();
+    for entry in iter {
+        let entry = entry?;
+        render(&entry, format, &mut line);
+        if !out_ok(out.write_all(line.as_bytes()))? {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    out_ok(out.flush())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ringwal tail`.
+pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Result<ExitCode> {
+    let reader = open(dir)?;
+    let segments = reader.segments()?;
+    // Start in the newest segment; step back while it holds fewer than `lines` records.
+    let mut start = segments.len().saturating_sub(1);
+    let (mut last, mut iter) = loop {
+        let first = segments.get(start).map_or(0, |s| s.first_seq);
+        let mut iter = reader.from_seq(first);
+        let mut last: VecDeque<Entry> = VecDeque::with_capacity(lines.min(1 << 16));
+        for entry in iter.by_ref() {
+            last.push_back(entry?);
+            if last.len() > lines {
+                last.pop_front();
+            }
+        }
+        if last.len() >= lines || start == 0 {
+            break (last, iter);
+        }
+        start -= 1;
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut line = String::new();
+    for entry in last.drain(..) {
+        render(&entry, format, &mut line);
+        if !out_ok(out.write_all(line.as_bytes()))? {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if !out_ok(out.flush())? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    while follow {
+        // `Iter` returns None at the current end and picks up new records on the next call.
+        let mut wrote = false;
+        for entry in iter.by_ref() {
+            render(&entry?, format, &mut line);
+            if !out_ok(out.write_all(line.as_bytes()))? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            wrote = true;
+        }
+        if wrote && !out_ok(out.flush())? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct SegmentReport {
+    name: String,
+    bytes: u64,
+    scan: Result<format::SegmentScan, String>,
+}
+
+fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
+    let mut out = Vec::new();
+    for seg in reader.segments()? {
+        let name = seg
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scan = match std::fs::read(&seg.path) {
+            Ok(bytes) => format::scan_segment(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(SegmentReport {
+            name,
+            bytes: seg.bytes,
+            scan,
+        });
+    }
+    Ok(out)
+}
+
+fn seq_range(first: u64, records: u64) -> String {
+    match records {
+        0 => "empty".into(),
+        n => format!("{first}..={}", first + (n - 1)),
+    }
+}
+
+/// `ringwal verify`.
+pub fn verify(dir: &Path) -> io::Result<ExitCode> {
+    let reader = open(dir)?;
+    let segments = scan_all(&reader)?;
+    let mut records = 0u64;
+    let mut dropped = 0u64;
+    let mut gaps = 0u64;
+    let mut first_seq = None;
+    let mut next_seq: Option<u64> = None;
+    let mut torn = None;
+    let mut corrupt = Vec::new();
+    let count = segments.len();
+    for (i, seg) in segments.iter().enumerate() {
+        let newest = i + 1 == count;
+        let path = dir.join(&seg.name);
+        let scan = match &seg.scan {
+            Ok(scan) => scan,
+            Err(e) => {
+                corrupt.push(format!("{}: at offset 0: {e}", path.display()));
+                next_seq = None;
+                continue;
+            }
+        };
+        if format::parse_segment_file_name(&seg.name) != Some(scan.first_seq) {
+            corrupt.push(format!(
+                "{}: at offset 0: header says first record {}",
+                path.display(),
+                scan.first_seq
+            ));
+        }
+        if let Some(expected) = next_seq {
+            if scan.first_seq != expected {
+                corrupt.push(format!(
+                    "{}: at offset 0: starts at record {}, the previous segment ends before {expected}",
+                    path.display(),
+                    scan.first_seq
+                ));
+            }
+        }
+        first_seq.get_or_insert(scan.first_seq);
+        records += scan.records;
+        dropped += scan.dropped;
+        gaps += scan.gaps;
+        next_seq = Some(scan.next_seq());
+        match &scan.end {
+            ScanEnd::Clean => {}
+            ScanEnd::Torn { offset, reason } if newest => {
+                torn = Some(format!(
+                    "{}: at offset {offset}: {} bytes ({reason}); a writer opening the log cuts it",
+                    path.display(),
+                    seg.bytes - offset
+                ));
+            }
+            ScanEnd::Torn { offset, reason } => corrupt.push(format!(
+                "{}: at offset {offset}: {reason} (not the newest segment)",
+                path.display()
+            )),
+            ScanEnd::Corrupt { offset, reason } => {
+                corrupt.push(format!("{}: at offset {offset}: {reason}", path.display()))
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "log:        {}", dir.display());
+    let _ = writeln!(out, "segments:   {count}");
+    let _ = writeln!(
+        out,
+        "records:    {records} (sequence {})",
+        seq_range(first_seq.unwrap_or(0), records)
+    );
+    let _ = writeln!(
+        out,
+        "gaps:       {gaps} ({dropped} events dropped before records)"
+    );
+    let _ = writeln!(out, "torn tail:  {}", torn.as_deref().unwrap_or("none"));
+    if corrupt.is_empty() {
+        let _ = writeln!(out, "corruption: none");
+    } else {
+        for c in &corrupt {
+            let _ = writeln!(out, "corruption: {c}");
+        }
+    }
+    let (verdict, code) = if !corrupt.is_empty() {
+        ("CORRUPT", 2)
+    } else if torn.is_some() {
+        ("torn tail only (recoverable)", 1)
+    } else {
+        ("clean", 0)
+    };
+    let _ = writeln!(out, "result:     {verdict}");
+    out_ok(io::stdout().write_all(out.as_bytes()))?;
+    Ok(ExitCode::from(code))
+}
+
+/// `ringwal info`.
+pub fn info(dir: &Path) -> io::Result<ExitCode> {
+    let reader = open(dir)?;
+    let segments = scan_all(&reader)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<26} {:>12} {:>10}  sequence range",
+        "segment", "bytes", "records"
+    );
+    let (mut records, mut bytes) = (0u64, 0u64);
+    for seg in &segments {
+        bytes += seg.bytes;
+        match &seg.scan {
+            Ok(scan) => {
+                records += scan.records;
+                let note = match scan.end {
+                    ScanEnd::Clean => "",
+                    ScanEnd::Torn { .. } => "  (torn tail)",
+                    ScanEnd::Corrupt { .. } => "  (corrupt: see verify)",
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:>12} {:>10}  {}{note}",
+                    seg.name,
+                    seg.bytes,
+                    scan.records,
+                    seq_range(scan.first_seq, scan.records)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:>12} {:>10}  unreadable: {e}",
+                    seg.name, seg.bytes, "-"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "total: {} segment{}, {records} records, {bytes} bytes",
+        segments.len(),
+        if segments.len() == 1 { "" } else { "s" }
+    );
+    out_ok(io::stdout().write_all(out.as_bytes()))?;
+    Ok(ExitCode::SUCCESS)
+}
