@@ -315,7 +315,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -420,14 +420,13 @@ fn check(
     }
     let mut next_index: HashMap<u32, u64> = HashMap::new();
     let (mut records, mut gap_total, mut skipped) = (0u64, 0u64, 0u64);
-    let mut expected_seq = 0u64;
     for entry in Reader::open(dir)?.iter() {
         let entry = entry?;
-        if entry.seq != expected_seq {
-            problems.push(format!("record {} where {expected_seq} was due", entry.seq));
+        // A fresh log starts at 0: record n is the (n+1)th.
+        if entry.seq != records {
+            problems.push(format!("record {} where {records} was due", entry.seq));
             break;
         }
-        expected_seq += 1;
         records += 1;
         gap_total += entry.dropped_before;
         if entry.payload.len() != PAYLOAD {

@@ -119,7 +119,11 @@ fn throughput(producers: usize, seconds: f64, sync: SyncPolicy) -> (f64, u64, u6
     let stats = emitter.stats();
     let report = writer.shutdown().unwrap();
     assert_eq!(report.emitted, report.persisted + report.dropped);
-    (stats.persisted as f64 / elapsed, stats.persisted, stats.syncs)
+    (
+        stats.persisted as f64 / elapsed,
+        stats.persisted,
+        stats.syncs,
+    )
 }
 
 fn clock_overhead() -> u64 {
