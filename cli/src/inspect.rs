@@ -188,7 +188,10 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
     if !out_ok(out.flush())? {
         return Ok(ExitCode::SUCCESS);
     }
-    while follow {
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         // `Iter` returns None at the current end and picks up new records on the next call.
         let mut wrote = false;
         for entry in iter.by_ref() {
@@ -203,7 +206,6 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 struct SegmentReport {
