@@ -1,0 +1,364 @@
+//! Runs the `ringwal` binary: every subcommand, on logs made here (clean, torn, corrupt), and
+//! the exit codes.
+
+use ringwal::format::{self, encode_frame};
+use ringwal::{Batch, LogOptions, SegmentLog, Sink};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ringwal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A one-line error, no panic, no backtrace.
+fn assert_clean_error(o: &Output, code: i32, mentions: &[&str]) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    let err = stderr(o);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("ringwal: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    for m in mentions {
+        assert!(err.contains(m), "error should mention {m:?}: {err}");
+    }
+}
+
+/// A log with `payloads` as records (seq from 0), `dropped` giving each record's
+/// `dropped_before`, split into segments of at most `segment_bytes`.
+fn make_log(dir: &Path, payloads: &[&[u8]], dropped: &[u64], segment_bytes: u64) {
+    let mut log = SegmentLog::open(
+        dir,
+        LogOptions {
+            segment_bytes,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    for (i, p) in payloads.iter().enumerate() {
+        let mut frame = Vec::new();
+        encode_frame(
+            &mut frame,
+            i as u64,
+            dropped.get(i).copied().unwrap_or(0),
+            p,
+        );
+        log.append(&Batch::new(&frame, i as u64, 1).unwrap())
+            .unwrap();
+    }
+    log.sync().unwrap();
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut s: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rwl"))
+        .collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn demo_runs_checks_and_prints_the_tables() {
+    let o = ringwal(&["demo", "--seconds", "0.3"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("Reject     kept [1, 2, 3, 4]  rejected (handed back) [5, 6, 7, 8]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DropOldest kept [5, 6, 7, 8]  dropped 4 (the log says: 4 dropped before 5)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Block      kept [1, 2, 3, 4, 5, 6, 7, 8]"),
+        "{out}"
+    );
+    for policy in ["Reject", "DropOldest", "Block"] {
+        assert!(
+            out.contains(&format!("   {policy:<10} ok: ")),
+            "{policy}: {out}"
+        );
+    }
+    assert!(out.contains("p99.9"), "{out}");
+    assert!(out.trim_end().ends_with("all invariants held"), "{out}");
+    // Not a terminal: no progress line.
+    assert!(!out.contains('\r'), "progress line written to a pipe");
+}
+
+#[test]
+fn demo_keeps_its_logs_in_a_given_dir_and_refuses_to_reuse_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo");
+    let root_s = root.to_str().unwrap();
+    let args = [
+        "demo",
+        "--seconds",
+        "0.2",
+        "--policy",
+        "block",
+        "--producers",
+        "1",
+        "--sync",
+        "never",
+        "--dir",
+        root_s,
+    ];
+    let o = ringwal(&args);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("logs kept in"));
+    // The kept log verifies clean.
+    let v = ringwal(&["verify", root.join("overload-block").to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    let again = ringwal(&args);
+    assert_clean_error(&again, 2, &["not empty"]);
+}
+
+#[test]
+fn demo_rejects_bad_options() {
+    assert_clean_error(&ringwal(&["demo", "--seconds", "0"]), 2, &["--seconds"]);
+    assert_clean_error(&ringwal(&["demo", "--producers", "0"]), 2, &["--producers"]);
+    let o = ringwal(&["demo", "--sync", "sometimes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("sometimes"));
+}
+
+#[test]
+fn cat_prints_records_gaps_and_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(
+        dir.path(),
+        &[b"hello", b"caf\xc3\xa9\n", b"\xff\x00bin"],
+        &[0, 3, 0],
+        1 << 20,
+    );
+    let d = dir.path().to_str().unwrap();
+    let text = ringwal(&["cat", d]);
+    assert!(text.status.success());
+    assert_eq!(
+        stdout(&text),
+        "0\thello\n-- 3 events dropped --\n1\tcafé\\n\n2\t\\xff\\u{0}bin\n"
+    );
+    let hex = ringwal(&["cat", d, "--format", "hex"]);
+    assert_eq!(
+        stdout(&hex),
+        "0\t68656c6c6f\n-- 3 events dropped --\n1\t636166c3a90a\n2\tff0062696e\n"
+    );
+    let json = ringwal(&["cat", d, "--format", "json"]);
+    assert_eq!(
+        stdout(&json),
+        "{\"seq\":0,\"dropped_before\":0,\"payload\":\"hello\"}\n\
+         {\"gap\":3,\"before_seq\":1}\n\
+         {\"seq\":1,\"dropped_before\":3,\"payload\":\"café\\n\"}\n\
+         {\"seq\":2,\"dropped_before\":0,\"payload_hex\":\"ff0062696e\"}\n"
+    );
+    let from = ringwal(&["cat", d, "--from", "2", "--format", "hex"]);
+    assert_eq!(stdout(&from), "2\tff0062696e\n");
+}
+
+#[test]
+fn verify_clean_torn_and_corrupt_logs() {
+    let payloads: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| format!("record {i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+
+    let clean = tempfile::tempdir().unwrap();
+    make_log(clean.path(), &refs, &[0, 0, 2], 200);
+    let o = ringwal(&["verify", clean.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let n = segments(clean.path()).len();
+    assert!(n > 2);
+    assert!(out.contains(&format!("segments:   {n}\n")), "{out}");
+    assert!(out.contains("records:    40 (sequence 0..=39)"), "{out}");
+    assert!(
+        out.contains("gaps:       1 (2 events dropped before records)"),
+        "{out}"
+    );
+    assert!(out.contains("result:     clean"), "{out}");
+
+    let torn = tempfile::tempdir().unwrap();
+    make_log(torn.path(), &refs, &[], 200);
+    let last = segments(torn.path()).pop().unwrap();
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, 40, 0, b"cut short by a crash");
+    let mut bytes = fs::read(&last).unwrap();
+    let clean_len = bytes.len();
+    bytes.extend_from_slice(&frame[..frame.len() - 5]);
+    fs::write(&last, &bytes).unwrap();
+    let o = ringwal(&["verify", torn.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("at offset {clean_len}")), "{out}");
+    assert!(out.contains("torn tail only"), "{out}");
+
+    let corrupt = tempfile::tempdir().unwrap();
+    make_log(corrupt.path(), &refs, &[], 200);
+    let first = segments(corrupt.path()).remove(0);
+    let mut bytes = fs::read(&first).unwrap();
+    let flip = format::HEADER_LEN + format::FRAME_HEADER_LEN + 2; // inside the first payload
+    bytes[flip] ^= 0x10;
+    fs::write(&first, &bytes).unwrap();
+    let o = ringwal(&["verify", corrupt.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let name = first.file_name().unwrap().to_str().unwrap();
+    assert!(
+        out.contains(name) && out.contains(&format!("at offset {}", format::HEADER_LEN)),
+        "{out}"
+    );
+    assert!(out.contains("result:     CORRUPT"), "{out}");
+    // cat stops at the damage with a one-line error naming the file.
+    let o = ringwal(&["cat", corrupt.path().to_str().unwrap()]);
+    assert_clean_error(&o, 2, &[name, "offset"]);
+}
+
+#[test]
+fn bad_directories_get_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let file = dir.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    let not_a_log = dir.path().join("other");
+    fs::create_dir(&not_a_log).unwrap();
+    fs::write(not_a_log.join("notes.txt"), b"hi").unwrap();
+    for cmd in ["cat", "verify", "tail", "info"] {
+        assert_clean_error(
+            &ringwal(&[cmd, missing.to_str().unwrap()]),
+            2,
+            &["nope", "no such directory"],
+        );
+        assert_clean_error(
+            &ringwal(&[cmd, file.to_str().unwrap()]),
+            2,
+            &["file", "not a log directory"],
+        );
+        assert_clean_error(
+            &ringwal(&[cmd, not_a_log.to_str().unwrap()]),
+            2,
+            &["other", "not a ringwal log"],
+        );
+    }
+    // A segment from a newer format version.
+    let newer = dir.path().join("newer");
+    make_log(&newer, &[b"a"], &[], 1 << 20);
+    let seg = segments(&newer).remove(0);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[..28]);
+    bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&seg, &bytes).unwrap();
+    assert_clean_error(
+        &ringwal(&["cat", newer.to_str().unwrap()]),
+        2,
+        &["version 2"],
+    );
+    let v = ringwal(&["verify", newer.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(2));
+    assert!(stdout(&v).contains("version 2"), "{}", stdout(&v));
+}
+
+#[test]
+fn info_lists_segments_and_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let payloads: Vec<Vec<u8>> = (0..30u32).map(|i| vec![b'x'; 10 + i as usize]).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    make_log(dir.path(), &refs, &[], 300);
+    let o = ringwal(&["info", dir.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    let segs = segments(dir.path());
+    let total_bytes: u64 = segs.iter().map(|s| fs::metadata(s).unwrap().len()).sum();
+    for s in &segs {
+        assert!(
+            out.contains(s.file_name().unwrap().to_str().unwrap()),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("sequence range") && out.contains("0..="),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "total: {} segments, 30 records, {total_bytes} bytes",
+            segs.len()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn tail_prints_the_last_records_and_follows_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let (writer, emitter) = ringwal::Writer::builder(dir.path())
+        .segment_bytes(256)
+        .start::<String>()
+        .unwrap();
+    for i in 0..20 {
+        emitter.emit(format!("event {i}")).unwrap();
+    }
+    emitter.flush().unwrap();
+    let o = ringwal(&["tail", "-n", "3", &d]);
+    assert_eq!(stdout(&o), "17\tevent 17\n18\tevent 18\n19\tevent 19\n");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["tail", "-f", "-n", "1", &d])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "19\tevent 19");
+    // New records, across several segment rotations (256-byte segments).
+    for i in 20..40 {
+        emitter.emit(format!("event {i}")).unwrap();
+    }
+    emitter.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 20..40 {
+        assert!(Instant::now() < deadline, "tail -f too slow");
+        assert_eq!(lines.next().unwrap().unwrap(), format!("{i}\tevent {i}"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!(report.emitted, report.persisted + report.dropped);
+    assert!(segments(dir.path()).len() > 3);
+}
+
+#[test]
+fn help_documents_verify_exit_codes() {
+    let o = ringwal(&["verify", "--help"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("0  clean")
+            && out.contains("1  torn tail only")
+            && out.contains("2  corruption"),
+        "{out}"
+    );
+}
