@@ -1,0 +1,322 @@
+//! The bodies of the fuzz targets, as plain functions over bytes, so the normal test suite
+//! (`std-writer/tests/fuzz_bodies.rs`, which includes this file) drives the same properties
+//! on stable with proptest and the committed seeds in `fuzz/seeds/`.
+//!
+//! Each body panics when a property breaks, and only then.
+
+use ringwal::format::{self, ScanEnd};
+use ringwal::ringwal_core::Ring;
+use ringwal::{Batch, LogOptions, Reader, SegmentLog, Sink};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs;
+use std::path::Path;
+use std::rc::Rc;
+
+/// A directory for one run; in RAM when the machine has /dev/shm (fuzzing is I/O bound).
+fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("ringwal-fuzz-")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+// ---- ring_ops ----
+
+/// A value that counts its drops, per id.
+struct Counted {
+    id: usize,
+    drops: Rc<RefCell<Vec<u32>>>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.borrow_mut()[self.id] += 1;
+    }
+}
+
+/// `try_push` / `force_push` / `pop` / `drain` / consumer claim-and-drop on a ring of 2, 4, 8
+/// or 4096 slots, checked step by step against a `VecDeque`: same results, same evictions,
+/// same eviction counts, and every value dropped exactly once.
+pub fn ring_ops(data: &[u8]) {
+    let Some((&capacity, ops)) = data.split_first() else {
+        return;
+    };
+    match capacity % 4 {
+        0 => run_ring::<2>(ops),
+        1 => run_ring::<4>(ops),
+        2 => run_ring::<8>(ops),
+        _ => run_ring::<4096>(ops),
+    }
+}
+
+fn run_ring<const N: usize>(ops: &[u8]) {
+    let drops = Rc::new(RefCell::new(Vec::new()));
+    let ring: Box<Ring<Counted, N>> = Box::new(Ring::new());
+    let mut model: VecDeque<usize> = VecDeque::new();
+    let mut evicted_model = 0u64;
+    // Evictions counted by consumers already dropped.
+    let mut evicted_seen = 0u64;
+    let mut consumer = None;
+    let mut next_id = 0usize;
+    let mut new_value = |drops: &Rc<RefCell<Vec<u32>>>| {
+        drops.borrow_mut().push(0);
+        next_id += 1;
+        Counted {
+            id: next_id - 1,
+            drops: Rc::clone(drops),
+        }
+    };
+    let mut bytes = ops.iter();
+    while let Some(&op) = bytes.next() {
+        match op % 8 {
+            0 | 1 => {
+                let value = new_value(&drops);
+                let id = value.id;
+                match ring.try_push(value) {
+                    Ok(()) => {
+                        assert!(model.len() < N, "try_push succeeded on a full ring");
+                        model.push_back(id);
+                    }
+                    Err(full) => {
+                        assert_eq!(model.len(), N, "try_push failed on a ring with room");
+                        assert_eq!(full.into_inner().id, id, "Full must hand back the value");
+                    }
+                }
+            }
+            2 | 3 => {
+                let value = new_value(&drops);
+                let id = value.id;
+                let evicted = ring.force_push(value);
+                if model.len() == N {
+                    let oldest = model.pop_front().expect("full");
+                    assert_eq!(evicted.map(|v| v.id), Some(oldest), "evicts the oldest");
+                    evicted_model += 1;
+                } else {
+                    assert!(
+                        evicted.is_none(),
+                        "force_push evicted from a ring with room"
+                    );
+                }
+                model.push_back(id);
+            }
+            4 => {
+                let c = consumer.get_or_insert_with(|| ring.consumer().expect("no consumer"));
+                let got = c.pop().map(|v| v.id);
+                assert_eq!(got, model.pop_front(), "pop");
+                if got.is_some() {
+                    assert_eq!(evicted_seen + c.evicted(), evicted_model, "eviction count");
+                }
+            }
+            5 => {
+                let k = bytes.next().map_or(3, |b| *b as usize % 9);
+                let c = consumer.get_or_insert_with(|| ring.consumer().expect("no consumer"));
+                let got: Vec<usize> = c.drain().take(k).map(|v| v.id).collect();
+                let want: Vec<usize> = (0..k.min(model.len()))
+                    .map(|_| model.pop_front().expect("counted"))
+                    .collect();
+                assert_eq!(got, want, "drain");
+                if !got.is_empty() {
+                    assert_eq!(evicted_seen + c.evicted(), evicted_model, "eviction count");
+                }
+            }
+            6 => match consumer.take() {
+                Some(c) => {
+                    evicted_seen += c.evicted();
+                    drop(c);
+                    assert!(
+                        ring.consumer().is_some(),
+                        "claim after the consumer is dropped"
+                    );
+                }
+                None => {
+                    let c = ring.consumer().expect("no other consumer");
+                    assert!(ring.consumer().is_none(), "two consumers at once");
+                    consumer = Some(c);
+                }
+            },
+            _ => {
+                assert_eq!(ring.len(), model.len(), "len");
+                assert_eq!(ring.is_empty(), model.is_empty(), "is_empty");
+                assert_eq!(ring.is_full(), model.len() == N, "is_full");
+            }
+        }
+    }
+    drop(consumer);
+    drop(ring);
+    let drops = drops.borrow();
+    for (id, n) in drops.iter().enumerate() {
+        assert_eq!(*n, 1, "value {id} dropped {n} times");
+    }
+}
+
+// ---- frame_roundtrip ----
+
+/// Payloads cut from `data` are framed and decoded back exactly; decoding or scanning the raw
+/// bytes never panics.
+pub fn frame_roundtrip(data: &[u8]) {
+    let _ = format::decode_frame(data);
+    let mut segment = format::encode_header(7).to_vec();
+    segment.extend_from_slice(data);
+    let _ = format::scan_segment(&segment);
+
+    let mut rest = data;
+    let mut frames = Vec::new();
+    let mut expected = Vec::new();
+    let mut seq = u64::from(data.first().copied().unwrap_or(0)) << 40;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = (len as usize).min(tail.len());
+        let (payload, tail) = tail.split_at(len);
+        let dropped = u64::from(payload.first().copied().unwrap_or(0));
+        format::encode_frame(&mut frames, seq, dropped, payload);
+        expected.push((seq, dropped, payload));
+        seq += 1;
+        rest = tail;
+    }
+    let mut at = 0;
+    for (seq, dropped, payload) in &expected {
+        let (frame, used) = format::decode_frame(&frames[at..]).expect("a frame just encoded");
+        assert_eq!(
+            (frame.seq, frame.dropped_before, frame.payload),
+            (*seq, *dropped, *payload)
+        );
+        at += used;
+    }
+    assert_eq!(at, frames.len());
+    if let Some(&(first, _, _)) = expected.first() {
+        let batch = Batch::new(&frames, first, expected.len() as u64).expect("valid batch");
+        assert_eq!(batch.frames().count(), expected.len());
+    }
+}
+
+// ---- segment_open ----
+
+/// Writes a valid first segment (records 0..3), then `data` as the last segment (first record
+/// 3), and opens the log the way the writer does.
+///
+/// Never a panic. If opening succeeds, what it kept is a prefix of `data` made of valid
+/// frames (or the segment was removed as never created), and appending and reading back
+/// work. If it fails, the directory is unchanged.
+pub fn segment_open(data: &[u8]) {
+    let dir = scratch();
+    let mut log = SegmentLog::open(dir.path(), LogOptions::default()).expect("fresh log");
+    let mut frames = Vec::new();
+    for seq in 0..3 {
+        format::encode_frame(&mut frames, seq, 0, b"older segment");
+    }
+    log.append(&Batch::new(&frames, 0, 3).expect("valid"))
+        .expect("append");
+    log.sync().expect("sync");
+    drop(log);
+    let last = dir.path().join(format::segment_file_name(3));
+    fs::write(&last, data).expect("write the fuzzed segment");
+    let first = dir.path().join(format::segment_file_name(0));
+    let first_bytes = fs::read(&first).expect("read");
+
+    // A reader sees values or errors, never a panic, and ends.
+    if let Ok(reader) = Reader::open(dir.path()) {
+        for (i, item) in reader.iter().enumerate() {
+            assert!(i < 1 << 20, "reader did not end");
+            if item.is_err() {
+                break;
+            }
+        }
+    }
+
+    match SegmentLog::open(dir.path(), LogOptions::default()) {
+        Err(_) => {
+            assert_eq!(
+                fs::read(&last).ok().as_deref(),
+                Some(data),
+                "failed open changed the file"
+            );
+            assert_eq!(fs::read(&first).expect("read"), first_bytes);
+        }
+        Ok(mut log) => {
+            let recovery = log.recovery().clone();
+            let next = log.next_seq();
+            match fs::read(&last) {
+                Ok(kept) => {
+                    assert!(data.starts_with(&kept), "recovery did more than truncate");
+                    let scan = format::scan_segment(&kept).expect("kept a valid header");
+                    assert_eq!(
+                        scan.end,
+                        ScanEnd::Clean,
+                        "kept bytes must all be valid frames"
+                    );
+                    assert_eq!(scan.first_seq, 3);
+                    assert_eq!(next, scan.next_seq());
+                    assert_eq!(recovery.bytes_cut, (data.len() - kept.len()) as u64);
+                }
+                Err(_) => {
+                    // Removed as a segment whose creation was cut short.
+                    assert!(data.len() <= format::HEADER_LEN);
+                    assert_eq!(next, 3);
+                }
+            }
+            let mut frame = Vec::new();
+            format::encode_frame(&mut frame, next, 0, b"after recovery");
+            log.append(&Batch::new(&frame, next, 1).expect("valid"))
+                .expect("append");
+            log.sync().expect("sync");
+            drop(log);
+            let entries: Vec<_> = Reader::open(dir.path())
+                .expect("open")
+                .iter()
+                .collect::<Result<_, _>>()
+                .expect("a recovered log reads back without error");
+            assert_eq!(entries.len() as u64, next + 1);
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(e.seq, i as u64);
+            }
+            assert_eq!(entries.last().expect("one").payload, b"after recovery");
+        }
+    }
+}
+
+// ---- reader_dir ----
+
+/// Several segment files with fuzzed names and contents: `Reader` (open, segments, iter,
+/// from_seq) and recovery return values or errors, never panic, and end.
+pub fn reader_dir(data: &[u8]) {
+    let dir = scratch();
+    let mut rest = data;
+    let mut files = 0;
+    while rest.len() >= 3 && files < 8 {
+        let seq = u64::from(rest[0] % 16);
+        let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
+        let len = len.min(rest.len() - 3);
+        let body = &rest[3..3 + len];
+        // Half the files start with a valid header, so the fuzzer gets past it easily.
+        let mut bytes = Vec::new();
+        if rest[0] & 0x80 != 0 {
+            bytes.extend_from_slice(&format::encode_header(seq));
+        }
+        bytes.extend_from_slice(body);
+        fs::write(dir.path().join(format::segment_file_name(seq)), &bytes).expect("write");
+        rest = &rest[3 + len..];
+        files += 1;
+    }
+    if let Ok(reader) = Reader::open(dir.path()) {
+        let _ = reader.segments();
+        for from in [None, Some(2u64), Some(u64::MAX)] {
+            let iter = match from {
+                None => reader.iter(),
+                Some(seq) => reader.from_seq(seq),
+            };
+            for (i, item) in iter.enumerate() {
+                assert!(i < 1 << 20, "reader did not end");
+                if item.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = SegmentLog::open(dir.path(), LogOptions::default());
+}
