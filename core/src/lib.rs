@@ -122,6 +122,12 @@ extern crate alloc;
 mod ring;
 mod sync;
 
+/// Under `--cfg loom` only: the DPOR-gap workaround atomic (see `sync.rs`), for the std
+/// writer's own loom shim. Not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::loom_workaround as __loom;
+
 #[cfg(feature = "alloc")]
 mod channel;
 

@@ -73,35 +73,60 @@ impl<T> UnsafeCell<T> {
 /// orders. The companion carries no value anybody reads and creates no happens-before edge, so
 /// it adds executions, never behaviours.
 #[cfg(loom)]
-mod loom_workaround {
+pub mod loom_workaround {
     use loom::sync::atomic::{AtomicUsize as Inner, Ordering};
 
+    /// loom's `AtomicUsize`, whose loads DPOR cannot overlook (see above).
     #[derive(Debug)]
-    pub(crate) struct AtomicUsize {
+    pub struct AtomicUsize {
         inner: Inner,
         companion: Inner,
     }
 
     impl AtomicUsize {
-        pub(crate) fn new(v: usize) -> Self {
+        /// A new atomic.
+        pub fn new(v: usize) -> Self {
             AtomicUsize {
                 inner: Inner::new(v),
                 companion: Inner::new(0),
             }
         }
 
-        pub(crate) fn load(&self, order: Ordering) -> usize {
+        /// Load (after the companion store).
+        pub fn load(&self, order: Ordering) -> usize {
             // Before the load, not after: DPOR must be able to put another thread's write
             // between this point and the load itself.
             self.companion.store(0, Ordering::Relaxed);
             self.inner.load(order)
         }
 
-        pub(crate) fn store(&self, v: usize, order: Ordering) {
+        /// Store.
+        pub fn store(&self, v: usize, order: Ordering) {
             self.inner.store(v, order)
         }
 
-        pub(crate) fn compare_exchange(
+        /// `fetch_add`. Read-modify-writes need no companion: they are writes.
+        pub fn fetch_add(&self, v: usize, order: Ordering) -> usize {
+            self.inner.fetch_add(v, order)
+        }
+
+        /// `fetch_sub`.
+        pub fn fetch_sub(&self, v: usize, order: Ordering) -> usize {
+            self.inner.fetch_sub(v, order)
+        }
+
+        /// `fetch_or`.
+        pub fn fetch_or(&self, v: usize, order: Ordering) -> usize {
+            self.inner.fetch_or(v, order)
+        }
+
+        /// `fetch_and`.
+        pub fn fetch_and(&self, v: usize, order: Ordering) -> usize {
+            self.inner.fetch_and(v, order)
+        }
+
+        /// `compare_exchange`.
+        pub fn compare_exchange(
             &self,
             current: usize,
             new: usize,
@@ -111,7 +136,8 @@ mod loom_workaround {
             self.inner.compare_exchange(current, new, success, failure)
         }
 
-        pub(crate) fn compare_exchange_weak(
+        /// `compare_exchange_weak`.
+        pub fn compare_exchange_weak(
             &self,
             current: usize,
             new: usize,

@@ -289,4 +289,5 @@ pub struct ReadmeDoctests;
 #[cfg(loom)]
 #[doc(hidden)]
 /// Under loom only the handshakes compile; `Entry` is needed by nothing there.
+#[derive(Debug)]
 pub struct Entry;
