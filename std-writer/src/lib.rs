@@ -218,7 +218,8 @@ pub struct Stats {
     /// is `Never`).
     pub persisted: u64,
     /// Accepted events that will never be written: evicted by `DropOldest`, or whose encoding
-    /// panicked or exceeded [`format::MAX_PAYLOAD`].
+    /// panicked or exceeded [`format::MAX_PAYLOAD`]. Evictions are counted when the writer
+    /// steps over them, so while it is held up (a failing disk) they show in `queued`.
     pub dropped: u64,
     /// Accepted events not yet persisted nor dropped (in the ring or the writer's batch).
     pub queued: u64,

@@ -189,6 +189,23 @@ impl Iter {
         })
     }
 
+    /// Whether `path` is the newest segment and its header is not (fully) written yet: a
+    /// writer creating it right now, or a crash that cut its creation short (which recovery
+    /// removes). That is "the end, for now", not damage.
+    fn being_created(&self, first_seq: u64, path: &Path) -> io::Result<bool> {
+        let newest = list_segments(&self.dir)?.last().map(|s| s.0) == Some(first_seq);
+        if !newest {
+            return Ok(false);
+        }
+        let mut header = [0u8; HEADER_LEN];
+        let n = match File::open(path) {
+            Ok(mut f) => read_full(&mut f, &mut header)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        Ok(n < HEADER_LEN || header.iter().all(|&b| b == 0))
+    }
+
     /// The segment after the current one, or the one to start with.
     fn pick_segment(&self) -> io::Result<Option<(u64, PathBuf)>> {
         let segments = list_segments(&self.dir)?;
@@ -299,6 +316,9 @@ impl Iter {
             if self.current.is_none() {
                 match self.pick_segment()? {
                     Some((seq, path)) => {
+                        if self.being_created(seq, &path)? {
+                            return Ok(None);
+                        }
                         if let Err(e) = self.open_segment(seq, path) {
                             if e.kind() == io::ErrorKind::NotFound && self.expected.is_none() {
                                 // Deleted by retention between listing and opening.
@@ -350,6 +370,9 @@ impl Iter {
                         Step::End => {
                             self.current = None;
                             self.next_segment = Some(seq);
+                            if self.being_created(seq, &next_path)? {
+                                return Ok(None);
+                            }
                             self.open_segment(seq, next_path)?;
                         }
                     }

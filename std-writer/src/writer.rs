@@ -729,6 +729,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
         self.shared.signal.set_unhealthy(true);
+        // Relaxed: a counter; `record_failure` (Release) orders it before a flusher's check.
+        self.shared
+            .published
+            .write_errors
+            .store(self.write_errors, Ordering::Relaxed);
         self.shared.signal.record_failure();
         self.resync();
     }
