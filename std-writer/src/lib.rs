@@ -111,8 +111,8 @@ pub enum SyncPolicy {
     EveryBatch,
     /// At most this long after a batch is written (and whenever a `flush` asks).
     Interval(Duration),
-    /// Never during the run (the OS writes back when it likes); `flush` waits only for the
-    /// write. Shutdown still syncs once.
+    /// Not per batch (the OS writes back when it likes); `flush` waits only for the write.
+    /// A segment is still fsynced once when it is sealed, and shutdown syncs once.
     Never,
 }
 

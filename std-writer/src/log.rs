@@ -16,10 +16,10 @@ pub struct LogOptions {
     pub segment_bytes: u64,
     /// Which old segments to delete. Default [`Retain::All`].
     pub retain: Retain,
-    /// Whether `sync` is part of the deal: then a segment is fsynced when it is sealed (before
-    /// the next one is created), and a failed fsync rolls back to the last successful `sync`.
-    /// Off for `SyncPolicy::Never`: rollback points then follow every successful append.
-    /// Default true.
+    /// Whether `sync` is part of the deal: then a failed fsync rolls back to the last
+    /// successful `sync`. Off for `SyncPolicy::Never`: rollback points then follow every
+    /// successful append. (Either way a segment is fsynced when it is sealed, before the next
+    /// one is created, so only the newest segment can have a torn tail.) Default true.
     pub durable: bool,
 }
 
@@ -95,8 +95,8 @@ pub struct SegmentLog {
     mark: Mark,
     /// A rollback failed: restore `mark` before anything else.
     poisoned: bool,
-    /// Segments sealed without an fsync (when not `durable`); `sync` fsyncs them.
-    unsynced_sealed: Vec<u64>,
+    /// A directory fsync is owed (a deletion whose directory sync failed).
+    dir_dirty: bool,
     recovery: Recovery,
 }
 
@@ -342,7 +342,7 @@ impl SegmentLog {
                 next_seq,
             },
             poisoned: false,
-            unsynced_sealed: Vec::new(),
+            dir_dirty: false,
             recovery,
         })
     }
@@ -408,8 +408,10 @@ impl SegmentLog {
         if sync {
             file.sync_all().map_err(|e| annotate(&path, e))?;
         }
-        if removed {
+        if removed || self.dir_dirty {
+            self.dir_dirty = true;
             sync_dir(&self.dir)?;
+            self.dir_dirty = false;
         }
         self.active = file;
         if let Some(seg) = self.segments.back_mut() {
@@ -429,15 +431,12 @@ impl SegmentLog {
 
     /// Seals the active segment and starts a new one at `next_seq`.
     fn rotate(&mut self) -> io::Result<()> {
-        if self.options.durable {
-            if let Err(e) = self.active.sync_data() {
-                // Unknown what reached the disk since the mark: roll back to it.
-                self.poisoned = true;
-                return Err(e);
-            }
-        } else {
-            let sealed = self.segments.back().expect("a segment exists").first_seq;
-            self.unsynced_sealed.push(sealed);
+        // Sealed segments are always fsynced (one fsync per segment, even under `Never`): so
+        // only the newest segment can ever have a torn tail, which recovery knows how to cut.
+        if let Err(e) = self.active.sync_data() {
+            // Unknown what reached the disk since the mark: roll back to it.
+            self.poisoned = true;
+            return Err(e);
         }
         let file = create_segment(&self.dir, self.next_seq)?;
         self.segments.push_back(Seg {
@@ -504,8 +503,10 @@ impl SegmentLog {
             self.segments.pop_front();
             removed = true;
         }
-        if removed {
+        if removed || self.dir_dirty {
+            self.dir_dirty = true;
             sync_dir(&self.dir)?;
+            self.dir_dirty = false;
         }
         Ok(())
     }
@@ -537,11 +538,16 @@ fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
     let written = file
         .write_all(&format::encode_header(first_seq))
         .and_then(|()| file.sync_all());
-    if let Err(e) = written {
+    // On any failure the file goes again: an untracked file would make every retry of this
+    // creation fail with AlreadyExists.
+    if let Err(e) = written
+        .map_err(|e| annotate(&path, e))
+        .and_then(|()| sync_dir(dir))
+    {
+        drop(file);
         let _ = fs::remove_file(&path);
-        return Err(annotate(&path, e));
+        return Err(e);
     }
-    sync_dir(dir)?;
     Ok(file)
 }
 
@@ -592,17 +598,6 @@ impl Sink for SegmentLog {
 
     fn sync(&mut self) -> io::Result<()> {
         self.heal()?;
-        // Segments sealed without an fsync (not `durable`) first, oldest first; retention may
-        // have deleted some.
-        while let Some(&first) = self.unsynced_sealed.first() {
-            let path = self.path(first);
-            match File::open(&path).and_then(|f| f.sync_data()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(annotate(&path, e)),
-            }
-            self.unsynced_sealed.remove(0);
-        }
         if let Err(e) = self.active.sync_data() {
             self.poisoned = true;
             if self.restore(self.mark, true).is_ok() {

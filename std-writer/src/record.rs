@@ -3,8 +3,8 @@
 /// An event the writer can persist. `encode` runs on the writer thread, never on the emitting
 /// one: emitting a value only moves it into the ring.
 ///
-/// `encode` appends the payload bytes to `out` (which may already hold other records: append,
-/// do not clear). A payload longer than [`MAX_PAYLOAD`](crate::format::MAX_PAYLOAD) bytes is not
+/// `encode` appends the payload bytes to `out` (an empty, reused buffer; whatever `encode`
+/// leaves in it is the payload). A payload longer than [`MAX_PAYLOAD`](crate::format::MAX_PAYLOAD) bytes is not
 /// written; it counts as dropped and shows in the next record's `dropped_before`. So does a
 /// record whose `encode` panics: the writer catches the panic and carries on.
 ///

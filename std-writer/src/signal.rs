@@ -237,7 +237,8 @@ impl Signal {
 
     /// The position a flusher waits for.
     pub fn flush_target(&self) -> usize {
-        // Relaxed: see `request_flush`; the writer reads it after its own SeqCst fence.
+        // Relaxed: see `request_flush`. Inside `prepare_sleep` this load follows the writer's
+        // SeqCst fence (that is the handshake); elsewhere the writer uses it as a hint.
         self.flush_target.load(Ordering::Relaxed)
     }
 

@@ -247,7 +247,11 @@ impl Builder {
                 })?;
                 let worker = Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout);
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run()));
-                // Also after a panic: release blocked emitters and flushers, refuse new emits.
+                if outcome.is_err() {
+                    // Refuse new emits with the close handshake, so none lands unseen.
+                    shared.signal.close();
+                }
+                // Release blocked emitters and flushers.
                 shared.signal.exited();
                 outcome.unwrap_or_else(|_| {
                     Err(ShutdownError {
@@ -514,7 +518,7 @@ impl<T, const N: usize> Emitter<T, N> {
 
     #[cold]
     fn block(&self, mut event: T, timeout: Option<Duration>) -> Result<(), EmitError<T>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         for round in 0..BLOCK_SPINS {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 self.count_rejected();
@@ -570,7 +574,7 @@ impl<T, const N: usize> Emitter<T, N> {
 
     /// [`flush`](Self::flush), giving up with [`FlushError::Timeout`] after `timeout`.
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.flush_until(Some(Instant::now() + timeout))
+        self.flush_until(Instant::now().checked_add(timeout))
     }
 
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
@@ -611,6 +615,8 @@ struct Worker<T, const N: usize, S> {
     /// Frames not yet durable: `buf[..appended]` is in the sink (awaiting sync), the rest is
     /// not yet appended. Frame sequence numbers run from `buf_first_seq` to `next_seq`.
     buf: Vec<u8>,
+    /// Where one record is encoded before it is framed into `buf`.
+    scratch: Vec<u8>,
     buf_first_seq: u64,
     appended: usize,
     appended_seq: u64,
@@ -648,6 +654,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             policy,
             shutdown_timeout,
             buf: Vec::with_capacity(64 << 10),
+            scratch: Vec::with_capacity(256),
             buf_first_seq: seq,
             appended: 0,
             appended_seq: seq,
@@ -676,42 +683,55 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     }
 
     fn encode(&mut self, event: T) {
-        let start = format::begin_frame(&mut self.buf);
-        let buf = &mut self.buf;
+        // Into a scratch buffer, so an `encode` that misbehaves (clears or rewrites `out`)
+        // can only spoil its own record, never frames already in the batch.
+        self.scratch.clear();
+        let scratch = &mut self.scratch;
         let encoded = catch_unwind(AssertUnwindSafe(move || {
-            event.encode(buf);
+            event.encode(scratch);
             drop(event);
         }));
-        let framed = encoded.is_ok()
-            && format::finish_frame(&mut self.buf, start, self.next_seq, self.pending_gap).is_ok();
+        let framed = encoded.is_ok() && {
+            let start = format::begin_frame(&mut self.buf);
+            self.buf.extend_from_slice(&self.scratch);
+            format::finish_frame(&mut self.buf, start, self.next_seq, self.pending_gap).is_ok()
+        };
         if framed {
             self.next_seq += 1;
             self.pending_gap = 0;
         } else {
-            self.buf.truncate(start);
             self.dropped += 1;
             self.pending_gap += 1;
+        }
+        if self.scratch.capacity() > 1 << 20 {
+            self.scratch = Vec::new();
         }
     }
 
     /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
     fn take(&mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> usize {
         let mut took = 0;
-        let mut evicted = consumer.evicted();
+        // From our own count, not the consumer's: a `pop` that stepped over evicted positions
+        // and then found nothing published has already counted them there.
+        let mut evicted = self.evicted;
         while took < N {
-            let Some(event) = consumer.pop() else { break };
+            let popped = consumer.pop();
             let now = consumer.evicted();
             self.pending_gap += now - evicted;
             self.dropped += now - evicted;
             evicted = now;
+            let Some(event) = popped else { break };
             took += 1;
             self.encode(event);
         }
+        let moved = took > 0 || evicted != self.evicted;
         self.evicted = evicted;
         self.popped = self.popped.wrapping_add(took);
-        if took > 0 {
+        if moved {
             let position = self.popped.wrapping_add(self.evicted as usize);
             self.checkpoints.push_back((self.next_seq, position));
+        }
+        if took > 0 {
             self.shared.signal.space.notify();
         }
         took
@@ -752,7 +772,12 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         if at < self.buf_first_seq {
             // The sink lost records we no longer hold (only possible under `Never`): count them
             // as dropped and renumber what we hold to follow on, the gap recorded.
-            let lost = self.buf_first_seq - at;
+            // Only what this run wrote can be lost to it: a sink below our start lost records
+            // of an earlier run, which are not in our counts.
+            let lost = self.buf_first_seq - at.max(self.start_seq);
+            // Every record after `at` is gone; the log's gap shows them all.
+            let shift = self.buf_first_seq - at;
+            self.start_seq = self.start_seq.min(at);
             self.dropped += lost;
             let mut offset = 0;
             let mut seq = at;
@@ -766,7 +791,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 gap.copy_from_slice(&frame[16..24]);
                 let mut gap = u64::from_le_bytes(gap);
                 if first {
-                    gap += lost;
+                    gap += shift;
                     first = false;
                 }
                 format::renumber_frame(frame, seq, gap);
@@ -774,13 +799,13 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 offset += size;
             }
             if first {
-                self.pending_gap += lost;
+                self.pending_gap += shift;
             }
             for c in self.checkpoints.iter_mut() {
-                c.0 -= lost;
+                c.0 = c.0.saturating_sub(shift);
             }
             self.buf_first_seq = at;
-            self.next_seq -= lost;
+            self.next_seq -= shift;
             self.appended = 0;
             self.appended_seq = at;
         } else {
@@ -818,8 +843,9 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     self.buf.clear();
                     self.appended = 0;
                     self.buf_first_seq = self.next_seq;
-                    self.healthy();
                 }
+                // The sink takes writes again (a later sync failure makes it unhealthy anew).
+                self.healthy();
             }
             Err(e) => self.fail(e),
         }
@@ -900,7 +926,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 // No emit can land after this returns: what is in the ring is all there is.
                 shared.signal.close();
                 closing = true;
-                deadline = Some(Instant::now() + self.shutdown_timeout);
+                deadline = Instant::now().checked_add(self.shutdown_timeout);
             }
             let failing = self.retry_at.is_some();
             let mut took = 0;
