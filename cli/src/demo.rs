@@ -304,7 +304,7 @@ struct Row {
 fn human_ns(ns: u64) -> String {
     if ns < 10_000 {
         format!("{ns} ns")
-    } else if ns < 10_000_000 {
+    } else if ns < 1_000_000 {
         format!("{:.1} µs", ns as f64 / 1e3)
     } else {
         format!("{:.1} ms", ns as f64 / 1e6)
