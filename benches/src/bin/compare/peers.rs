@@ -1,0 +1,373 @@
+//! The queues under comparison, each behind the same small trait, driven only through its
+//! non-blocking calls (a failed push hands the value back; a failed pop returns nothing).
+
+use crossbeam_queue::ArrayQueue;
+use ringwal_core::{Consumer, Full, Ring};
+use std::sync::mpsc;
+
+/// Capacity of every queue (except heapless, see [`HEAPLESS_CAP`]).
+pub const CAP: usize = 4096;
+
+/// heapless 0.8.0's `MpMcQueue` compares positions as `i8`, so with `N >= 256` an enqueue on a
+/// full queue spins forever instead of failing (rust-embedded/heapless#461, fixed after 0.8.0).
+/// 128 is the largest capacity that works (this binary checks that 128 does at startup).
+pub const HEAPLESS_CAP: usize = 128;
+
+/// What the queues carry: a value that names its producer and its sequence number, so the
+/// consumer can check count and per-producer order cheaply.
+pub trait Item: Copy + Default + Send + Sync + 'static {
+    fn make(producer: usize, seq: u64) -> Self;
+    fn producer(&self) -> usize;
+    fn seq(&self) -> u64;
+}
+
+const SEQ_BITS: u32 = 48;
+
+impl Item for u64 {
+    #[inline(always)]
+    fn make(producer: usize, seq: u64) -> Self {
+        (producer as u64) << SEQ_BITS | seq
+    }
+    #[inline(always)]
+    fn producer(&self) -> usize {
+        (*self >> SEQ_BITS) as usize
+    }
+    #[inline(always)]
+    fn seq(&self) -> u64 {
+        *self & ((1 << SEQ_BITS) - 1)
+    }
+}
+
+/// A 64-byte payload: `[u8; 64]` in a newtype only because `[u8; 64]` has no `Default`, which
+/// thingbuf requires. Same size and layout for every peer.
+#[derive(Clone, Copy)]
+pub struct Payload(pub [u8; 64]);
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload([0; 64])
+    }
+}
+
+impl Item for Payload {
+    #[inline(always)]
+    fn make(producer: usize, seq: u64) -> Self {
+        let mut bytes = [producer as u8; 64];
+        bytes[..8].copy_from_slice(&seq.to_le_bytes());
+        Payload(bytes)
+    }
+    #[inline(always)]
+    fn producer(&self) -> usize {
+        self.0[8] as usize
+    }
+    #[inline(always)]
+    fn seq(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().unwrap())
+    }
+}
+
+/// A bounded queue seen through its non-blocking calls. The implementor owns the queue;
+/// `split` hands out a producer handle and the consumer handle, which may borrow it.
+pub trait Queue<T: Item>: Sized {
+    const NAME: &'static str;
+    /// False when the queue allows only one producer handle (rtrb).
+    const MULTI_PRODUCER: bool = true;
+    type Tx<'a>: Send
+    where
+        Self: 'a;
+    type Rx<'a>: Send
+    where
+        Self: 'a;
+
+    fn new() -> Self;
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>);
+    /// Another producer handle (only called when `MULTI_PRODUCER`).
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a>;
+    /// Pushes, or hands the value back when the queue is full.
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T>;
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T>;
+
+    /// Takes what the consumer takes in one go, calling `f` for each value; returns how many.
+    /// One `try_pop` for every peer except the "ringwal (drain)" entry.
+    #[inline(always)]
+    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
+        match Self::try_pop(rx) {
+            Some(v) => {
+                f(v);
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+/// ringwal's `Ring`: `try_push`, and the consumer's `pop` (or, with `DRAIN`, its `drain()`
+/// iterator, which pops what is ready, up to one ring's worth).
+pub struct Ringwal<T, const DRAIN: bool>(Box<Ring<T, CAP>>);
+
+impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
+    const NAME: &'static str = if DRAIN {
+        "ringwal Ring (drain)"
+    } else {
+        "ringwal Ring (pop)"
+    };
+    type Tx<'a> = &'a Ring<T, CAP>;
+    type Rx<'a> = Consumer<'a, T, CAP>;
+
+    fn new() -> Self {
+        Ringwal(Box::default())
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        let ring: &Ring<T, CAP> = &self.0;
+        (ring, ring.consumer().expect("first consumer"))
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value).map_err(|Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.pop()
+    }
+    #[inline(always)]
+    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
+        if DRAIN {
+            rx.drain().map(f).count()
+        } else {
+            match rx.pop() {
+                Some(v) => {
+                    f(v);
+                    1
+                }
+                None => 0,
+            }
+        }
+    }
+}
+
+/// `std::sync::mpsc::sync_channel`: `try_send` / `try_recv`.
+pub struct StdSync<T>(Option<(mpsc::SyncSender<T>, mpsc::Receiver<T>)>);
+
+impl<T: Item> Queue<T> for StdSync<T> {
+    const NAME: &'static str = "std sync_channel";
+    type Tx<'a> = mpsc::SyncSender<T>;
+    type Rx<'a> = mpsc::Receiver<T>;
+
+    fn new() -> Self {
+        StdSync(Some(mpsc::sync_channel(CAP)))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx.clone()
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        match tx.try_send(value) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(v)) => Err(v),
+            Err(mpsc::TrySendError::Disconnected(_)) => panic!("consumer gone"),
+        }
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_recv().ok()
+    }
+}
+
+/// `crossbeam_channel::bounded`: `try_send` / `try_recv`.
+pub struct CbChannel<T>(Option<(crossbeam_channel::Sender<T>, crossbeam_channel::Receiver<T>)>);
+
+impl<T: Item> Queue<T> for CbChannel<T> {
+    const NAME: &'static str = "crossbeam-channel bounded";
+    type Tx<'a> = crossbeam_channel::Sender<T>;
+    type Rx<'a> = crossbeam_channel::Receiver<T>;
+
+    fn new() -> Self {
+        CbChannel(Some(crossbeam_channel::bounded(CAP)))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx.clone()
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        match tx.try_send(value) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(v)) => Err(v),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => panic!("consumer gone"),
+        }
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_recv().ok()
+    }
+}
+
+/// `flume::bounded`: `try_send` / `try_recv`.
+pub struct Flume<T>(Option<(flume::Sender<T>, flume::Receiver<T>)>);
+
+impl<T: Item> Queue<T> for Flume<T> {
+    const NAME: &'static str = "flume bounded";
+    type Tx<'a> = flume::Sender<T>;
+    type Rx<'a> = flume::Receiver<T>;
+
+    fn new() -> Self {
+        Flume(Some(flume::bounded(CAP)))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx.clone()
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        match tx.try_send(value) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(v)) => Err(v),
+            Err(flume::TrySendError::Disconnected(_)) => panic!("consumer gone"),
+        }
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_recv().ok()
+    }
+}
+
+/// `crossbeam_queue::ArrayQueue`: `push` / `pop`.
+pub struct CbArrayQueue<T>(ArrayQueue<T>);
+
+impl<T: Item> Queue<T> for CbArrayQueue<T> {
+    const NAME: &'static str = "crossbeam-queue ArrayQueue";
+    type Tx<'a> = &'a ArrayQueue<T>;
+    type Rx<'a> = &'a ArrayQueue<T>;
+
+    fn new() -> Self {
+        CbArrayQueue(ArrayQueue::new(CAP))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        (&self.0, &self.0)
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.push(value)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.pop()
+    }
+}
+
+/// `thingbuf::ThingBuf` (its lock-free MPMC queue): `push` / `pop`.
+pub struct Thingbuf<T>(thingbuf::ThingBuf<T>);
+
+impl<T: Item> Queue<T> for Thingbuf<T> {
+    const NAME: &'static str = "thingbuf ThingBuf";
+    type Tx<'a> = &'a thingbuf::ThingBuf<T>;
+    type Rx<'a> = &'a thingbuf::ThingBuf<T>;
+
+    fn new() -> Self {
+        Thingbuf(thingbuf::ThingBuf::new(CAP))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        (&self.0, &self.0)
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.push(value).map_err(|full| full.into_inner())
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.pop()
+    }
+}
+
+/// `heapless::mpmc::MpMcQueue` (feature `mpmc_large`): `enqueue` / `dequeue`, capacity
+/// [`HEAPLESS_CAP`].
+pub struct Heapless<T>(Box<heapless::mpmc::MpMcQueue<T, HEAPLESS_CAP>>);
+
+impl<T: Item> Queue<T> for Heapless<T> {
+    const NAME: &'static str = "heapless MpMcQueue (cap 128!)";
+    type Tx<'a> = &'a heapless::mpmc::MpMcQueue<T, HEAPLESS_CAP>;
+    type Rx<'a> = &'a heapless::mpmc::MpMcQueue<T, HEAPLESS_CAP>;
+
+    fn new() -> Self {
+        Heapless(Box::new(heapless::mpmc::MpMcQueue::new()))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        (&self.0, &self.0)
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.enqueue(value)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.dequeue()
+    }
+}
+
+/// `rtrb::RingBuffer` (single producer only): `push` / `pop`.
+pub struct Rtrb<T>(Option<(rtrb::Producer<T>, rtrb::Consumer<T>)>);
+
+impl<T: Item> Queue<T> for Rtrb<T> {
+    const NAME: &'static str = "rtrb RingBuffer (SPSC)";
+    const MULTI_PRODUCER: bool = false;
+    type Tx<'a> = rtrb::Producer<T>;
+    type Rx<'a> = rtrb::Consumer<T>;
+
+    fn new() -> Self {
+        Rtrb(Some(rtrb::RingBuffer::new(CAP)))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(_: &Self::Tx<'a>) -> Self::Tx<'a> {
+        unreachable!("rtrb has one producer")
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.push(value).map_err(|rtrb::PushError::Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.pop().ok()
+    }
+}
+
+/// Checks, on a scratch queue, that heapless still cannot hold 4096 (so the note in the output
+/// stays true) and that `HEAPLESS_CAP` works: fill it, and a further enqueue must fail.
+pub fn heapless_check() -> String {
+    let q: Box<heapless::mpmc::MpMcQueue<u64, HEAPLESS_CAP>> =
+        Box::new(heapless::mpmc::MpMcQueue::new());
+    for i in 0..HEAPLESS_CAP as u64 {
+        q.enqueue(i).expect("below capacity");
+    }
+    assert!(
+        q.enqueue(0).is_err(),
+        "full heapless queue accepted a value"
+    );
+    // The 4096 case is not run: it would spin forever (that is the bug).
+    format!(
+        "heapless {}: MpMcQueue with N >= 256 spins forever on enqueue-when-full \
+         (rust-embedded/heapless#461, i8 position arithmetic), so heapless runs with \
+         capacity {HEAPLESS_CAP}, the largest that works, not 4096",
+        crate::versions::of("heapless")
+    )
+}
