@@ -111,8 +111,10 @@ pub enum SyncPolicy {
     EveryBatch,
     /// At most this long after a batch is written (and whenever a `flush` asks).
     Interval(Duration),
-    /// Not per batch (the OS writes back when it likes); `flush` waits only for the write.
-    /// A segment is still fsynced once when it is sealed, and shutdown syncs once.
+    /// Never during the run (the OS writes back when it likes); `flush` waits only for the
+    /// write. Shutdown syncs once, every segment. After a power loss (not a process crash)
+    /// any segment written since the last sync may be torn: recovery cuts the newest one's
+    /// tail; an older one's damage is reported by the `Reader`.
     Never,
 }
 

@@ -18,8 +18,11 @@ pub struct LogOptions {
     pub retain: Retain,
     /// Whether `sync` is part of the deal: then a failed fsync rolls back to the last
     /// successful `sync`. Off for `SyncPolicy::Never`: rollback points then follow every
-    /// successful append. (Either way a segment is fsynced when it is sealed, before the next
-    /// one is created, so only the newest segment can have a torn tail.) Default true.
+    /// successful append, and a segment is not fsynced when it is sealed (only at the next
+    /// `sync`): so after a power loss an older segment, too, can have a torn tail, which
+    /// opening does not check and the `Reader` reports as damage. When on, sealed segments
+    /// are fsynced before the next one is created, and only the newest can be torn.
+    /// Default true.
     pub durable: bool,
 }
 
@@ -97,6 +100,8 @@ pub struct SegmentLog {
     poisoned: bool,
     /// A directory fsync is owed (a deletion whose directory sync failed).
     dir_dirty: bool,
+    /// Segments sealed without an fsync (not `durable`); `sync` fsyncs them first.
+    unsynced_sealed: Vec<u64>,
     recovery: Recovery,
 }
 
@@ -343,6 +348,7 @@ impl SegmentLog {
             },
             poisoned: false,
             dir_dirty: false,
+            unsynced_sealed: Vec::new(),
             recovery,
         })
     }
@@ -431,12 +437,19 @@ impl SegmentLog {
 
     /// Seals the active segment and starts a new one at `next_seq`.
     fn rotate(&mut self) -> io::Result<()> {
-        // Sealed segments are always fsynced (one fsync per segment, even under `Never`): so
-        // only the newest segment can ever have a torn tail, which recovery knows how to cut.
-        if let Err(e) = self.active.sync_data() {
-            // Unknown what reached the disk since the mark: roll back to it.
-            self.poisoned = true;
-            return Err(e);
+        if self.options.durable {
+            // Sealed with an fsync, so only the newest segment can ever have a torn tail.
+            if let Err(e) = self.active.sync_data() {
+                // Unknown what reached the disk since the mark: roll back to it.
+                self.poisoned = true;
+                return Err(e);
+            }
+        } else {
+            // Not `durable` (`SyncPolicy::Never`): an fsync of a whole segment here stalls the
+            // writer for as long as the disk takes to write it (measured: the ring overflowed
+            // at 1M events/s), so it waits for the next `sync` (shutdown's).
+            let sealed = self.segments.back().expect("a segment exists").first_seq;
+            self.unsynced_sealed.push(sealed);
         }
         let file = create_segment(&self.dir, self.next_seq)?;
         self.segments.push_back(Seg {
@@ -598,6 +611,17 @@ impl Sink for SegmentLog {
 
     fn sync(&mut self) -> io::Result<()> {
         self.heal()?;
+        // Segments sealed without an fsync first, oldest first (retention may have deleted
+        // some: nothing to sync then).
+        while let Some(&first) = self.unsynced_sealed.first() {
+            let path = self.path(first);
+            match File::open(&path).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(annotate(&path, e)),
+            }
+            self.unsynced_sealed.remove(0);
+        }
         if let Err(e) = self.active.sync_data() {
             self.poisoned = true;
             if self.restore(self.mark, true).is_ok() {
