@@ -376,8 +376,9 @@ fn main() {
 
     println!("## Whole path: 64-byte records into a file in a fresh temporary directory\n");
     let designs_note = "Designs: ringwal `Emitter::emit` with Overflow::Reject and \
-                        SyncPolicy::Never (CRC-framed segmented log; even under Never, sealing a \
-                        64 MiB segment fsyncs it, the next segment and the directory); `sync_channel(4096)` + `try_send`, a writer \
+                        SyncPolicy::Never (CRC-framed segmented log in 64 MiB segments; under Never \
+                        a new segment and the directory are fsynced when it is created, a \
+                        sealed one only at shutdown); `sync_channel(4096)` + `try_send`, a writer \
                         thread `recv()`ing into a `BufWriter<File>`; tracing-appender \
                         `NonBlockingBuilder::default().buffered_lines_limit(4096)` (default \
                         lossy mode: a full channel drops the record and counts it in \

@@ -27,9 +27,9 @@ pub struct Drained {
     pub persisted: u64,
     /// Records the design accepted and then dropped without telling the producer.
     pub dropped: u64,
-    /// ringwal only: segments sealed so far. Each rotation fsyncs the sealed segment, the new
-    /// segment's header and the directory, even under `SyncPolicy::Never` (`Stats::syncs` does
-    /// not count these, so it is not used here).
+    /// ringwal only: segments sealed so far. Under `SyncPolicy::Never` each rotation fsyncs
+    /// the new segment's header and the directory (`Stats::syncs` does not count these, so it
+    /// is not used here).
     pub sealed: u64,
 }
 
