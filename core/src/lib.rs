@@ -139,7 +139,6 @@ pub use channel::{channel, Producer, Receiver};
 #[cfg(test)]
 mod tests;
 
-/// The workspace README's Rust examples, compiled and run as doctests so they stay true.
 // Thread-safety facts the docs promise, checked at compile time.
 const _: () = {
     use core::cell::Cell;
