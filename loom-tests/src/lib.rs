@@ -15,3 +15,38 @@
 //! tries B's store before A's load — the shape of every CAS loop. `ringwal-core`'s `sync` shim
 //! works around it under `cfg(loom)` (every load also writes a private companion atomic, which
 //! makes all accesses to one atomic mutually dependent for DPOR); see `core/src/sync.rs`.
+
+/// Runs a model. `max_branches` is raised because the spin-then-yield loops make long paths;
+/// `preemption_bound` is `None` (exhaustive) unless a model documents why it needs a bound.
+/// `LOOM_MAX_PREEMPTIONS` in the environment overrides the bound.
+///
+/// Prints how many executions loom explored, so a model that silently stopped exploring
+/// (one execution) is visible, and asserts it explored more than one.
+#[cfg(loom)]
+#[track_caller]
+pub fn check(preemption_bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize as StdAtomic, Ordering as StdOrdering};
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = preemption_bound;
+    }
+    let executions = std::sync::Arc::new(StdAtomic::new(0));
+    let counter = executions.clone();
+    let started = std::time::Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, StdOrdering::Relaxed);
+        f()
+    });
+    let n = executions.load(StdOrdering::Relaxed);
+    println!(
+        "loom: {n} executions in {:.1?} ({}, preemption bound {:?})",
+        started.elapsed(),
+        std::panic::Location::caller(),
+        builder.preemption_bound
+    );
+    assert!(
+        n > 1,
+        "the model explored a single execution: is loom active?"
+    );
+}

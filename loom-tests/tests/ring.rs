@@ -11,40 +11,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use ringwal_core::{channel, Ring};
-
-/// Runs a model. `max_branches` is raised because the spin-then-yield loops make long paths;
-/// `preemption_bound` is `None` (exhaustive) unless a model documents why it needs a bound.
-/// `LOOM_MAX_PREEMPTIONS` in the environment overrides the bound.
-///
-/// Prints how many executions loom explored, so a model that silently stopped exploring
-/// (one execution) is visible, and asserts it explored more than one.
-#[track_caller]
-fn check(preemption_bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
-    use std::sync::atomic::{AtomicUsize as StdAtomic, Ordering as StdOrdering};
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = preemption_bound;
-    }
-    let executions = std::sync::Arc::new(StdAtomic::new(0));
-    let counter = executions.clone();
-    let started = std::time::Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, StdOrdering::Relaxed);
-        f()
-    });
-    let n = executions.load(StdOrdering::Relaxed);
-    println!(
-        "loom: {n} executions in {:.1?} ({}, preemption bound {:?})",
-        started.elapsed(),
-        std::panic::Location::caller(),
-        builder.preemption_bound
-    );
-    assert!(
-        n > 1,
-        "the model explored a single execution: is loom active?"
-    );
-}
+use ringwal_loom_tests::check;
 
 /// Two producers and the consumer on N = 2, across a lap and across the `usize::MAX` wrap of
 /// the counters: every value delivered exactly once, each producer's values in order.
