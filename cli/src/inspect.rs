@@ -10,27 +10,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Opens `dir` as a log, with one-line errors naming the path.
-fn open(dir: &Path) -> io::Result<Reader> {
-    match std::fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("{}: no such directory", dir.display()),
-            ))
-        }
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
-        Ok(m) if !m.is_dir() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{}: is a file, not a log directory", dir.display()),
-            ))
-        }
-        Ok(_) => {}
-    }
-    Reader::open(dir)
-}
-
 /// Ends quietly when stdout is closed (`ringwal cat DIR | head`).
 fn out_ok(r: io::Result<()>) -> io::Result<bool> {
     match r {
@@ -136,7 +115,7 @@ fn json_escape(s: &str, out: &mut String) {
 
 /// `ringwal cat`.
 pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode> {
-    let reader = open(dir)?;
+    let reader = Reader::open(dir)?;
     let iter = match from {
         Some(seq) => reader.from_seq(seq),
         None => reader.iter(),
@@ -157,7 +136,7 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode
 
 /// `ringwal tail`.
 pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Result<ExitCode> {
-    let reader = open(dir)?;
+    let reader = Reader::open(dir)?;
     let segments = reader.segments()?;
     // Start in the newest segment; step back while it holds fewer than `lines` records.
     let mut start = segments.len().saturating_sub(1);
@@ -244,7 +223,7 @@ fn seq_range(first: u64, records: u64) -> String {
 
 /// `ringwal verify`.
 pub fn verify(dir: &Path) -> io::Result<ExitCode> {
-    let reader = open(dir)?;
+    let reader = Reader::open(dir)?;
     let segments = scan_all(&reader)?;
     let mut records = 0u64;
     let mut dropped = 0u64;
@@ -338,7 +317,7 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
 
 /// `ringwal info`.
 pub fn info(dir: &Path) -> io::Result<ExitCode> {
-    let reader = open(dir)?;
+    let reader = Reader::open(dir)?;
     let segments = scan_all(&reader)?;
     let mut out = String::new();
     let _ = writeln!(

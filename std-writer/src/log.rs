@@ -105,7 +105,8 @@ pub struct SegmentLog {
     recovery: Recovery,
 }
 
-fn annotate(path: &Path, e: io::Error) -> io::Error {
+/// `e`, its message prefixed with `path`.
+pub(crate) fn annotate(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
@@ -150,7 +151,8 @@ pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64)> {
     Ok((first, len))
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; returns how many bytes it read.
+pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {

@@ -1,7 +1,7 @@
 //! Reading a log directory back, also while a writer appends to it.
 
 use crate::format::{self, FrameError, FRAME_HEADER_LEN, HEADER_LEN};
-use crate::log::{list_segments, read_header};
+use crate::log::{annotate, list_segments, read_header, read_up_to};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -55,12 +55,19 @@ impl Reader {
     /// no segment file (not a ringwal log).
     pub fn open(dir: impl AsRef<Path>) -> io::Result<Reader> {
         let dir = dir.as_ref();
-        let meta = std::fs::metadata(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                io::Error::new(e.kind(), format!("{}: no such directory", dir.display()))
+            }
+            _ => annotate(dir, e),
+        })?;
         if !meta.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{}: not a directory", dir.display()),
+                format!(
+                    "{}: not a directory (a file, so not a log directory)",
+                    dir.display()
+                ),
             ));
         }
         if list_segments(dir)?.is_empty() {
@@ -85,7 +92,7 @@ impl Reader {
             .into_iter()
             .map(|(first_seq, path)| {
                 let bytes = std::fs::metadata(&path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+                    .map_err(|e| annotate(&path, e))?
                     .len();
                 Ok(SegmentInfo {
                     path,
@@ -147,19 +154,6 @@ fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error 
     )
 }
 
-fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 enum Step {
     Entry(Entry),
     /// No byte after the last frame (for now).
@@ -199,9 +193,9 @@ impl Iter {
         }
         let mut header = [0u8; HEADER_LEN];
         let n = match File::open(path) {
-            Ok(mut f) => read_full(&mut f, &mut header)?,
+            Ok(mut f) => read_up_to(&mut f, &mut header)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            Err(e) => return Err(annotate(path, e)),
         };
         Ok(n < HEADER_LEN || header.iter().all(|&b| b == 0))
     }
@@ -240,8 +234,7 @@ impl Iter {
                 ));
             }
         }
-        let file = File::open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let file = File::open(&path).map_err(|e| annotate(&path, e))?;
         self.expected = Some(first_seq);
         self.current = Some(Open {
             first_seq,
@@ -256,7 +249,7 @@ impl Iter {
     /// Reads the frame at the current offset.
     fn step(open: &mut Open, expected: u64) -> io::Result<Step> {
         let path = open.path.clone();
-        let io_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let io_err = |e: io::Error| annotate(&path, e);
         if open.needs_seek {
             open.reader
                 .seek(SeekFrom::Start(open.offset))
@@ -264,7 +257,7 @@ impl Iter {
             open.needs_seek = false;
         }
         let mut header = [0u8; FRAME_HEADER_LEN];
-        let n = read_full(&mut open.reader, &mut header).map_err(io_err)?;
+        let n = read_up_to(&mut open.reader, &mut header).map_err(io_err)?;
         if n == 0 {
             open.needs_seek = true;
             return Ok(Step::End);
@@ -279,7 +272,7 @@ impl Iter {
         // `size` is at most MAX_PAYLOAD plus a header: a bogus length cannot ask for more.
         let mut frame = vec![0u8; size];
         frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
-        let got = read_full(&mut open.reader, &mut frame[FRAME_HEADER_LEN..]).map_err(io_err)?;
+        let got = read_up_to(&mut open.reader, &mut frame[FRAME_HEADER_LEN..]).map_err(io_err)?;
         if got + FRAME_HEADER_LEN < size {
             open.needs_seek = true;
             return Ok(Step::Bad(
@@ -385,7 +378,7 @@ impl Iter {
 /// Whether a valid frame with a sequence number at or after `expected` follows `offset` in
 /// the file (then a bad frame at `offset` is damage, not a tail still being written).
 fn follows(path: &Path, offset: u64, expected: u64) -> io::Result<bool> {
-    let io_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let io_err = |e: io::Error| annotate(path, e);
     let mut file = File::open(path).map_err(io_err)?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
     let mut rest = Vec::new();
