@@ -145,6 +145,8 @@ struct Open {
     offset: u64,
     /// The reader's position may differ from `offset` (after a partial read at the end).
     needs_seek: bool,
+    /// A newer segment has been seen, so no record will be appended to this one.
+    sealed: bool,
 }
 
 fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error {
@@ -242,6 +244,7 @@ impl Iter {
             reader: BufReader::with_capacity(64 << 10, file),
             offset: HEADER_LEN as u64,
             needs_seek: true,
+            sealed: false,
         });
         Ok(())
     }
@@ -348,27 +351,19 @@ impl Iter {
                     let Some((seq, next_path)) = self.pick_segment()? else {
                         return Ok(None);
                     };
-                    // A newer segment exists, so this one is sealed: read on if records
-                    // landed after our last look, else move on.
                     let open = self.current.as_mut().expect("opened above");
-                    match Self::step(open, expected)? {
-                        Step::Entry(entry) => {
-                            self.expected = Some(self.after(expected));
-                            if self.from.is_some_and(|from| entry.seq < from) {
-                                continue;
-                            }
-                            return Ok(Some(entry));
-                        }
-                        Step::Bad(reason) => return Err(damaged(&path, offset, reason)),
-                        Step::End => {
-                            self.current = None;
-                            self.next_segment = Some(seq);
-                            if self.being_created(seq, &next_path)? {
-                                return Ok(None);
-                            }
-                            self.open_segment(seq, next_path)?;
-                        }
+                    if !open.sealed {
+                        // A newer segment exists, so this one is sealed: look once more for
+                        // records that landed after our last look, then move on.
+                        open.sealed = true;
+                        continue;
                     }
+                    self.current = None;
+                    self.next_segment = Some(seq);
+                    if self.being_created(seq, &next_path)? {
+                        return Ok(None);
+                    }
+                    self.open_segment(seq, next_path)?;
                 }
             }
         }
