@@ -148,98 +148,63 @@ impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
     }
 }
 
-/// `std::sync::mpsc::sync_channel`: `try_send` / `try_recv`.
-pub struct StdSync<T>(Option<(mpsc::SyncSender<T>, mpsc::Receiver<T>)>);
+/// A bounded channel peer driven by `try_send` / `try_recv`: std, crossbeam-channel and flume
+/// have the same shape, differing only in their paths.
+macro_rules! channel_peer {
+    ($(#[$doc:meta])* $peer:ident, $name:literal, $sender:path, $receiver:path,
+     $bounded:path, $error:ident) => {
+        $(#[$doc])*
+        pub struct $peer<T>(Option<($sender, $receiver)>);
 
-impl<T: Item> Queue<T> for StdSync<T> {
-    const NAME: &'static str = "std sync_channel";
-    type Tx<'a> = mpsc::SyncSender<T>;
-    type Rx<'a> = mpsc::Receiver<T>;
+        impl<T: Item> Queue<T> for $peer<T> {
+            const NAME: &'static str = $name;
+            type Tx<'a> = $sender;
+            type Rx<'a> = $receiver;
 
-    fn new() -> Self {
-        StdSync(Some(mpsc::sync_channel(CAP)))
-    }
-    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
-        self.0.take().expect("split once")
-    }
-    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
-        tx.clone()
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
-        match tx.try_send(value) {
-            Ok(()) => Ok(()),
-            Err(mpsc::TrySendError::Full(v)) => Err(v),
-            Err(mpsc::TrySendError::Disconnected(_)) => panic!("consumer gone"),
+            fn new() -> Self {
+                $peer(Some($bounded(CAP)))
+            }
+            fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+                self.0.take().expect("split once")
+            }
+            fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+                tx.clone()
+            }
+            #[inline(always)]
+            fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+                match tx.try_send(value) {
+                    Ok(()) => Ok(()),
+                    Err($error::Full(v)) => Err(v),
+                    Err($error::Disconnected(_)) => panic!("consumer gone"),
+                }
+            }
+            #[inline(always)]
+            fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+                rx.try_recv().ok()
+            }
         }
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
-        rx.try_recv().ok()
-    }
+    };
 }
 
-/// `crossbeam_channel::bounded`: `try_send` / `try_recv`.
-pub struct CbChannel<T>(Option<(crossbeam_channel::Sender<T>, crossbeam_channel::Receiver<T>)>);
+use crossbeam_channel::TrySendError as CbTrySendError;
+use flume::TrySendError as FlumeTrySendError;
+use mpsc::TrySendError as StdTrySendError;
 
-impl<T: Item> Queue<T> for CbChannel<T> {
-    const NAME: &'static str = "crossbeam-channel bounded";
-    type Tx<'a> = crossbeam_channel::Sender<T>;
-    type Rx<'a> = crossbeam_channel::Receiver<T>;
-
-    fn new() -> Self {
-        CbChannel(Some(crossbeam_channel::bounded(CAP)))
-    }
-    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
-        self.0.take().expect("split once")
-    }
-    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
-        tx.clone()
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
-        match tx.try_send(value) {
-            Ok(()) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(v)) => Err(v),
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => panic!("consumer gone"),
-        }
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
-        rx.try_recv().ok()
-    }
-}
-
-/// `flume::bounded`: `try_send` / `try_recv`.
-pub struct Flume<T>(Option<(flume::Sender<T>, flume::Receiver<T>)>);
-
-impl<T: Item> Queue<T> for Flume<T> {
-    const NAME: &'static str = "flume bounded";
-    type Tx<'a> = flume::Sender<T>;
-    type Rx<'a> = flume::Receiver<T>;
-
-    fn new() -> Self {
-        Flume(Some(flume::bounded(CAP)))
-    }
-    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
-        self.0.take().expect("split once")
-    }
-    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
-        tx.clone()
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
-        match tx.try_send(value) {
-            Ok(()) => Ok(()),
-            Err(flume::TrySendError::Full(v)) => Err(v),
-            Err(flume::TrySendError::Disconnected(_)) => panic!("consumer gone"),
-        }
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
-        rx.try_recv().ok()
-    }
-}
+channel_peer!(
+    /// `std::sync::mpsc::sync_channel`: `try_send` / `try_recv`.
+    StdSync, "std sync_channel", mpsc::SyncSender<T>, mpsc::Receiver<T>,
+    mpsc::sync_channel, StdTrySendError
+);
+channel_peer!(
+    /// `crossbeam_channel::bounded`: `try_send` / `try_recv`.
+    CbChannel, "crossbeam-channel bounded", crossbeam_channel::Sender<T>,
+    crossbeam_channel::Receiver<T>, crossbeam_channel::bounded, CbTrySendError
+);
+channel_peer!(
+    /// `flume::bounded`: `try_send` / `try_recv`.
+    Flume, "flume bounded", flume::Sender<T>, flume::Receiver<T>, flume::bounded,
+    FlumeTrySendError
+);
 
 /// `crossbeam_queue::ArrayQueue`: `push` / `pop`.
 pub struct CbArrayQueue<T>(ArrayQueue<T>);
