@@ -269,6 +269,19 @@ fn ev(i: u64) -> Vec<u8> {
 }
 
 /// A bigger event (for scenarios that want segments to rotate).
+/// Emits `ev(i)` for every `i` in `ids`, each of which must be accepted, and records them in
+/// `accepted`.
+fn emit_accepted<const N: usize>(
+    emitter: &Emitter<Vec<u8>, N>,
+    ids: impl IntoIterator<Item = u64>,
+    accepted: &mut Vec<Vec<u8>>,
+) {
+    for i in ids {
+        emitter.emit(ev(i)).unwrap();
+        accepted.push(ev(i));
+    }
+}
+
 fn big(i: u64) -> Vec<u8> {
     let mut p = ev(i);
     p.resize(600, b'.');
@@ -427,10 +440,7 @@ fn enospc_on_nth_append_is_retried_and_loses_nothing() {
         assert_eq!(plan.healthy_at_fault, expected, "healthy at each fault");
     }
 
-    for i in 3..50 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 3..50, &mut accepted);
     assert_flush_ok(&emitter);
     let report = writer.shutdown().expect("clean shutdown");
     assert_eq!(report.emitted, 50);
@@ -503,10 +513,7 @@ fn short_write_resumes_at_next_seq_without_duplicates() {
     assert_eq!(stats.write_errors, 1);
     assert_eq!(stats.persisted, 21);
 
-    for i in 21..40 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 21..40, &mut accepted);
     let report = writer.shutdown().expect("clean shutdown");
     assert_eq!(
         (report.emitted, report.persisted, report.dropped),
@@ -652,18 +659,12 @@ fn disk_full_for_a_while_then_recovers() {
     let (writer, emitter, control) =
         start::<4096>(Writer::builder(dir), dir, LogOptions::default());
     let mut accepted = Vec::new();
-    for i in 0..10 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 0..10, &mut accepted);
     assert_flush_ok(&emitter);
     assert!(emitter.stats().healthy);
 
     control.with(|p| p.disk_full = true);
-    for i in 10..30 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 10..30, &mut accepted);
     assert_flush_io_err(&emitter, ENOSPC);
     let stats = emitter.stats();
     assert!(
@@ -675,10 +676,7 @@ fn disk_full_for_a_while_then_recovers() {
         emitter.stats().write_errors >= 1
     });
     // Still accepting (the ring has room), and queueing.
-    for i in 30..60 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 30..60, &mut accepted);
     // A few retries later (backoff 1, 2, 4, ... ms): still failing, nothing lost.
     wait_until("three failed retries", || emitter.stats().write_errors >= 3);
     let stats = emitter.stats();
@@ -699,10 +697,7 @@ fn disk_full_for_a_while_then_recovers() {
     assert_eq!(stats.persisted, 60);
     assert_eq!(stats.queued, 0);
 
-    for i in 60..70 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 60..70, &mut accepted);
     let report = writer.shutdown().expect("clean shutdown");
     assert_eq!(
         (report.emitted, report.persisted, report.dropped),
@@ -741,10 +736,7 @@ fn reject_when_unhealthy_refuses_while_failing() {
     control.with(|p| p.disk_full = false);
     flush_after_lift(&emitter);
     assert!(emitter.stats().healthy);
-    for i in 6..10 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 6..10, &mut accepted);
     let report = writer.shutdown().expect("clean shutdown");
     assert_eq!((report.emitted, report.rejected), (5, 5));
     assert_eq!((report.persisted, report.dropped), (5, 0));
@@ -764,17 +756,11 @@ fn shutdown_gives_up(break_it: impl FnOnce(&mut Plan), code: i32) {
         LogOptions::default(),
     );
     let mut accepted = Vec::new();
-    for i in 0..5 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 0..5, &mut accepted);
     assert_flush_ok(&emitter);
 
     control.with(break_it);
-    for i in 5..20 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 5..20, &mut accepted);
     // Some taken by the writer (and failing), the rest still in the ring: both come back.
     wait_until("a failure", || emitter.stats().write_errors > 0);
     let t0 = Instant::now();
@@ -843,10 +829,7 @@ fn reject_overflow_fills_the_ring_while_the_disk_fails() {
     let mut accepted = vec![ev(0)];
     // Once failing, the writer leaves the ring alone: exactly 8 more fit.
     wait_until("unhealthy", || !emitter.stats().healthy);
-    for i in 1..=8 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 1..=8, &mut accepted);
     for i in 9..20 {
         match emitter.emit(ev(i)) {
             Err(EmitError::Full(e)) => assert_eq!(e, ev(i)),
@@ -935,10 +918,7 @@ fn block_overflow_waits_through_a_failure_and_resumes_after_recovery() {
     emitter.emit(ev(0)).unwrap();
     wait_until("unhealthy", || !emitter.stats().healthy);
     let mut accepted = vec![ev(0)];
-    for i in 1..=8 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 1..=8, &mut accepted);
     // The ring is full and the writer is not draining it: Block gives up after its timeout.
     let t0 = Instant::now();
     match emitter.emit(ev(99)) {
@@ -995,16 +975,10 @@ fn failed_sync_under_interval_policy_is_reported_and_rewritten() {
         LogOptions::default(),
     );
     let mut accepted = Vec::new();
-    for i in 0..10 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 0..10, &mut accepted);
     assert_flush_ok(&emitter);
     control.with(|p| p.syncs_broken = true);
-    for i in 10..20 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 10..20, &mut accepted);
     assert_flush_io_err(&emitter, EIO);
     assert!(!emitter.stats().healthy);
     control.with(|p| p.syncs_broken = false);
@@ -1037,10 +1011,7 @@ fn never_policy_shutdown_with_a_failing_final_sync_ends_by_its_timeout() {
         },
     );
     let mut accepted = Vec::new();
-    for i in 0..10 {
-        emitter.emit(ev(i)).unwrap();
-        accepted.push(ev(i));
-    }
+    emit_accepted(&emitter, 0..10, &mut accepted);
     assert_flush_ok(&emitter);
     control.with(|p| p.syncs_broken = true);
 
