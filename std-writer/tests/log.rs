@@ -114,6 +114,21 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Opens `dir` with the builder (segments of `segment_bytes`) and expects the refusal
+/// damage gets: `InvalidData`, naming `seg`, with nothing on disk changed. Returns the message.
+fn assert_open_refused(dir: &Path, seg: &Path, segment_bytes: u64, why: &str) -> String {
+    let before = snapshot(dir);
+    let err = Writer::builder(dir)
+        .segment_bytes(segment_bytes)
+        .start::<Vec<u8>>()
+        .expect_err(why);
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    assert_eq!(snapshot(dir), before, "nothing on disk may change");
+    msg
+}
+
 fn append_bytes(path: &Path, bytes: &[u8]) {
     let mut f = OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(bytes).unwrap();
@@ -701,22 +716,17 @@ fn bit_flip_in_last_segment_with_records_after_refuses_to_open() {
     let seg = segment_path(dir.path(), 30);
     let bad_at = HEADER_LEN as u64 + FIXED_FRAME; // record 31; 32..34 are valid after it
     flip_byte(&seg, bad_at + FRAME_HEADER_LEN as u64 + 3);
-    let before = snapshot(dir.path());
-
-    let err = Writer::builder(dir.path())
-        .segment_bytes(seg_bytes_for(10))
-        .start::<Vec<u8>>()
-        .expect_err("corruption with valid records after it must not be truncated");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    let msg = assert_open_refused(
+        dir.path(),
+        &seg,
+        seg_bytes_for(10),
+        "corruption with valid records after it must not be truncated",
+    );
     assert!(msg.contains("offset"), "{msg}");
     assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
-    assert_eq!(snapshot(dir.path()), before, "nothing on disk may change");
 
     // Trying again changes nothing either.
-    assert!(Writer::builder(dir.path()).start::<Vec<u8>>().is_err());
-    assert_eq!(snapshot(dir.path()), before);
+    assert_open_refused(dir.path(), &seg, 64 << 20, "still damaged");
 
     // The reader reports it too, after the records before it.
     let items: Vec<_> = Reader::open(dir.path()).unwrap().iter().collect();
@@ -737,16 +747,7 @@ fn sequence_break_in_last_segment_refuses_to_open() {
     format::encode_frame(&mut tail, 7, 0, b"skips ahead");
     format::encode_frame(&mut tail, 8, 0, b"follows");
     append_bytes(&seg, &tail);
-    let before = snapshot(dir.path());
-    let err = Writer::builder(dir.path())
-        .start::<Vec<u8>>()
-        .expect_err("a sequence break is damage");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-    assert!(
-        err.to_string().contains(&seg.display().to_string()),
-        "{err}"
-    );
-    assert_eq!(snapshot(dir.path()), before);
+    assert_open_refused(dir.path(), &seg, 64 << 20, "a sequence break is damage");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,17 +886,13 @@ fn newer_version_in_last_segment_is_refused() {
     write_fixed(dir.path(), 0, 25, seg_bytes_for(10));
     let seg = segment_path(dir.path(), 20);
     patch_version(&seg, 20, format::VERSION + 1);
-    let before = snapshot(dir.path());
-
-    let err = Writer::builder(dir.path())
-        .segment_bytes(seg_bytes_for(10))
-        .start::<Vec<u8>>()
-        .expect_err("a newer version must be refused");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    let msg = assert_open_refused(
+        dir.path(),
+        &seg,
+        seg_bytes_for(10),
+        "a newer version must be refused",
+    );
     assert!(msg.contains("version"), "{msg}");
-    assert_eq!(snapshot(dir.path()), before, "nothing on disk may change");
 
     let items: Vec<_> = Reader::open(dir.path()).unwrap().iter().collect();
     assert_eq!(items.len(), 21, "20 records, then the error");
@@ -911,17 +908,13 @@ fn newer_version_in_older_segment_is_refused() {
     write_fixed(dir.path(), 0, 25, seg_bytes_for(10));
     let seg = segment_path(dir.path(), 0);
     patch_version(&seg, 0, 7);
-    let before = snapshot(dir.path());
-
-    let err = Writer::builder(dir.path())
-        .segment_bytes(seg_bytes_for(10))
-        .start::<Vec<u8>>()
-        .expect_err("a newer version must be refused");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    let msg = assert_open_refused(
+        dir.path(),
+        &seg,
+        seg_bytes_for(10),
+        "a newer version must be refused",
+    );
     assert!(msg.contains("version"), "{msg}");
-    assert_eq!(snapshot(dir.path()), before);
 
     let mut it = Reader::open(dir.path()).unwrap().iter();
     let msg = it.next().unwrap().unwrap_err().to_string();
@@ -936,17 +929,12 @@ fn bad_header_checksum_in_older_segment_is_refused() {
     write_fixed(dir.path(), 0, 25, seg_bytes_for(10));
     let seg = segment_path(dir.path(), 10);
     flip_byte(&seg, 17); // first_seq field, CRC no longer matches
-    let before = snapshot(dir.path());
-    let err = Writer::builder(dir.path())
-        .segment_bytes(seg_bytes_for(10))
-        .start::<Vec<u8>>()
-        .expect_err("a bad header must be refused");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    assert!(
-        err.to_string().contains(&seg.display().to_string()),
-        "{err}"
+    assert_open_refused(
+        dir.path(),
+        &seg,
+        seg_bytes_for(10),
+        "a bad header must be refused",
     );
-    assert_eq!(snapshot(dir.path()), before);
 }
 
 // ---------------------------------------------------------------------------------------------
