@@ -451,14 +451,10 @@ impl<T, const N: usize> Emitter<T, N> {
     pub fn emit(&self, event: T) -> Result<(), EmitError<T>> {
         let sh = &*self.shared;
         let state = sh.signal.enter(self.stripe);
-        if state & (CLOSED | UNHEALTHY) != 0 {
-            if state & CLOSED != 0 {
-                return self.refused(EmitError::Closed(event));
-            }
-            if sh.reject_when_unhealthy {
-                return self.refused(EmitError::Unhealthy(event));
-            }
-        }
+        let event = match self.admit(state, event) {
+            Ok(event) => event,
+            Err(refusal) => return self.refused(refusal),
+        };
         match sh.overflow {
             Overflow::Reject => match sh.ring.try_push(event) {
                 Ok(()) => {
@@ -486,6 +482,21 @@ impl<T, const N: usize> Emitter<T, N> {
         }
     }
 
+    /// The event back if `state` lets it in, else the refusal: CLOSED, or UNHEALTHY when the
+    /// writer was built with `reject_when_unhealthy`.
+    #[inline(always)]
+    fn admit(&self, state: usize, event: T) -> Result<T, EmitError<T>> {
+        if state & (CLOSED | UNHEALTHY) != 0 {
+            if state & CLOSED != 0 {
+                return Err(EmitError::Closed(event));
+            }
+            if self.shared.reject_when_unhealthy {
+                return Err(EmitError::Unhealthy(event));
+            }
+        }
+        Ok(event)
+    }
+
     /// Ends an entered emit that pushed nothing, counting it rejected.
     #[cold]
     fn refused(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
@@ -498,12 +509,10 @@ impl<T, const N: usize> Emitter<T, N> {
     fn attempt(&self, event: T) -> Attempt<T> {
         let sh = &*self.shared;
         let state = sh.signal.enter(self.stripe);
-        if state & CLOSED != 0 {
-            return Attempt::Done(self.refused(EmitError::Closed(event)));
-        }
-        if state & UNHEALTHY != 0 && sh.reject_when_unhealthy {
-            return Attempt::Done(self.refused(EmitError::Unhealthy(event)));
-        }
+        let event = match self.admit(state, event) {
+            Ok(event) => event,
+            Err(refusal) => return Attempt::Done(self.refused(refusal)),
+        };
         match sh.ring.try_push(event) {
             Ok(()) => {
                 sh.signal.leave(self.stripe, state);
