@@ -1023,9 +1023,9 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
+    /// The final counters. (The thread's wrapper in `spawn` then marks the writer exited.)
     fn finish(mut self) -> Report {
         self.publish();
-        self.shared.signal.exited();
         self.report()
     }
 
@@ -1048,7 +1048,6 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         // Report them as neither persisted nor dropped: they are in the error.
         self.appended_seq = self.buf_first_seq;
         self.publish();
-        self.shared.signal.exited();
         ShutdownError {
             error,
             report: Box::new(self.report()),
