@@ -347,11 +347,6 @@ impl Signal {
         self.flushed.notify();
     }
 
-    /// Whether state `s` has `flag`.
-    pub fn has(s: usize, flag: usize) -> bool {
-        s & flag != 0
-    }
-
     /// Whether position `a` is at or past `b` (ring positions wrap).
     pub fn reached(a: usize, b: usize) -> bool {
         (b.wrapping_sub(a) as isize) <= 0
