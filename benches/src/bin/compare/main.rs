@@ -182,6 +182,8 @@ fn main() {
     }
     let cfg = if quick { QUICK } else { FULL };
     let wall = Instant::now();
+    // About 10x a normal run's length.
+    report::watchdog(Duration::from_secs(if quick { 300 } else { 3600 }));
 
     println!(
         "# ringwal vs peers ({} run)\n",

@@ -16,10 +16,25 @@ pub fn run_rounds(rounds: usize, contestants: &mut [Contestant]) -> Vec<Vec<Vec<
     for r in 0..rounds {
         for k in 0..n {
             let i = (k + r) % n;
+            *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = contestants[i].name.clone();
             results[i].push((contestants[i].run)());
         }
     }
     results
+}
+
+/// The contestant running now, for the watchdog.
+static RUNNING: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// Fails the run, naming the contestant then running, if it has not finished after `limit`:
+/// a peer that hangs must end the run with a clear message, not stall CI until its timeout.
+pub fn watchdog(limit: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        eprintln!("compare: still running after {limit:?}, in {running:?}: a peer hung");
+        std::process::exit(1);
+    });
 }
 
 /// A column of a table: its header and how to print one value.

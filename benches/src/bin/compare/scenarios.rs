@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 /// A scenario: a driver generic over the peer, returning one value per table column.
 pub trait Scenario: Clone + 'static {
     type T: Item;
-    /// Whether there is only one producer (then rtrb, a SPSC queue, takes part).
+    /// Whether there is only one producer (then the peers that are not `MULTI_PRODUCER`
+    /// take part).
     fn single_producer(&self) -> bool;
     /// Whether to add the "ringwal (drain)" entry (consumer-style throughput scenarios).
     fn with_drain(&self) -> bool {
@@ -30,6 +31,9 @@ pub trait Scenario: Clone + 'static {
 /// Every peer that fits the scenario; ringwal (pop) first, the baseline of the ratios.
 pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     fn add<S: Scenario, Q: Queue<S::T>>(v: &mut Vec<Contestant>, s: &S) {
+        if !(Q::MULTI_PRODUCER || s.single_producer()) {
+            return;
+        }
         let s = s.clone();
         v.push(Contestant {
             name: Q::NAME.to_string(),
@@ -47,9 +51,7 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     add::<S, CbArrayQueue<S::T>>(&mut v, s);
     add::<S, Thingbuf<S::T>>(&mut v, s);
     add::<S, Heapless<S::T>>(&mut v, s);
-    if s.single_producer() {
-        add::<S, Rtrb<S::T>>(&mut v, s);
-    }
+    add::<S, Rtrb<S::T>>(&mut v, s);
     v
 }
 
