@@ -98,6 +98,9 @@ fn round_trip_ns() -> f64 {
 }
 
 /// Runs the rounds of one comparison and prints its table.
+/// `--only TEXT`: run only the scenarios whose title contains TEXT (case-insensitive).
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn compare(
     rounds: usize,
     title: &str,
@@ -106,6 +109,11 @@ fn compare(
     ratios: &[RatioColumn],
     mut contestants: Vec<Contestant>,
 ) {
+    if let Some(only) = ONLY.get() {
+        if !title.to_lowercase().contains(only.as_str()) {
+            return;
+        }
+    }
     eprintln!("running: {title}");
     let results = run_rounds(rounds, &mut contestants);
     let names: Vec<String> = contestants.iter().map(|c| c.name.clone()).collect();
@@ -167,14 +175,23 @@ fn latency_ratios() -> Vec<RatioColumn> {
 
 fn main() {
     let mut quick = false;
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--bench" => {} // passed by `cargo bench`
+            "--only" if ONLY.get().is_none() => match args.next() {
+                Some(text) => ONLY.set(text.to_lowercase()).expect("set once"),
+                None => {
+                    eprintln!("compare: --only needs a text to match scenario titles against");
+                    std::process::exit(2);
+                }
+            },
             _ => {
                 eprintln!(
-                    "usage: compare [--quick]\n  every peer side by side, rounds interleaved; \
-                     --quick: 3 short rounds (under a minute), the full run takes minutes"
+                    "usage: compare [--quick] [--only TEXT]\n  every peer side by side, rounds \
+                     interleaved; --quick: 3 short rounds (under a minute), the full run takes \
+                     minutes; --only TEXT: only the scenarios whose title contains TEXT"
                 );
                 std::process::exit(if arg == "--help" || arg == "-h" { 0 } else { 2 });
             }
