@@ -97,10 +97,15 @@ fn round_trip_ns() -> f64 {
     t0.elapsed().as_nanos() as f64 / TRIPS as f64
 }
 
-/// Runs the rounds of one comparison and prints its table.
 /// `--only TEXT`: run only the scenarios whose title contains TEXT (case-insensitive).
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The machine facts printed under every table (CPUs, CPU model, rustc, crate versions), so a
+/// table copied on its own still says where it was measured.
+static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Runs the rounds of one comparison and prints its table, the machine facts, the load average
+/// and a fresh core-to-core round trip (it moves several-fold between runs on a shared machine).
 fn compare(
     rounds: usize,
     title: &str,
@@ -118,6 +123,12 @@ fn compare(
     let results = run_rounds(rounds, &mut contestants);
     let names: Vec<String> = contestants.iter().map(|c| c.name.clone()).collect();
     print_table(title, notes, columns, ratios, &names, &results);
+    println!(
+        "_Measured on: {}; load average {}; core-to-core round trip after this table: {:.0} ns._\n",
+        MACHINE.get().map_or("?", String::as_str),
+        versions::load_average().unwrap_or_else(|| "?".into()),
+        round_trip_ns()
+    );
     std::io::stdout().flush().ok();
 }
 
@@ -228,6 +239,14 @@ fn main() {
         .map(|c| format!("{c} {}", versions::of(c)))
         .collect();
     println!("- crates (Cargo.lock): {}", crates.join(", "));
+    MACHINE
+        .set(format!(
+            "{cpus} CPUs ({}), {}, {}",
+            versions::cpu_model().unwrap_or_else(|| "CPU model unknown".into()),
+            versions::rustc(),
+            crates.join(", ")
+        ))
+        .expect("set once");
     println!(
         "- rounds: {} (interleaved: round r runs every peer once, starting at peer r); \
          cells are median [min, max] over rounds",
