@@ -259,6 +259,11 @@ fn main() {
     );
     println!("- {}", peers::heapless_check());
     println!(
+        "- \"ablation\" is not a peer: ringwal's ring with its producers' CAS on tail and its \
+         consumer's CAS on head replaced by plain stores (correct for one producer only), in the \
+         single-producer scenarios, to show what those two CASes cost and what they do not explain"
+    );
+    println!(
         "- clock read (Instant::now + elapsed) p50: {} ns, included in every latency",
         clock_overhead()
     );

@@ -320,6 +320,41 @@ impl<T: Item> Queue<T> for Rtrb<T> {
     }
 }
 
+/// Not a peer: ringwal's ring minus its two CASes (`ringwal_benches::no_rmw_ring`, correct for
+/// one producer only). Beside "ringwal Ring (pop)" it shows what the CASes cost in each
+/// scenario, and what they do not explain.
+pub struct Ablation<T>(Option<NoRmwPair<T>>);
+
+type NoRmwPair<T> = (
+    ringwal_benches::NoRmwProducer<T, CAP>,
+    ringwal_benches::NoRmwConsumer<T, CAP>,
+);
+
+impl<T: Item> Queue<T> for Ablation<T> {
+    const NAME: &'static str = "ablation: ringwal Ring minus its 2 CASes (SPSC only)";
+    const MULTI_PRODUCER: bool = false;
+    type Tx<'a> = ringwal_benches::NoRmwProducer<T, CAP>;
+    type Rx<'a> = ringwal_benches::NoRmwConsumer<T, CAP>;
+
+    fn new() -> Self {
+        Ablation(Some(ringwal_benches::no_rmw_ring()))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(_: &Self::Tx<'a>) -> Self::Tx<'a> {
+        unreachable!("the ablation has one producer")
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.pop()
+    }
+}
+
 /// Checks, on a scratch queue, that heapless still cannot hold 4096 (so the note in the output
 /// stays true) and that `HEAPLESS_CAP` works: fill it, and a further enqueue must fail.
 pub fn heapless_check() -> String {

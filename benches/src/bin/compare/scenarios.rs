@@ -4,7 +4,8 @@
 //! same for every peer.
 
 use crate::peers::{
-    CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, Rtrb, StdSync, Thingbuf,
+    Ablation, CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, Rtrb, StdSync,
+    Thingbuf,
 };
 use crate::report::Contestant;
 use hdrhistogram::Histogram;
@@ -52,6 +53,7 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     add::<S, Thingbuf<S::T>>(&mut v, s);
     add::<S, Heapless<S::T>>(&mut v, s);
     add::<S, Rtrb<S::T>>(&mut v, s);
+    add::<S, Ablation<S::T>>(&mut v, s);
     v
 }
 

@@ -1,0 +1,108 @@
+//! Uncontended push+pop, one `#[inline(never)]` loop per queue, for instruction counts.
+//!
+//! Timings on a shared machine move from run to run; instruction counts do not. Run it under
+//! callgrind and read the inclusive count of each loop function:
+//!
+//! ```text
+//! cargo build --release -p ringwal-benches --bin uncontended
+//! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/uncontended 1000000
+//! callgrind_annotate --inclusive=yes cg.out | grep 'uncontended::loop_'
+//! ```
+//!
+//! Each loop runs `ops` push+pop pairs on one thread, capacity 4096 (heapless 128, see
+//! `compare`). The binary also prints nanoseconds per pair from a plain timed run, and, when run
+//! under callgrind, nothing else differs between the loops.
+
+use crossbeam_queue::ArrayQueue;
+use ringwal_benches::no_rmw_ring;
+use ringwal_core::Ring;
+use std::hint::black_box;
+use std::time::Instant;
+
+const CAP: usize = 4096;
+
+#[inline(never)]
+fn loop_ringwal(ops: u64) {
+    let ring: Box<Ring<u64, CAP>> = Box::default();
+    let mut consumer = ring.consumer().expect("first consumer");
+    for i in 0..ops {
+        ring.try_push(black_box(i)).expect("empty ring");
+        black_box(consumer.pop().expect("just pushed"));
+    }
+}
+
+#[inline(never)]
+fn loop_ablation_no_rmw(ops: u64) {
+    let (mut tx, mut rx) = no_rmw_ring::<u64, CAP>();
+    for i in 0..ops {
+        tx.try_push(black_box(i)).expect("empty ring");
+        black_box(rx.pop().expect("just pushed"));
+    }
+}
+
+#[inline(never)]
+fn loop_array_queue(ops: u64) {
+    let q = ArrayQueue::new(CAP);
+    for i in 0..ops {
+        q.push(black_box(i)).expect("empty queue");
+        black_box(q.pop().expect("just pushed"));
+    }
+}
+
+#[inline(never)]
+fn loop_heapless(ops: u64) {
+    let q: Box<heapless::mpmc::MpMcQueue<u64, 128>> = Box::new(heapless::mpmc::MpMcQueue::new());
+    for i in 0..ops {
+        q.enqueue(black_box(i)).expect("empty queue");
+        black_box(q.dequeue().expect("just pushed"));
+    }
+}
+
+#[inline(never)]
+fn loop_rtrb(ops: u64) {
+    let (mut tx, mut rx) = rtrb::RingBuffer::new(CAP);
+    for i in 0..ops {
+        tx.push(black_box(i)).expect("empty queue");
+        black_box(rx.pop().expect("just pushed"));
+    }
+}
+
+#[inline(never)]
+fn loop_sync_channel(ops: u64) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(CAP);
+    for i in 0..ops {
+        tx.try_send(black_box(i)).expect("empty channel");
+        black_box(rx.try_recv().expect("just pushed"));
+    }
+}
+
+fn main() {
+    let ops: u64 = match std::env::args().nth(1).map(|s| s.parse()) {
+        None => 1 << 24,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: uncontended [OPS]   (push+pop pairs per queue, default 2^24)");
+            std::process::exit(2);
+        }
+    };
+    let loops: [(&str, fn(u64)); 6] = [
+        ("ringwal Ring", loop_ringwal),
+        (
+            "ablation: ringwal without its 2 CASes",
+            loop_ablation_no_rmw,
+        ),
+        ("crossbeam-queue ArrayQueue", loop_array_queue),
+        ("heapless MpMcQueue (cap 128)", loop_heapless),
+        ("rtrb (SPSC)", loop_rtrb),
+        ("std sync_channel", loop_sync_channel),
+    ];
+    println!("| queue | ns per push+pop |\n|---|---:|");
+    for (name, f) in loops {
+        let t0 = Instant::now();
+        f(ops);
+        println!(
+            "| {name} | {:.2} |",
+            t0.elapsed().as_nanos() as f64 / ops as f64
+        );
+    }
+}
