@@ -21,6 +21,9 @@ use std::time::Instant;
 
 const CAP: usize = 4096;
 
+/// A queue's name and its loop.
+type Loop = (&'static str, fn(u64));
+
 #[inline(never)]
 fn loop_ringwal(ops: u64) {
     let ring: Box<Ring<u64, CAP>> = Box::default();
@@ -85,7 +88,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let loops: [(&str, fn(u64)); 6] = [
+    let loops: [Loop; 6] = [
         ("ringwal Ring", loop_ringwal),
         (
             "ablation: ringwal without its 2 CASes",
