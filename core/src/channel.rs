@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::ring::{Cursor, Drain, Full, Ring};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicUsize};
 
 /// Creates a ring of `N` slots on the heap and returns its two ends.
 ///
@@ -63,6 +63,25 @@ impl<T, const N: usize> Producer<T, N> {
     #[inline]
     pub fn force_push(&self, value: T) -> Option<T> {
         self.ring.force_push(value)
+    }
+
+    /// [`Ring::try_push_releasing`]: `try_push`, decrementing an in-flight counter once the
+    /// position is claimed (or before returning `Full`).
+    #[inline]
+    pub fn try_push_releasing(&self, value: T, in_flight: &AtomicUsize) -> Result<(), Full<T>> {
+        self.ring.try_push_releasing(value, in_flight)
+    }
+
+    /// [`Ring::force_push_releasing`]: `force_push`, decrementing an in-flight counter once the
+    /// position is claimed.
+    #[inline]
+    pub fn force_push_releasing(&self, value: T, in_flight: &AtomicUsize) -> Option<T> {
+        self.ring.force_push_releasing(value, in_flight)
+    }
+
+    /// [`Ring::pushed`]: the producers' position (a snapshot).
+    pub fn pushed(&self) -> usize {
+        self.ring.pushed()
     }
 
     /// The number of slots, `N`.

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use ringwal_core::{Consumer, Full, Ring};
@@ -99,8 +100,21 @@ impl<'r, const N: usize> Harness<'r, N> {
         let id = self.next_id;
         self.next_id += 1;
         let value = Tracked::new(id, &self.live);
+        // Every other push goes through the `_releasing` variant, which must behave the same
+        // and decrement the in-flight counter exactly once, whatever the outcome.
+        let in_flight = AtomicUsize::new(1);
+        let releasing = id % 2 == 1;
+        let check_released = |in_flight: &AtomicUsize| {
+            let expected = if releasing { 0 } else { 1 };
+            assert_eq!(in_flight.load(Ordering::Relaxed), expected, "in-flight counter");
+        };
         if force {
-            let evicted = self.ring.force_push(value);
+            let evicted = if releasing {
+                self.ring.force_push_releasing(value, &in_flight)
+            } else {
+                self.ring.force_push(value)
+            };
+            check_released(&in_flight);
             let expected = if self.model.len() == N {
                 self.evictions_pending += 1;
                 self.model.pop_front()
@@ -114,7 +128,13 @@ impl<'r, const N: usize> Harness<'r, N> {
             );
             self.model.push_back(id);
         } else {
-            match self.ring.try_push(value) {
+            let pushed = if releasing {
+                self.ring.try_push_releasing(value, &in_flight)
+            } else {
+                self.ring.try_push(value)
+            };
+            check_released(&in_flight);
+            match pushed {
                 Ok(()) => {
                     assert!(self.model.len() < N, "try_push succeeded on a full ring");
                     self.model.push_back(id);
