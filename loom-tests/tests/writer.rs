@@ -31,23 +31,39 @@ fn setup() -> (Arc<Signal>, Arc<Ring2>) {
 }
 
 /// `Emitter::emit` under `Overflow::Reject`, minus the counters: enter, refuse if closed,
-/// push, leave (waking the writer if the state said it sleeps). Returns whether the ring took
-/// `v`.
+/// push (which leaves, releasing the in-flight counter as soon as it claims a position), then
+/// wake the writer if the state said it sleeps. Returns whether the ring took `v`.
 fn emit(signal: &Signal, ring: &Ring2, stripe: usize, v: u32) -> bool {
     let state = signal.enter(stripe);
     if state & CLOSED != 0 {
         signal.leave(stripe, 0);
         return false;
     }
-    match ring.try_push(v) {
+    match ring.try_push_releasing(v, signal.in_flight(stripe)) {
         Ok(()) => {
-            signal.leave(stripe, state);
+            signal.woke(state);
             true
         }
-        Err(_) => {
-            signal.leave(stripe, 0);
-            false
+        Err(_) => false,
+    }
+}
+
+/// The closing writer's drain (`Worker::run` after `close`): take values until its position
+/// reaches the producers' (`Ring::pushed`), which is final once `close` returned; a position
+/// claimed just before may still be being published, so yield and look again.
+/// `got` holds everything the writer took before; with the values `force_push` evicted (which
+/// the cursor counts as it steps over them) that is the writer's position.
+fn drain_after_close(
+    consumer: &mut ringwal_core::Consumer<'_, u32, 2>,
+    ring: &Ring2,
+    got: &mut Vec<u32>,
+) {
+    loop {
+        got.extend(consumer.drain());
+        if got.len() + consumer.evicted() as usize == ring.pushed() {
+            return;
         }
+        thread::yield_now();
     }
 }
 
@@ -126,14 +142,52 @@ fn close_excludes_late_pushes() {
         let emitter = spawn_emitter(&signal, &ring, 1);
         let mut consumer = ring.consumer().unwrap();
         signal.close();
-        // As the closing writer does: after `close`, `pop` returning None means empty.
-        let popped: Vec<u32> = consumer.drain().collect();
+        let mut popped = Vec::new();
+        drain_after_close(&mut consumer, &ring, &mut popped);
         let accepted = emitter.join().unwrap();
         if accepted {
             assert_eq!(popped, [1], "an accepted emit landed after close returned");
         } else {
             assert!(popped.is_empty(), "a refused emit pushed");
             assert!(ring.is_empty(), "a refused emit pushed");
+        }
+    });
+}
+
+/// `close` against a `DropOldest` emit into a full ring, whose `force_push` evicts: the
+/// evicting path releases the in-flight counter only after it has moved `tail`, so the closing
+/// writer's drain sees the claimed position and waits for it.
+#[test]
+fn close_excludes_late_evicting_pushes() {
+    check(None, || {
+        let (signal, ring) = setup();
+        assert!(ring.try_push(1).is_ok() && ring.try_push(2).is_ok());
+        let stripe = signal.stripe();
+        let emitter = {
+            let (signal, ring) = (signal.clone(), ring.clone());
+            thread::spawn(move || {
+                // `Emitter::emit` under `Overflow::DropOldest`.
+                let state = signal.enter(stripe);
+                if state & CLOSED != 0 {
+                    signal.leave(stripe, 0);
+                    return None;
+                }
+                let evicted = ring.force_push_releasing(3, signal.in_flight(stripe));
+                signal.woke(state);
+                Some(evicted)
+            })
+        };
+        let mut consumer = ring.consumer().unwrap();
+        signal.close();
+        let mut got = Vec::new();
+        drain_after_close(&mut consumer, &ring, &mut got);
+        match emitter.join().unwrap() {
+            Some(evicted) => {
+                assert_eq!(evicted, Some(1), "the ring was full: 3 evicts the oldest");
+                assert_eq!(got, [2, 3]);
+                assert_eq!(consumer.evicted(), 1);
+            }
+            None => assert_eq!(got, [1, 2], "a refused emit pushed"),
         }
     });
 }
@@ -155,13 +209,12 @@ fn blocked_emitter_sees_freed_space() {
                     let v = slot.take()?;
                     let state = signal.enter(stripe);
                     assert_eq!(state & CLOSED, 0, "nobody closes in this model");
-                    match ring.try_push(v) {
+                    match ring.try_push_releasing(v, signal.in_flight(stripe)) {
                         Ok(()) => {
-                            signal.leave(stripe, state);
+                            signal.woke(state);
                             Some(())
                         }
                         Err(full) => {
-                            signal.leave(stripe, 0);
                             slot = Some(full.into_inner());
                             None
                         }
@@ -260,7 +313,7 @@ fn stop_then_close_keeps_every_accepted_emit() {
         loop {
             if signal.state() & STOP != 0 {
                 signal.close();
-                got.extend(consumer.drain());
+                drain_after_close(&mut consumer, &ring, &mut got);
                 break;
             }
             got.extend(consumer.drain());

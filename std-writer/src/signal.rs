@@ -12,18 +12,28 @@
 //! busy[i] += 1                           state |= SLEEPING (or CLOSED)
 //! fence(SeqCst)          ---- pairs ---- fence(SeqCst)
 //! s = state                              every busy[j] == 0 ?  (Acquire)
-//! if s & CLOSED: busy -= 1, reject       ring empty? flush wanted?
-//! push into the ring                     if all quiet: park
+//! if s & CLOSED: busy -= 1, reject       ring empty (by `tail`)? flush wanted?
+//! claim a position (CAS `tail`)          if all quiet: park
 //! busy[i] -= 1 (Release)
+//! write the value, publish it
 //! if s & SLEEPING: wake W
 //! ```
 //!
 //! The two SeqCst fences order E's increment before its state load and W's state change before
 //! its counter loads, so at least one side sees the other (store-buffering is forbidden):
 //! either E reads the new state (and wakes W / rejects), or W reads `busy[i] > 0` and does not
-//! park (it waits for the counter to drop, and the Release decrement then makes E's push visible
-//! to W's ring check). So a parked writer always sees a push that raced its parking, and after
-//! `close` returns no push can still land in the ring.
+//! park (it waits for the counter to drop, and the Release decrement then makes E's claim
+//! visible to W's ring check, which reads the producers' position `tail`). So a parked writer
+//! always sees a push that raced its parking, and after `close` returns no position can be
+//! claimed any more: the ring's `pushed()` is final, and the closing writer drains until its
+//! own position reaches it.
+//!
+//! The decrement comes right after the claim, inside the push (`Ring::try_push_releasing`),
+//! not after the value is written: a read-modify-write after the write would wait for the
+//! value's cache line, which the writer has usually just read, and that wait was most of an
+//! emit's latency. A claimed position is published a few instructions later, with no user code
+//! in between; the writer treats "claimed, not yet published" as work still to come (the ring
+//! is not empty by `tail`, and the closing drain waits for it).
 //!
 //! A single shared in-flight counter would give the same guarantee, but every emitter would
 //! then bounce one cache line; striping keeps the emit path on a line its own handle owns.
@@ -182,6 +192,23 @@ impl Signal {
         // Release pairs with the writer's Acquire loads in `quiet`: our push happens-before
         // whatever the writer does after it sees the counter drop.
         self.busy[stripe].fetch_sub(1, Ordering::Release);
+        if state & SLEEPING != 0 {
+            self.wake_writer();
+        }
+    }
+
+    /// The in-flight counter of `stripe`, for a push that ends the emit itself
+    /// (`Ring::try_push_releasing` / `force_push_releasing` decrement it, with Release, as soon
+    /// as the position is claimed). Follow the push with [`woke`](Self::woke).
+    #[inline]
+    pub fn in_flight(&self, stripe: usize) -> &AtomicUsize {
+        &self.busy[stripe]
+    }
+
+    /// After a push that released the in-flight counter itself: wakes the writer if `state`
+    /// (from [`enter`](Self::enter)) said it sleeps.
+    #[inline]
+    pub fn woke(&self, state: usize) {
         if state & SLEEPING != 0 {
             self.wake_writer();
         }

@@ -455,29 +455,32 @@ impl<T, const N: usize> Emitter<T, N> {
             Ok(event) => event,
             Err(refusal) => return self.refused(refusal),
         };
+        // The pushes below end the emit themselves: they release the in-flight counter as soon
+        // as the position is claimed (see `signal`'s module docs).
+        let in_flight = sh.signal.in_flight(self.stripe);
         match sh.overflow {
-            Overflow::Reject => match sh.ring.try_push(event) {
+            Overflow::Reject => match sh.ring.try_push_releasing(event, in_flight) {
                 Ok(()) => {
-                    sh.signal.leave(self.stripe, state);
-                    Ok(())
-                }
-                Err(Full(event)) => self.refused(EmitError::Full(event)),
-            },
-            Overflow::DropOldest => {
-                let evicted = sh.ring.force_push(event);
-                sh.signal.leave(self.stripe, state);
-                drop(evicted);
-                Ok(())
-            }
-            Overflow::Block(timeout) => match sh.ring.try_push(event) {
-                Ok(()) => {
-                    sh.signal.leave(self.stripe, state);
+                    sh.signal.woke(state);
                     Ok(())
                 }
                 Err(Full(event)) => {
-                    sh.signal.leave(self.stripe, 0);
-                    self.block(event, timeout)
+                    self.count_rejected();
+                    Err(EmitError::Full(event))
                 }
+            },
+            Overflow::DropOldest => {
+                let evicted = sh.ring.force_push_releasing(event, in_flight);
+                sh.signal.woke(state);
+                drop(evicted);
+                Ok(())
+            }
+            Overflow::Block(timeout) => match sh.ring.try_push_releasing(event, in_flight) {
+                Ok(()) => {
+                    sh.signal.woke(state);
+                    Ok(())
+                }
+                Err(Full(event)) => self.block(event, timeout),
             },
         }
     }
@@ -505,7 +508,7 @@ impl<T, const N: usize> Emitter<T, N> {
         Err(error)
     }
 
-    /// One attempt of a blocked emit: enter, check, push, leave.
+    /// One attempt of a blocked emit: enter, check, push (which ends the emit).
     fn attempt(&self, event: T) -> Attempt<T> {
         let sh = &*self.shared;
         let state = sh.signal.enter(self.stripe);
@@ -513,15 +516,15 @@ impl<T, const N: usize> Emitter<T, N> {
             Ok(event) => event,
             Err(refusal) => return Attempt::Done(self.refused(refusal)),
         };
-        match sh.ring.try_push(event) {
+        match sh
+            .ring
+            .try_push_releasing(event, sh.signal.in_flight(self.stripe))
+        {
             Ok(()) => {
-                sh.signal.leave(self.stripe, state);
+                sh.signal.woke(state);
                 Attempt::Done(Ok(()))
             }
-            Err(Full(event)) => {
-                sh.signal.leave(self.stripe, 0);
-                Attempt::Retry(event)
-            }
+            Err(Full(event)) => Attempt::Retry(event),
         }
     }
 
@@ -746,6 +749,12 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         took
     }
 
+    /// Whether the writer's position (values popped plus values evicted) has reached the
+    /// producers' (`Ring::pushed`): nothing claimed is left in the ring. Exact after close.
+    fn caught_up(&self) -> bool {
+        self.popped.wrapping_add(self.evicted as usize) == self.shared.ring.pushed()
+    }
+
     fn fail(&mut self, e: io::Error) {
         self.write_errors += 1;
         self.failing = self.failing.saturating_add(1);
@@ -958,10 +967,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             self.publish();
 
             let drained = looked && took < N && self.buf.is_empty();
-            if closing && drained && self.retry_at.is_none() {
-                // After close, `pop` returning None means the ring is empty (no producer can be
-                // mid-push): everything accepted is written, and synced unless `Never`, which
-                // gets its one sync now.
+            if closing && drained && self.retry_at.is_none() && self.caught_up() {
+                // After close, no position can be claimed any more; once ours reaches the
+                // producers' (a push claimed just before close is published a few instructions
+                // later) everything accepted is written, and synced unless `Never`, which gets
+                // its one sync now.
                 if self.policy == SyncPolicy::Never && !synced_at_close {
                     self.sync();
                     synced_at_close = self.retry_at.is_none();
@@ -1032,7 +1042,17 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     /// The disk stayed broken past the shutdown timeout: take everything left, and hand back
     /// every record not confirmed written, encoded, in order.
     fn give_up(mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> ShutdownError {
-        while self.take(consumer) > 0 {}
+        // After close: take everything, including a push claimed just before close and still
+        // being published.
+        let mut round = 0;
+        loop {
+            self.take(consumer);
+            if self.caught_up() {
+                break;
+            }
+            crate::sync::relax(round);
+            round = round.saturating_add(1);
+        }
         let error = self.shared.last_error();
         // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
         let mut unwritten = Vec::new();
