@@ -307,9 +307,12 @@ impl<T, const N: usize> Ring<T, N> {
     }
 
     /// [`try_push`](Self::try_push) for a caller that brackets its pushes with an in-flight
-    /// counter (incremented before the push, so that another thread can wait until no push is
-    /// under way): decrements `in_flight` by one, with `Release`, exactly once — as soon as the
-    /// position is claimed, before the value is written, or before returning `Full`.
+    /// counter (incremented before the push, so that another thread can wait until no push can
+    /// still *claim* a position): decrements `in_flight` by one, with `Release`, exactly once —
+    /// as soon as the position is claimed, before the value is written, or before returning
+    /// `Full`. Every other write to the counter must be a read-modify-write (`fetch_add`,
+    /// `fetch_sub`), so the decrements stay in one release sequence; a plain `store` breaks the
+    /// guarantee below.
     ///
     /// Decrementing after the push returned would be the same protocol, but that read-modify-write
     /// would wait for the value's cache line to arrive, which the consumer has usually just read:

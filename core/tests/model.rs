@@ -106,7 +106,11 @@ impl<'r, const N: usize> Harness<'r, N> {
         let releasing = id % 2 == 1;
         let check_released = |in_flight: &AtomicUsize| {
             let expected = if releasing { 0 } else { 1 };
-            assert_eq!(in_flight.load(Ordering::Relaxed), expected, "in-flight counter");
+            assert_eq!(
+                in_flight.load(Ordering::Relaxed),
+                expected,
+                "in-flight counter"
+            );
         };
         if force {
             let evicted = if releasing {

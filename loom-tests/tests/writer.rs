@@ -133,8 +133,9 @@ fn parked_writer_sees_two_racing_pushes() {
     });
 }
 
-/// An emit racing `close`: once `close` returns, no push can land. If the emit was accepted,
-/// the writer's drain right after `close` has it; if it was refused, the ring stays empty.
+/// An emit racing `close`: once `close` returns, no position can be claimed any more. If the
+/// emit was accepted, the writer's drain after `close` (until its position reaches `pushed()`)
+/// has it; if it was refused, the ring stays empty.
 #[test]
 fn close_excludes_late_pushes() {
     check(None, || {
@@ -146,11 +147,45 @@ fn close_excludes_late_pushes() {
         drain_after_close(&mut consumer, &ring, &mut popped);
         let accepted = emitter.join().unwrap();
         if accepted {
-            assert_eq!(popped, [1], "an accepted emit landed after close returned");
+            assert_eq!(
+                popped,
+                [1],
+                "an accepted emit missing from the drain after close"
+            );
         } else {
             assert!(popped.is_empty(), "a refused emit pushed");
             assert!(ring.is_empty(), "a refused emit pushed");
         }
+    });
+}
+
+/// Two emits on one stripe (handles share stripes beyond `STRIPES`) racing `close`: the writer
+/// sees the counter at 0 only at or after the later decrement, inside the release sequence of
+/// both, so it sees both claims; they may publish out of order, and the drain waits for both.
+///
+/// Bound: 3 preemptions (three threads; unbounded it explodes).
+#[test]
+fn close_excludes_late_pushes_on_a_shared_stripe() {
+    check(Some(3), || {
+        let (signal, ring) = setup();
+        let stripe = signal.stripe();
+        let spawn = |v: u32| {
+            let (signal, ring) = (signal.clone(), ring.clone());
+            thread::spawn(move || emit(&signal, &ring, stripe, v))
+        };
+        let (a, b) = (spawn(1), spawn(2));
+        let mut consumer = ring.consumer().unwrap();
+        signal.close();
+        let mut got = Vec::new();
+        drain_after_close(&mut consumer, &ring, &mut got);
+        let (took_a, took_b) = (a.join().unwrap(), b.join().unwrap());
+        got.sort_unstable();
+        let want: Vec<u32> = [(took_a, 1), (took_b, 2)]
+            .into_iter()
+            .filter_map(|(took, v)| took.then_some(v))
+            .collect();
+        assert_eq!(got, want, "every accepted emit drained, no refused one");
+        assert_eq!(consumer.pop(), None);
     });
 }
 

@@ -3,9 +3,12 @@
 //!
 //! # The protocol
 //!
-//! One state word holds `SLEEPING`, `CLOSED` and `UNHEALTHY`. Every emit is bracketed by
-//! [`Signal::enter`] and [`Signal::leave`] on one of [`STRIPES`] cache-padded in-flight counters
-//! (each `Emitter` handle gets its own stripe, round robin):
+//! One state word holds `SLEEPING`, `CLOSED` and `UNHEALTHY`. Every emit starts with
+//! [`Signal::enter`], which raises one of [`STRIPES`] cache-padded in-flight counters (each
+//! `Emitter` handle gets a stripe, round robin; beyond `STRIPES` handles they share), and ends
+//! by lowering it: inside the push, as soon as it has claimed a position
+//! ([`Signal::in_flight`] handed to `Ring::try_push_releasing`), or with [`Signal::leave`] when
+//! it pushes nothing:
 //!
 //! ```text
 //! emitter E                              writer W (going to sleep, or closing)
@@ -186,11 +189,13 @@ impl Signal {
         self.state.load(Ordering::Relaxed)
     }
 
-    /// Ends the emit [`enter`](Self::enter) started; wakes the writer if `state` said it sleeps.
+    /// Ends an emit [`enter`](Self::enter) started that pushes nothing (refused, or `Block`
+    /// giving up); wakes the writer if `state` said it sleeps. An emit that pushes ends inside
+    /// the push instead (see [`in_flight`](Self::in_flight)).
     #[inline]
     pub fn leave(&self, stripe: usize, state: usize) {
-        // Release pairs with the writer's Acquire loads in `quiet`: our push happens-before
-        // whatever the writer does after it sees the counter drop.
+        // Release pairs with the writer's Acquire loads in `quiet` (this emit pushed nothing;
+        // it only has to stop counting as in flight).
         self.busy[stripe].fetch_sub(1, Ordering::Release);
         if state & SLEEPING != 0 {
             self.wake_writer();
@@ -350,8 +355,10 @@ impl Signal {
     }
 
     /// Refuses every later emit, and waits until no emit is in flight: when this returns, no
-    /// push can land in the ring any more. Wakes blocked emitters so they see it. Called by the
-    /// writer thread: the fence here is what orders its own later ring reads.
+    /// position can be claimed in the ring any more, so `Ring::pushed` is final (a value
+    /// claimed just before may still be being published: drain until the consumer's position
+    /// reaches `pushed`). Wakes blocked emitters so they see it. Called by the writer thread: the
+    /// fence here is what orders its own later ring reads.
     pub fn close(&self) {
         // Relaxed: ordered before the loads in `quiet` by the fence.
         self.state.fetch_or(CLOSED, Ordering::Relaxed);

@@ -387,7 +387,8 @@ impl<T, const N: usize> Drop for Writer<T, N> {
 }
 
 /// A handle for emitting events: cheap to clone, `Send + Sync`. Give each thread its own clone:
-/// each gets its own in-flight counter, so emitters never share a cache line.
+/// clones get their own in-flight counters (16 of them, round robin; more clones share), so
+/// emitters rarely share a cache line.
 pub struct Emitter<T, const N: usize = 4096> {
     shared: Arc<Shared<T, N>>,
     stripe: usize,
@@ -941,7 +942,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         let mut synced_at_close = false;
         loop {
             if !closing && shared.signal.state() & STOP != 0 {
-                // No emit can land after this returns: what is in the ring is all there is.
+                // No position can be claimed after this returns: `ring.pushed()` is final, and
+                // the drain below runs until the writer's position reaches it.
                 shared.signal.close();
                 closing = true;
                 deadline = Instant::now().checked_add(self.shutdown_timeout);
