@@ -189,9 +189,10 @@ impl Signal {
         self.state.load(Ordering::Relaxed)
     }
 
-    /// Ends an emit [`enter`](Self::enter) started that pushes nothing (refused, or `Block`
-    /// giving up); wakes the writer if `state` said it sleeps. An emit that pushes ends inside
-    /// the push instead (see [`in_flight`](Self::in_flight)).
+    /// Ends an emit [`enter`](Self::enter) started that pushes nothing (refused: closed, or
+    /// unhealthy with `reject_when_unhealthy`); wakes the writer if `state` said it sleeps. An
+    /// emit that pushes, or finds the ring full, ends inside the push instead (see
+    /// [`in_flight`](Self::in_flight)).
     #[inline]
     pub fn leave(&self, stripe: usize, state: usize) {
         // Release pairs with the writer's Acquire loads in `quiet` (this emit pushed nothing;

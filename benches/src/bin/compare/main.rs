@@ -100,6 +100,9 @@ fn round_trip_ns() -> f64 {
 /// `--only TEXT`: run only the scenarios whose title contains TEXT (case-insensitive).
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// How many scenarios ran (for `--only`, which must match at least one).
+static RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The machine facts printed under every table (CPUs, CPU model, rustc, crate versions), so a
 /// table copied on its own still says where it was measured.
 static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -119,6 +122,8 @@ fn compare(
             return;
         }
     }
+    // Relaxed: a count read by this thread only, after every scenario ran.
+    RAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     eprintln!("running: {title}");
     let results = run_rounds(rounds, &mut contestants);
     let names: Vec<String> = contestants.iter().map(|c| c.name.clone()).collect();
@@ -497,4 +502,10 @@ fn main() {
         round_trip_ns(),
         wall.elapsed().as_secs_f64()
     );
+    if let Some(only) = ONLY.get() {
+        if RAN.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            eprintln!("compare: no scenario title contains {only:?}");
+            std::process::exit(2);
+        }
+    }
 }
