@@ -70,7 +70,16 @@ fn drain_after_close(
 /// An emitter thread: a handle's stripe is taken when the handle is made (`Emitter::new`), on
 /// the thread that makes it; the emit runs on the new thread.
 fn spawn_emitter(signal: &Arc<Signal>, ring: &Arc<Ring2>, v: u32) -> thread::JoinHandle<bool> {
-    let stripe = signal.stripe();
+    spawn_emitter_on(signal, ring, signal.stripe(), v)
+}
+
+/// [`spawn_emitter`] on a given stripe (handles share stripes beyond `STRIPES`).
+fn spawn_emitter_on(
+    signal: &Arc<Signal>,
+    ring: &Arc<Ring2>,
+    stripe: usize,
+    v: u32,
+) -> thread::JoinHandle<bool> {
     let (signal, ring) = (signal.clone(), ring.clone());
     thread::spawn(move || emit(&signal, &ring, stripe, v))
 }
@@ -169,11 +178,8 @@ fn close_excludes_late_pushes_on_a_shared_stripe() {
     check(Some(3), || {
         let (signal, ring) = setup();
         let stripe = signal.stripe();
-        let spawn = |v: u32| {
-            let (signal, ring) = (signal.clone(), ring.clone());
-            thread::spawn(move || emit(&signal, &ring, stripe, v))
-        };
-        let (a, b) = (spawn(1), spawn(2));
+        let a = spawn_emitter_on(&signal, &ring, stripe, 1);
+        let b = spawn_emitter_on(&signal, &ring, stripe, 2);
         let mut consumer = ring.consumer().unwrap();
         signal.close();
         let mut got = Vec::new();
