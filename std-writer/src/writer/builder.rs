@@ -1,0 +1,214 @@
+//! [`Builder`]: the writer's settings, checked, and the start of its thread.
+
+use super::worker::Worker;
+use super::{Emitter, Published, Shared, Writer};
+use crate::log::{LogOptions, Recovery, SegmentLog};
+use crate::record::Record;
+use crate::signal::Signal;
+use crate::sink::Sink;
+use crate::{Overflow, Report, Retain, ShutdownError, SyncPolicy};
+use crossbeam_utils::CachePadded;
+use ringwal_core::Ring;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Configures and starts a writer. From [`Writer::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    dir: PathBuf,
+    overflow: Overflow,
+    sync: SyncPolicy,
+    segment_bytes: u64,
+    retain: Retain,
+    reject_when_unhealthy: bool,
+    shutdown_timeout: Duration,
+}
+
+impl Builder {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        Builder {
+            dir,
+            overflow: Overflow::Reject,
+            sync: SyncPolicy::EveryBatch,
+            segment_bytes: 64 << 20,
+            retain: Retain::All,
+            reject_when_unhealthy: false,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// What `emit` does when the ring is full. Default [`Overflow::Reject`].
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// When the writer fsyncs. Default [`SyncPolicy::EveryBatch`].
+    pub fn sync(mut self, sync: SyncPolicy) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Segment size limit in bytes (default 64 MiB; at least 56). A record larger than this gets
+    /// a segment of its own.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Which old segments to delete. Default [`Retain::All`].
+    pub fn retain(mut self, retain: Retain) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    /// Whether `emit` refuses events with [`EmitError::Unhealthy`] while the disk is failing
+    /// (default false: they queue in the ring, and the overflow policy applies when it fills).
+    pub fn reject_when_unhealthy(mut self, reject: bool) -> Self {
+        self.reject_when_unhealthy = reject;
+        self
+    }
+
+    /// How long `shutdown` keeps retrying a failing disk before it gives up and returns the
+    /// unwritten records in its error. Default 30 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    fn check(&self) -> io::Result<()> {
+        let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        match self.sync {
+            SyncPolicy::Interval(d) if d.is_zero() => {
+                return bad(
+                    "SyncPolicy::Interval needs a non-zero interval (use EveryBatch)".into(),
+                )
+            }
+            _ => {}
+        }
+        match self.retain {
+            Retain::Segments(0) => return bad("Retain::Segments needs at least 1".into()),
+            Retain::Bytes(0) => return bad("Retain::Bytes needs at least 1 byte".into()),
+            _ => {}
+        }
+        if let Overflow::Block(Some(d)) = self.overflow {
+            if d > Duration::from_secs(60 * 60 * 24 * 365) {
+                return bad(format!("Overflow::Block timeout {d:?} is too long"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (recovering) the log directory and starts the writer thread, with a ring of 4096
+    /// events.
+    ///
+    /// ```
+    /// use ringwal::{Overflow, SyncPolicy, Writer};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = Writer::builder(dir.path())
+    ///     .overflow(Overflow::Reject)
+    ///     .sync(SyncPolicy::EveryBatch)
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// emitter.emit("hello".to_string()).unwrap();
+    /// emitter.flush().unwrap();                       // written and fsynced
+    /// let report = writer.shutdown().unwrap();
+    /// assert_eq!((report.emitted, report.persisted), (1, 1));
+    /// ```
+    pub fn start<T: Record>(self) -> io::Result<(Writer<T>, Emitter<T>)> {
+        self.start_with_capacity::<T, 4096>()
+    }
+
+    /// [`start`](Self::start) with a ring of `N` events (a power of two, at least 2).
+    pub fn start_with_capacity<T: Record, const N: usize>(
+        self,
+    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
+        self.check()?;
+        let log = SegmentLog::open(
+            &self.dir,
+            LogOptions {
+                segment_bytes: self.segment_bytes,
+                retain: self.retain,
+                durable: self.sync != SyncPolicy::Never,
+            },
+        )?;
+        let recovery = log.recovery().clone();
+        self.spawn(log, recovery)
+    }
+
+    /// Starts the writer on your own [`Sink`] instead of the segmented log in the builder's
+    /// directory (the directory, `segment_bytes` and `retain` are then unused).
+    pub fn start_with_sink<T: Record, const N: usize, S: Sink>(
+        self,
+        sink: S,
+    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
+        self.check()?;
+        let recovery = Recovery {
+            segments: sink.segments(),
+            next_seq: sink.next_seq(),
+            ..Recovery::default()
+        };
+        self.spawn(sink, recovery)
+    }
+
+    fn spawn<T: Record, const N: usize, S: Sink>(
+        self,
+        sink: S,
+        recovery: Recovery,
+    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared<T, N>>>();
+        let sync = self.sync;
+        let shutdown_timeout = self.shutdown_timeout;
+        let handle = std::thread::Builder::new()
+            .name("ringwal-writer".into())
+            .spawn(move || {
+                let shared = rx.recv().map_err(|_| ShutdownError {
+                    error: io::Error::other("writer never started"),
+                    report: Box::default(),
+                    unwritten: Vec::new(),
+                })?;
+                let worker = Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout);
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run()));
+                if outcome.is_err() {
+                    // Refuse new emits with the close handshake, so none lands unseen.
+                    shared.signal.close();
+                }
+                // Release blocked emitters and flushers.
+                shared.signal.exited();
+                outcome.unwrap_or_else(|_| {
+                    Err(ShutdownError {
+                        error: io::Error::other("the writer thread panicked"),
+                        report: Box::new(Report {
+                            stats: shared.stats(),
+                        }),
+                        unwritten: Vec::new(),
+                    })
+                })
+            })?;
+        let shared = Arc::new(Shared {
+            ring: Ring::new(),
+            signal: Signal::new(handle.thread().clone()),
+            overflow: self.overflow,
+            reject_when_unhealthy: self.reject_when_unhealthy,
+            rejected: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            published: Published::default(),
+            last_error: Mutex::new(None),
+        });
+        tx.send(Arc::clone(&shared))
+            .map_err(|_| io::Error::other("writer thread died at start"))?;
+        let emitter = Emitter::new(Arc::clone(&shared));
+        Ok((
+            Writer {
+                shared,
+                handle: Some(handle),
+                recovery,
+            },
+            emitter,
+        ))
+    }
+}

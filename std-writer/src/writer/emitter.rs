@@ -1,0 +1,246 @@
+//! [`Emitter`]: the emitting threads' handle. `emit` is the hot path; `flush` waits for the
+//! writer.
+
+use super::Shared;
+use crate::signal::{Signal, CLOSED, EXITED, UNHEALTHY};
+use crate::{EmitError, FlushError, Overflow, Stats};
+use ringwal_core::Full;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `Block` retries this many times (spinning, then yielding) before it parks.
+const BLOCK_SPINS: u32 = 96;
+
+/// A handle for emitting events: cheap to clone, `Send + Sync`. Give each thread its own clone:
+/// clones get their own in-flight counters (16 of them, round robin; more clones share), so
+/// emitters rarely share a cache line.
+pub struct Emitter<T, const N: usize = 4096> {
+    shared: Arc<Shared<T, N>>,
+    stripe: usize,
+}
+
+impl<T, const N: usize> std::fmt::Debug for Emitter<T, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("stripe", &self.stripe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, const N: usize> Clone for Emitter<T, N> {
+    fn clone(&self) -> Self {
+        Emitter::new(Arc::clone(&self.shared))
+    }
+}
+
+enum Attempt<T> {
+    Done(Result<(), EmitError<T>>),
+    Retry(T),
+}
+
+impl<T, const N: usize> Emitter<T, N> {
+    pub(super) fn new(shared: Arc<Shared<T, N>>) -> Self {
+        let stripe = shared.signal.stripe();
+        Emitter { shared, stripe }
+    }
+
+    fn count_rejected(&self) {
+        // Relaxed: a counter; read as a snapshot (exact after the writer exits).
+        self.shared.rejected[self.stripe].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands `event` to the writer without waiting for it: one push into the ring and, only
+    /// if the writer is asleep, one wake (an unpark). No allocation, no lock, no syscall
+    /// otherwise; the writer encodes the event on its own thread.
+    ///
+    /// When the ring is full, the builder's [`Overflow`] decides: `Reject` returns the event
+    /// in [`EmitError::Full`]; `DropOldest` evicts the oldest queued event (dropped on this
+    /// thread, counted in `dropped`, and recorded in the log as a gap); `Block` waits for space
+    /// (spinning briefly, then parked) up to its timeout. After shutdown began, the event comes
+    /// back in [`EmitError::Closed`]; with `reject_when_unhealthy`, in
+    /// [`EmitError::Unhealthy`] while the disk is failing. Every call counts once, in
+    /// `emitted` (accepted) or `rejected`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<&'static str>().unwrap();
+    /// match emitter.emit("order 17 filled") {
+    ///     Ok(()) => {}
+    ///     Err(e) => {
+    ///         let why = e.to_string();
+    ///         eprintln!("not logged ({why}): {:?}", e.into_inner());
+    ///     }
+    /// }
+    /// # drop(writer);
+    /// ```
+    #[inline]
+    pub fn emit(&self, event: T) -> Result<(), EmitError<T>> {
+        let sh = &*self.shared;
+        let state = sh.signal.enter(self.stripe);
+        let event = match self.admit(state, event) {
+            Ok(event) => event,
+            Err(refusal) => return self.refused(refusal),
+        };
+        // The pushes below end the emit themselves: they release the in-flight counter as soon
+        // as the position is claimed (see `signal`'s module docs).
+        let in_flight = sh.signal.in_flight(self.stripe);
+        match sh.overflow {
+            Overflow::Reject => match sh.ring.try_push_releasing(event, in_flight) {
+                Ok(()) => {
+                    sh.signal.woke(state);
+                    Ok(())
+                }
+                Err(Full(event)) => {
+                    self.count_rejected();
+                    Err(EmitError::Full(event))
+                }
+            },
+            Overflow::DropOldest => {
+                let evicted = sh.ring.force_push_releasing(event, in_flight);
+                sh.signal.woke(state);
+                drop(evicted);
+                Ok(())
+            }
+            Overflow::Block(timeout) => match sh.ring.try_push_releasing(event, in_flight) {
+                Ok(()) => {
+                    sh.signal.woke(state);
+                    Ok(())
+                }
+                Err(Full(event)) => self.block(event, timeout),
+            },
+        }
+    }
+
+    /// The event back if `state` lets it in, else the refusal: CLOSED, or UNHEALTHY when the
+    /// writer was built with `reject_when_unhealthy`.
+    #[inline(always)]
+    fn admit(&self, state: usize, event: T) -> Result<T, EmitError<T>> {
+        if state & (CLOSED | UNHEALTHY) != 0 {
+            if state & CLOSED != 0 {
+                return Err(EmitError::Closed(event));
+            }
+            if self.shared.reject_when_unhealthy {
+                return Err(EmitError::Unhealthy(event));
+            }
+        }
+        Ok(event)
+    }
+
+    /// Ends an entered emit that pushed nothing, counting it rejected.
+    #[cold]
+    fn refused(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
+        self.shared.signal.leave(self.stripe, 0);
+        self.count_rejected();
+        Err(error)
+    }
+
+    /// One attempt of a blocked emit: enter, check, push (which ends the emit).
+    fn attempt(&self, event: T) -> Attempt<T> {
+        let sh = &*self.shared;
+        let state = sh.signal.enter(self.stripe);
+        let event = match self.admit(state, event) {
+            Ok(event) => event,
+            Err(refusal) => return Attempt::Done(self.refused(refusal)),
+        };
+        match sh
+            .ring
+            .try_push_releasing(event, sh.signal.in_flight(self.stripe))
+        {
+            Ok(()) => {
+                sh.signal.woke(state);
+                Attempt::Done(Ok(()))
+            }
+            Err(Full(event)) => Attempt::Retry(event),
+        }
+    }
+
+    #[cold]
+    fn block(&self, mut event: T, timeout: Option<Duration>) -> Result<(), EmitError<T>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        for round in 0..BLOCK_SPINS {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.count_rejected();
+                return Err(EmitError::Full(event));
+            }
+            crate::sync::relax(round);
+            match self.attempt(event) {
+                Attempt::Done(r) => return r,
+                Attempt::Retry(e) => event = e,
+            }
+        }
+        let mut slot = Some(event);
+        let waited = self.shared.signal.space.wait(deadline, || {
+            let event = slot.take()?;
+            match self.attempt(event) {
+                Attempt::Done(r) => Some(r),
+                Attempt::Retry(e) => {
+                    slot = Some(e);
+                    None
+                }
+            }
+        });
+        match (waited, slot) {
+            (Some(r), _) => r,
+            (None, Some(event)) => {
+                self.count_rejected();
+                Err(EmitError::Full(event))
+            }
+            (None, None) => unreachable!("the event is in `slot` whenever the wait times out"),
+        }
+    }
+
+    /// Waits until every event accepted (by any emitter) before this call is written and,
+    /// unless the policy is [`SyncPolicy::Never`], fsynced. Events evicted by `DropOldest`
+    /// count as handled.
+    ///
+    /// Errs with [`FlushError::Io`] if a write or sync fails while it waits (the writer keeps
+    /// retrying; nothing is lost, but nothing is confirmed durable either), and with
+    /// [`FlushError::Closed`] if the writer has stopped without writing them.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<&'static str>().unwrap();
+    /// emitter.emit("a").unwrap();
+    /// emitter.flush().unwrap();
+    /// let entries: Vec<_> = ringwal::Reader::open(dir.path()).unwrap().iter().collect();
+    /// assert_eq!(entries.len(), 1);
+    /// # drop(writer);
+    /// ```
+    pub fn flush(&self) -> Result<(), FlushError> {
+        self.flush_until(None)
+    }
+
+    /// [`flush`](Self::flush), giving up with [`FlushError::Timeout`] after `timeout`.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.flush_until(Instant::now().checked_add(timeout))
+    }
+
+    fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
+        let sh = &*self.shared;
+        let sig = &sh.signal;
+        let target = sh.ring.pushed();
+        if Signal::reached(sig.done(), target) {
+            return Ok(());
+        }
+        let failures = sig.failures();
+        sig.request_flush(target);
+        let outcome = sig.flushed.wait(deadline, || {
+            if Signal::reached(sig.done(), target) {
+                Some(Ok(()))
+            } else if sig.failures() != failures {
+                Some(Err(FlushError::Io(sh.last_error())))
+            } else if sig.state_acquire() & EXITED != 0 {
+                Some(Err(FlushError::Closed))
+            } else {
+                None
+            }
+        });
+        outcome.unwrap_or(Err(FlushError::Timeout))
+    }
+
+    /// Counters, now (a snapshot).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+}

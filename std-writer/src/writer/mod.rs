@@ -1,0 +1,186 @@
+//! The writer: its thread, its builder, and the emitter handles, one file each.
+//!
+//! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
+//! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
+//! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
+//! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
+
+mod builder;
+mod emitter;
+mod worker;
+
+pub use builder::Builder;
+pub use emitter::Emitter;
+
+use crate::record::Record;
+use crate::signal::{Signal, STRIPES, UNHEALTHY};
+use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
+use crossbeam_utils::CachePadded;
+use ringwal_core::Ring;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Counters the writer thread publishes for [`Stats`].
+#[derive(Debug, Default)]
+pub(super) struct Published {
+    pub(super) persisted: AtomicU64,
+    pub(super) dropped: AtomicU64,
+    pub(super) bytes_written: AtomicU64,
+    pub(super) syncs: AtomicU64,
+    pub(super) write_errors: AtomicU64,
+    pub(super) segments: AtomicU64,
+    /// Last sequence number in the sink, plus one (0: none).
+    pub(super) last_seq_plus_one: AtomicU64,
+}
+
+/// What emitters, the writer handle and the writer thread share.
+pub(crate) struct Shared<T, const N: usize> {
+    pub(super) ring: Ring<T, N>,
+    pub(super) signal: Signal,
+    pub(super) overflow: Overflow,
+    pub(super) reject_when_unhealthy: bool,
+    pub(super) rejected: [CachePadded<AtomicU64>; STRIPES],
+    pub(super) published: Published,
+    pub(super) last_error: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+impl<T, const N: usize> Shared<T, N> {
+    fn stats(&self) -> Stats {
+        // Acquire pairs with the writer thread's Release `exited`: after it, the counters are
+        // final and this sees them.
+        let state = self.signal.state_acquire();
+        // Relaxed: snapshots; exact once the writer has exited (ordered by the load above).
+        let p = &self.published;
+        let emitted = self.ring.pushed() as u64;
+        let persisted = p.persisted.load(Ordering::Relaxed);
+        let dropped = p.dropped.load(Ordering::Relaxed);
+        let last = p.last_seq_plus_one.load(Ordering::Relaxed);
+        Stats {
+            emitted,
+            rejected: self
+                .rejected
+                .iter()
+                .map(|r| r.load(Ordering::Relaxed))
+                .sum(),
+            persisted,
+            dropped,
+            queued: emitted.saturating_sub(persisted + dropped),
+            bytes_written: p.bytes_written.load(Ordering::Relaxed),
+            syncs: p.syncs.load(Ordering::Relaxed),
+            write_errors: p.write_errors.load(Ordering::Relaxed),
+            segments: p.segments.load(Ordering::Relaxed),
+            last_seq: last.checked_sub(1),
+            healthy: state & UNHEALTHY == 0,
+        }
+    }
+
+    fn last_error(&self) -> io::Error {
+        match &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((kind, msg)) => io::Error::new(*kind, msg.clone()),
+            None => io::Error::other("write failed"),
+        }
+    }
+}
+
+/// The writer: owns the thread that drains the ring to disk. Shut it down with
+/// [`shutdown`](Self::shutdown) to get the final [`Report`]; dropping it shuts down too (and
+/// ignores errors).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<Vec<u8>>().unwrap();
+/// let producers: Vec<_> = (0..2u8)
+///     .map(|p| {
+///         let emitter = emitter.clone();
+///         std::thread::spawn(move || {
+///             for i in 0..100u8 {
+///                 while emitter.emit(vec![p, i]).is_err() {
+///                     std::thread::yield_now(); // Reject: the ring was full; try again
+///                 }
+///             }
+///         })
+///     })
+///     .collect();
+/// for p in producers { p.join().unwrap(); }
+/// let report = writer.shutdown().unwrap();
+/// assert_eq!(report.persisted, 200);
+/// assert_eq!(report.emitted, report.persisted + report.dropped);
+/// ```
+pub struct Writer<T, const N: usize = 4096> {
+    pub(super) shared: Arc<Shared<T, N>>,
+    pub(super) handle: Option<JoinHandle<Result<Report, ShutdownError>>>,
+    pub(super) recovery: Recovery,
+}
+
+impl<T, const N: usize> std::fmt::Debug for Writer<T, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("stats", &self.shared.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer<(), 4096> {
+    /// A builder for a writer whose log lives in `dir` (created if missing).
+    pub fn builder(dir: impl Into<PathBuf>) -> Builder {
+        Builder::new(dir.into())
+    }
+}
+
+impl<T: Record, const N: usize> Writer<T, N> {
+    /// Counters, now (a snapshot).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// What opening the log found and repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Another emitter handle (same as cloning one).
+    pub fn emitter(&self) -> Emitter<T, N> {
+        Emitter::new(Arc::clone(&self.shared))
+    }
+
+    /// Stops accepting events (later emits get [`EmitError::Closed`]), writes and syncs
+    /// everything accepted, joins the thread, and returns the final counters: then
+    /// `emitted == persisted + dropped` exactly.
+    ///
+    /// If the sink keeps failing past the builder's `shutdown_timeout`, the error carries the
+    /// records that could not be written, encoded, in order.
+    pub fn shutdown(mut self) -> Result<Report, ShutdownError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<Report, ShutdownError> {
+        let Some(handle) = self.handle.take() else {
+            return Ok(Report {
+                stats: self.shared.stats(),
+            });
+        };
+        self.shared.signal.request_stop();
+        match handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(ShutdownError {
+                error: io::Error::other("the writer thread panicked"),
+                report: Box::new(Report {
+                    stats: self.shared.stats(),
+                }),
+                unwritten: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl<T, const N: usize> Drop for Writer<T, N> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.shared.signal.request_stop();
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The writer thread: drains the ring, encodes and frames the events, appends batches to the
+//! sink, syncs them, publishes its progress, and shuts down accounting for every event.
+
+use super::Shared;
+use crate::format;
+use crate::reader::Entry;
+use crate::record::Record;
+use crate::signal::{Signal, STOP};
+use crate::sink::{Batch, Sink};
+use crate::{Report, ShutdownError, SyncPolicy};
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Backoff after a write or sync failure: 1 ms, doubling, capped at this.
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
+/// An idle writer polls the ring this many rounds (64 spins, then yields: tens of
+/// microseconds) before it parks. Under a steady stream of events it so stays awake, and
+/// emitters never pay for an unpark; an idle writer still sleeps.
+const IDLE_POLLS: u32 = 256;
+
+/// The writer thread's state.
+pub(super) struct Worker<T, const N: usize, S> {
+    shared: Arc<Shared<T, N>>,
+    sink: S,
+    policy: SyncPolicy,
+    shutdown_timeout: Duration,
+    /// Frames not yet durable: `buf[..appended]` is in the sink (awaiting sync), the rest is
+    /// not yet appended. Frame sequence numbers run from `buf_first_seq` to `next_seq`.
+    buf: Vec<u8>,
+    /// Where one record is encoded before it is framed into `buf`.
+    scratch: Vec<u8>,
+    buf_first_seq: u64,
+    appended: usize,
+    appended_seq: u64,
+    next_seq: u64,
+    /// The first sequence number the sink held records before (persisted counts from it).
+    start_seq: u64,
+    /// Events lost since the last encoded record (evictions, failed encodes).
+    pending_gap: u64,
+    /// Ring position (values popped plus evicted) at the end of each batch, with the sequence
+    /// number after that batch: when that is durable, `done` reaches the position.
+    checkpoints: VecDeque<(u64, usize)>,
+    popped: usize,
+    evicted: u64,
+    dropped: u64,
+    bytes_written: u64,
+    syncs: u64,
+    write_errors: u64,
+    done: usize,
+    failing: u32,
+    retry_at: Option<Instant>,
+    last_sync: Instant,
+}
+
+impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
+    pub(super) fn new(
+        shared: Arc<Shared<T, N>>,
+        sink: S,
+        policy: SyncPolicy,
+        shutdown_timeout: Duration,
+    ) -> Self {
+        let seq = sink.next_seq();
+        Worker {
+            shared,
+            sink,
+            policy,
+            shutdown_timeout,
+            buf: Vec::with_capacity(64 << 10),
+            scratch: Vec::with_capacity(256),
+            buf_first_seq: seq,
+            appended: 0,
+            appended_seq: seq,
+            next_seq: seq,
+            start_seq: seq,
+            pending_gap: 0,
+            checkpoints: VecDeque::new(),
+            popped: 0,
+            evicted: 0,
+            dropped: 0,
+            bytes_written: 0,
+            syncs: 0,
+            write_errors: 0,
+            done: 0,
+            failing: 0,
+            retry_at: None,
+            last_sync: Instant::now(),
+        }
+    }
+
+    fn durable_seq(&self) -> u64 {
+        match self.policy {
+            SyncPolicy::Never => self.appended_seq,
+            _ => self.buf_first_seq,
+        }
+    }
+
+    fn encode(&mut self, event: T) {
+        // Into a scratch buffer, so an `encode` that misbehaves (clears or rewrites `out`)
+        // can only spoil its own record, never frames already in the batch.
+        self.scratch.clear();
+        let scratch = &mut self.scratch;
+        let encoded = catch_unwind(AssertUnwindSafe(move || {
+            event.encode(scratch);
+            drop(event);
+        }));
+        let framed = encoded.is_ok() && {
+            let start = format::begin_frame(&mut self.buf);
+            self.buf.extend_from_slice(&self.scratch);
+            format::finish_frame(&mut self.buf, start, self.next_seq, self.pending_gap).is_ok()
+        };
+        if framed {
+            self.next_seq += 1;
+            self.pending_gap = 0;
+        } else {
+            self.dropped += 1;
+            self.pending_gap += 1;
+        }
+        if self.scratch.capacity() > 1 << 20 {
+            self.scratch = Vec::new();
+        }
+    }
+
+    /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
+    fn take(&mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> usize {
+        let mut took = 0;
+        // From our own count, not the consumer's: a `pop` that stepped over evicted positions
+        // and then found nothing published has already counted them there.
+        let mut evicted = self.evicted;
+        while took < N {
+            let popped = consumer.pop();
+            let now = consumer.evicted();
+            self.pending_gap += now - evicted;
+            self.dropped += now - evicted;
+            evicted = now;
+            let Some(event) = popped else { break };
+            took += 1;
+            self.encode(event);
+        }
+        let moved = took > 0 || evicted != self.evicted;
+        self.evicted = evicted;
+        self.popped = self.popped.wrapping_add(took);
+        if moved {
+            let position = self.popped.wrapping_add(self.evicted as usize);
+            self.checkpoints.push_back((self.next_seq, position));
+        }
+        if took > 0 {
+            self.shared.signal.space.notify();
+        }
+        took
+    }
+
+    /// Whether the writer's position (values popped plus values evicted) has reached the
+    /// producers' (`Ring::pushed`): nothing claimed is left in the ring. Exact after close.
+    fn caught_up(&self) -> bool {
+        self.popped.wrapping_add(self.evicted as usize) == self.shared.ring.pushed()
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.write_errors += 1;
+        self.failing = self.failing.saturating_add(1);
+        let backoff =
+            Duration::from_millis(1u64 << self.failing.min(16).saturating_sub(1)).min(MAX_BACKOFF);
+        self.retry_at = Some(Instant::now() + backoff);
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
+        self.shared.signal.set_unhealthy(true);
+        // Relaxed: a counter; `record_failure` (Release) orders it before a flusher's check.
+        self.shared
+            .published
+            .write_errors
+            .store(self.write_errors, Ordering::Relaxed);
+        self.shared.signal.record_failure();
+        self.resync();
+    }
+
+    fn healthy(&mut self) {
+        if self.failing > 0 {
+            self.failing = 0;
+            self.retry_at = None;
+            self.shared.signal.set_unhealthy(false);
+        }
+    }
+
+    /// After a failure: continue from wherever the sink says it is.
+    fn resync(&mut self) {
+        let at = self.sink.next_seq();
+        if at < self.buf_first_seq {
+            // The sink lost records we no longer hold (only possible under `Never`): count them
+            // as dropped and renumber what we hold to follow on, the gap recorded.
+            // Only what this run wrote can be lost to it: a sink below our start lost records
+            // of an earlier run, which are not in our counts.
+            let lost = self.buf_first_seq - at.max(self.start_seq);
+            // Every record after `at` is gone; the log's gap shows them all.
+            let shift = self.buf_first_seq - at;
+            self.start_seq = self.start_seq.min(at);
+            self.dropped += lost;
+            let mut offset = 0;
+            let mut seq = at;
+            let mut first = true;
+            while offset < self.buf.len() {
+                let Ok(size) = format::frame_size(&self.buf[offset..]) else {
+                    break;
+                };
+                let frame = &mut self.buf[offset..offset + size];
+                let mut gap = [0u8; 8];
+                gap.copy_from_slice(&frame[16..24]);
+                let mut gap = u64::from_le_bytes(gap);
+                if first {
+                    gap += shift;
+                    first = false;
+                }
+                format::renumber_frame(frame, seq, gap);
+                seq += 1;
+                offset += size;
+            }
+            if first {
+                self.pending_gap += shift;
+            }
+            for c in self.checkpoints.iter_mut() {
+                c.0 = c.0.saturating_sub(shift);
+            }
+            self.buf_first_seq = at;
+            self.next_seq -= shift;
+            self.appended = 0;
+            self.appended_seq = at;
+        } else {
+            // Everything from `at` on must be appended again; frames before it are in the sink.
+            let at = at.min(self.next_seq);
+            let mut offset = 0;
+            let mut seq = self.buf_first_seq;
+            while seq < at {
+                match format::frame_size(&self.buf[offset..]) {
+                    Ok(size) => offset += size,
+                    Err(_) => break,
+                }
+                seq += 1;
+            }
+            self.appended = offset;
+            self.appended_seq = seq;
+        }
+    }
+
+    fn write(&mut self) {
+        if self.appended == self.buf.len() {
+            return;
+        }
+        let batch = Batch::from_writer(
+            &self.buf[self.appended..],
+            self.appended_seq,
+            self.next_seq - self.appended_seq,
+        );
+        match self.sink.append(&batch) {
+            Ok(()) => {
+                self.bytes_written += (self.buf.len() - self.appended) as u64;
+                self.appended = self.buf.len();
+                self.appended_seq = self.next_seq;
+                if self.policy == SyncPolicy::Never {
+                    self.buf.clear();
+                    self.appended = 0;
+                    self.buf_first_seq = self.next_seq;
+                }
+                // The sink takes writes again (a later sync failure makes it unhealthy anew).
+                self.healthy();
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn sync_due(&self, closing: bool) -> bool {
+        if self.appended == 0 || self.appended != self.buf.len() {
+            return false;
+        }
+        match self.policy {
+            SyncPolicy::Never => false,
+            SyncPolicy::EveryBatch => true,
+            SyncPolicy::Interval(d) => {
+                closing || self.last_sync.elapsed() >= d || self.flush_wanted()
+            }
+        }
+    }
+
+    fn flush_wanted(&self) -> bool {
+        !Signal::reached(self.done, self.shared.signal.flush_target())
+    }
+
+    fn sync(&mut self) {
+        match self.sink.sync() {
+            Ok(()) => {
+                self.syncs += 1;
+                self.last_sync = Instant::now();
+                self.buf.clear();
+                self.appended = 0;
+                self.buf_first_seq = self.appended_seq;
+                self.healthy();
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn publish(&mut self) {
+        let durable = self.durable_seq();
+        let mut done = self.done;
+        while let Some(&(seq, position)) = self.checkpoints.front() {
+            if seq > durable {
+                break;
+            }
+            done = position;
+            self.checkpoints.pop_front();
+        }
+        let p = &self.shared.published;
+        // Relaxed: snapshots for `stats`; `publish_done` and `exited` below order them for
+        // flushers and for the final report.
+        p.persisted
+            .store(self.appended_seq - self.start_seq, Ordering::Relaxed);
+        p.dropped.store(self.dropped, Ordering::Relaxed);
+        p.bytes_written.store(self.bytes_written, Ordering::Relaxed);
+        p.syncs.store(self.syncs, Ordering::Relaxed);
+        p.write_errors.store(self.write_errors, Ordering::Relaxed);
+        p.segments
+            .store(self.sink.segments() as u64, Ordering::Relaxed);
+        p.last_seq_plus_one
+            .store(self.appended_seq, Ordering::Relaxed);
+        if done != self.done {
+            self.done = done;
+            self.shared.signal.publish_done(done);
+        }
+    }
+
+    pub(super) fn run(mut self) -> Result<Report, ShutdownError> {
+        let shared = Arc::clone(&self.shared);
+        let mut consumer = shared
+            .ring
+            .consumer()
+            .expect("the writer is the ring's only consumer");
+        let mut closing = false;
+        let mut deadline = None;
+        let mut idle_rounds = 0u32;
+        let mut synced_at_close = false;
+        loop {
+            if !closing && shared.signal.state() & STOP != 0 {
+                // No position can be claimed after this returns: `ring.pushed()` is final, and
+                // the drain below runs until the writer's position reaches it.
+                shared.signal.close();
+                closing = true;
+                deadline = Instant::now().checked_add(self.shutdown_timeout);
+            }
+            let failing = self.retry_at.is_some();
+            let mut took = 0;
+            // Whether this round looked into the ring (a failing writer leaves it alone so it
+            // fills and the overflow policy applies).
+            let looked = !failing;
+            if looked {
+                took = self.take(&mut consumer);
+                self.write();
+                if self.sync_due(closing) {
+                    self.sync();
+                }
+            } else if self.retry_at.is_some_and(|t| Instant::now() >= t) {
+                self.retry_at = None;
+                self.write();
+                if self.retry_at.is_none() && self.sync_due(closing) {
+                    self.sync();
+                }
+            }
+            self.publish();
+
+            let drained = looked && took < N && self.buf.is_empty();
+            if closing && drained && self.retry_at.is_none() && self.caught_up() {
+                // After close, no position can be claimed any more; once ours reaches the
+                // producers' (a push claimed just before close is published a few instructions
+                // later) everything accepted is written, and synced unless `Never`, which gets
+                // its one sync now.
+                if self.policy == SyncPolicy::Never && !synced_at_close {
+                    self.sync();
+                    synced_at_close = self.retry_at.is_none();
+                }
+                if self.policy != SyncPolicy::Never || synced_at_close {
+                    return Ok(self.finish());
+                }
+            }
+            if closing && deadline.is_some_and(|d| Instant::now() >= d) && self.retry_at.is_some() {
+                return Err(self.give_up(&mut consumer));
+            }
+            if took > 0 {
+                idle_rounds = 0;
+                continue;
+            }
+            // Nothing taken: wait for the next reason to work.
+            if let Some(t) = self.retry_at {
+                let wait = t
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50));
+                crate::sync::park(Some(wait));
+                continue;
+            }
+            if closing {
+                // Waiting only for a producer mid-publish, or a sync timer.
+                crate::sync::relax(idle_rounds);
+                idle_rounds = idle_rounds.saturating_add(1);
+                continue;
+            }
+            if idle_rounds < IDLE_POLLS && !self.flush_wanted() {
+                crate::sync::relax(idle_rounds);
+                idle_rounds += 1;
+                continue;
+            }
+            let timeout = match self.policy {
+                SyncPolicy::Interval(d) if self.appended > 0 => {
+                    Some(d.saturating_sub(self.last_sync.elapsed()))
+                }
+                _ => None,
+            };
+            let ring = &shared.ring;
+            let done = self.done;
+            let may_sleep = shared.signal.prepare_sleep(|| {
+                ring.is_empty() && Signal::reached(done, shared.signal.flush_target())
+            });
+            if may_sleep {
+                idle_rounds = 0;
+                shared.signal.sleep(timeout);
+            } else {
+                crate::sync::relax(idle_rounds);
+                idle_rounds = idle_rounds.saturating_add(1);
+            }
+        }
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            stats: self.shared.stats(),
+        }
+    }
+
+    /// The final counters. (The thread's wrapper in `spawn` then marks the writer exited.)
+    fn finish(mut self) -> Report {
+        self.publish();
+        self.report()
+    }
+
+    /// The disk stayed broken past the shutdown timeout: take everything left, and hand back
+    /// every record not confirmed written, encoded, in order.
+    fn give_up(mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> ShutdownError {
+        // After close: take everything, including a push claimed just before close and still
+        // being published.
+        let mut round = 0;
+        loop {
+            self.take(consumer);
+            if self.caught_up() {
+                break;
+            }
+            crate::sync::relax(round);
+            round = round.saturating_add(1);
+        }
+        let error = self.shared.last_error();
+        // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
+        let mut unwritten = Vec::new();
+        let mut rest = &self.buf[..];
+        while let Ok((frame, used)) = format::decode_frame(rest) {
+            unwritten.push(Entry {
+                seq: frame.seq,
+                payload: frame.payload.to_vec(),
+                dropped_before: frame.dropped_before,
+            });
+            rest = &rest[used..];
+        }
+        // Report them as neither persisted nor dropped: they are in the error.
+        self.appended_seq = self.buf_first_seq;
+        self.publish();
+        ShutdownError {
+            error,
+            report: Box::new(self.report()),
+            unwritten,
+        }
+    }
+}
