@@ -2,7 +2,7 @@
 
 use crate::Format;
 use ringwal::format::{self, ScanEnd};
-use ringwal::{Entry, Reader};
+use ringwal::{Entry, Gap, Reader};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -19,22 +19,66 @@ fn out_ok(r: io::Result<()>) -> io::Result<bool> {
     }
 }
 
+/// The line saying where events were lost, before the record numbered `before_seq` (or at
+/// the end of the log, `None`); nothing if nothing was.
+fn render_gap(gap: Gap, before_seq: Option<u64>, format: Format, line: &mut String) {
+    if gap == Gap::default() {
+        return;
+    }
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    match format {
+        Format::Json => {
+            let _ = write!(
+                line,
+                "{{\"gap\":{},\"refused\":{},",
+                gap.dropped, gap.refused
+            );
+            match before_seq {
+                Some(seq) => writeln!(line, "\"before_seq\":{seq}}}"),
+                None => writeln!(line, "\"at_end\":true}}"),
+            }
+            .ok();
+        }
+        Format::Text | Format::Hex => {
+            let mut what = Vec::new();
+            if gap.dropped > 0 {
+                what.push(format!(
+                    "{} event{} dropped",
+                    gap.dropped,
+                    plural(gap.dropped)
+                ));
+            }
+            if gap.refused > 0 {
+                what.push(format!(
+                    "{} event{} refused",
+                    gap.refused,
+                    plural(gap.refused)
+                ));
+            }
+            let end = if before_seq.is_none() {
+                " (end of log)"
+            } else {
+                ""
+            };
+            let _ = writeln!(line, "-- {}{end} --", what.join(", "));
+        }
+    }
+}
+
 /// One record (and its gap line, if any) in `format`.
 fn render(entry: &Entry, format: Format, line: &mut String) {
     line.clear();
+    let gap = Gap {
+        dropped: entry.dropped_before,
+        refused: entry.refused_before,
+    };
+    render_gap(gap, Some(entry.seq), format, line);
     match format {
         Format::Json => {
-            if entry.dropped_before > 0 {
-                let _ = writeln!(
-                    line,
-                    "{{\"gap\":{},\"before_seq\":{}}}",
-                    entry.dropped_before, entry.seq
-                );
-            }
             let _ = write!(
                 line,
-                "{{\"seq\":{},\"dropped_before\":{},",
-                entry.seq, entry.dropped_before
+                "{{\"seq\":{},\"dropped_before\":{},\"refused_before\":{},",
+                entry.seq, entry.dropped_before, entry.refused_before
             );
             match std::str::from_utf8(&entry.payload) {
                 Ok(text) => {
@@ -50,14 +94,6 @@ fn render(entry: &Entry, format: Format, line: &mut String) {
             }
         }
         Format::Text | Format::Hex => {
-            if entry.dropped_before > 0 {
-                let _ = writeln!(
-                    line,
-                    "-- {} event{} dropped --",
-                    entry.dropped_before,
-                    if entry.dropped_before == 1 { "" } else { "s" }
-                );
-            }
             let _ = write!(line, "{}\t", entry.seq);
             if format == Format::Hex {
                 hex(&entry.payload, line);
@@ -123,12 +159,19 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut line = String::new();
-    for entry in iter {
+    let mut iter = iter;
+    for entry in iter.by_ref() {
         let entry = entry?;
         render(&entry, format, &mut line);
         if !out_ok(out.write_all(line.as_bytes()))? {
             return Ok(ExitCode::SUCCESS);
         }
+    }
+    // Losses after the last record (a writer's shutdown marker).
+    line.clear();
+    render_gap(iter.trailing_gap(), None, format, &mut line);
+    if !out_ok(out.write_all(line.as_bytes()))? {
+        return Ok(ExitCode::SUCCESS);
     }
     out_ok(out.flush())?;
     Ok(ExitCode::SUCCESS)
@@ -227,6 +270,7 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     let segments = scan_all(&reader)?;
     let mut records = 0u64;
     let mut dropped = 0u64;
+    let mut refused = 0u64;
     let mut gaps = 0u64;
     let mut first_seq = None;
     let mut next_seq: Option<u64> = None;
@@ -262,7 +306,8 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
         }
         first_seq.get_or_insert(scan.first_seq);
         records += scan.records;
-        dropped += scan.dropped;
+        dropped = dropped.saturating_add(scan.dropped);
+        refused = refused.saturating_add(scan.refused);
         gaps += scan.gaps;
         next_seq = Some(scan.next_seq());
         match &scan.end {
@@ -293,7 +338,7 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     );
     let _ = writeln!(
         out,
-        "gaps:       {gaps} ({dropped} events dropped before records)"
+        "gaps:       {gaps} ({dropped} events dropped, {refused} refused)"
     );
     let _ = writeln!(out, "torn tail:  {}", torn.as_deref().unwrap_or("none"));
     if corrupt.is_empty() {
@@ -325,12 +370,14 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
         "{:<26} {:>12} {:>10}  sequence range",
         "segment", "bytes", "records"
     );
-    let (mut records, mut bytes) = (0u64, 0u64);
+    let (mut records, mut bytes, mut dropped, mut refused) = (0u64, 0u64, 0u64, 0u64);
     for seg in &segments {
         bytes += seg.bytes;
         match &seg.scan {
             Ok(scan) => {
                 records += scan.records;
+                dropped = dropped.saturating_add(scan.dropped);
+                refused = refused.saturating_add(scan.refused);
                 let note = match scan.end {
                     ScanEnd::Clean => "",
                     ScanEnd::Torn { .. } => "  (torn tail)",
@@ -356,7 +403,7 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
     }
     let _ = writeln!(
         out,
-        "total: {} segment{}, {records} records, {bytes} bytes",
+        "total: {} segment{}, {records} records, {bytes} bytes; lost: {dropped} dropped, {refused} refused",
         segments.len(),
         if segments.len() == 1 { "" } else { "s" }
     );

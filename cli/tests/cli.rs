@@ -170,10 +170,10 @@ fn cat_prints_records_gaps_and_escapes() {
     let json = ringwal(&["cat", d, "--format", "json"]);
     assert_eq!(
         stdout(&json),
-        "{\"seq\":0,\"dropped_before\":0,\"payload\":\"hello\"}\n\
-         {\"gap\":3,\"before_seq\":1}\n\
-         {\"seq\":1,\"dropped_before\":3,\"payload\":\"café\\n\"}\n\
-         {\"seq\":2,\"dropped_before\":0,\"payload_hex\":\"ff0062696e\"}\n"
+        "{\"seq\":0,\"dropped_before\":0,\"refused_before\":0,\"payload\":\"hello\"}\n\
+         {\"gap\":3,\"refused\":0,\"before_seq\":1}\n\
+         {\"seq\":1,\"dropped_before\":3,\"refused_before\":0,\"payload\":\"café\\n\"}\n\
+         {\"seq\":2,\"dropped_before\":0,\"refused_before\":0,\"payload_hex\":\"ff0062696e\"}\n"
     );
     let from = ringwal(&["cat", d, "--from", "2", "--format", "hex"]);
     assert_eq!(stdout(&from), "2\tff0062696e\n");
@@ -196,7 +196,7 @@ fn verify_clean_torn_and_corrupt_logs() {
     assert!(out.contains(&format!("segments:   {n}\n")), "{out}");
     assert!(out.contains("records:    40 (sequence 0..=39)"), "{out}");
     assert!(
-        out.contains("gaps:       1 (2 events dropped before records)"),
+        out.contains("gaps:       1 (2 events dropped, 0 refused)"),
         "{out}"
     );
     assert!(out.contains("result:     clean"), "{out}");
@@ -268,18 +268,23 @@ fn bad_directories_get_one_line_errors() {
     make_log(&newer, &[b"a"], &[], 1 << 20);
     let seg = segments(&newer).remove(0);
     let mut bytes = fs::read(&seg).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[..28]);
+    let newer_version = ringwal::format::VERSION + 1;
+    bytes[8..12].copy_from_slice(&newer_version.to_le_bytes());
+    let crc = ringwal::format::crc32c(&bytes[..28]);
     bytes[28..32].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg, &bytes).unwrap();
     assert_clean_error(
         &ringwal(&["cat", newer.to_str().unwrap()]),
         2,
-        &["version 2"],
+        &[&format!("version {newer_version}")],
     );
     let v = ringwal(&["verify", newer.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(2));
-    assert!(stdout(&v).contains("version 2"), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains(&format!("version {newer_version}")),
+        "{}",
+        stdout(&v)
+    );
 }
 
 #[test]
@@ -360,5 +365,49 @@ fn help_documents_verify_exit_codes() {
             && out.contains("1  torn tail only")
             && out.contains("2  corruption"),
         "{out}"
+    );
+}
+
+/// Refusals (format version 2) show where they happened, in `cat` (text and JSON), `verify`
+/// and `info`, including a shutdown's gap marker after the last record.
+#[test]
+fn refusals_and_trailing_markers_show_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), LogOptions::default()).unwrap();
+    let mut frames = Vec::new();
+    ringwal::format::encode_frame_with(&mut frames, 0, 0, 0, b"a");
+    ringwal::format::encode_frame_with(&mut frames, 1, 2, 5, b"b");
+    frames.extend_from_slice(&ringwal::format::encode_marker(2, 1, 7));
+    log.append(&Batch::new(&frames, 0, 2).unwrap()).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let d = dir.path().to_str().unwrap();
+    let text = ringwal(&["cat", d]);
+    assert!(text.status.success());
+    assert_eq!(
+        stdout(&text),
+        "0\ta\n-- 2 events dropped, 5 events refused --\n1\tb\n\
+         -- 1 event dropped, 7 events refused (end of log) --\n"
+    );
+    let json = ringwal(&["cat", d, "--format", "json"]);
+    assert_eq!(
+        stdout(&json),
+        "{\"seq\":0,\"dropped_before\":0,\"refused_before\":0,\"payload\":\"a\"}\n\
+         {\"gap\":2,\"refused\":5,\"before_seq\":1}\n\
+         {\"seq\":1,\"dropped_before\":2,\"refused_before\":5,\"payload\":\"b\"}\n\
+         {\"gap\":1,\"refused\":7,\"at_end\":true}\n"
+    );
+    let v = ringwal(&["verify", d]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("gaps:       2 (3 events dropped, 12 refused)"),
+        "{}",
+        stdout(&v)
+    );
+    let i = ringwal(&["info", d]);
+    assert!(
+        stdout(&i).contains("lost: 3 dropped, 12 refused"),
+        "{}",
+        stdout(&i)
     );
 }

@@ -131,6 +131,9 @@ pub use sync::loom_workaround as __loom;
 #[cfg(feature = "alloc")]
 mod channel;
 
+#[cfg(feature = "format")]
+pub mod format;
+
 pub use ring::{Consumer, Drain, Full, Ring};
 
 #[cfg(feature = "alloc")]

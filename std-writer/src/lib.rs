@@ -76,7 +76,7 @@ mod writer;
 #[cfg(not(loom))]
 pub use crate::{
     log::{LogOptions, Recovery, SegmentLog},
-    reader::{Entry, Iter, Reader, SegmentInfo},
+    reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},
     writer::{Builder, Emitter, Writer},

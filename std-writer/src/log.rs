@@ -142,13 +142,13 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// Reads a segment's header; errors name the file.
-pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64)> {
+pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64, format::Version)> {
     let mut file = File::open(path).map_err(|e| annotate(path, e))?;
     let len = file.metadata().map_err(|e| annotate(path, e))?.len();
     let mut header = [0u8; HEADER_LEN];
     let n = read_up_to(&mut file, &mut header).map_err(|e| annotate(path, e))?;
-    let first = format::decode_header(&header[..n]).map_err(|e| invalid(path, e))?;
-    Ok((first, len))
+    let header = format::decode_segment_header(&header[..n]).map_err(|e| invalid(path, e))?;
+    Ok((header.first_seq, len, header.version))
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes it read.
@@ -215,7 +215,7 @@ impl SegmentLog {
         let mut segments = VecDeque::new();
         // Every header but the last segment's must be valid.
         for (name_seq, path) in listed.iter().take(listed.len().saturating_sub(1)) {
-            let (first, len) = read_header(path)?;
+            let (first, len, _) = read_header(path)?;
             if first != *name_seq {
                 return Err(invalid(
                     path,
@@ -229,6 +229,10 @@ impl SegmentLog {
         }
         let mut next_seq = 0;
         let mut last_len = None;
+        // The newest segment's format version and record count: an older version is never
+        // appended to (a fresh segment follows it).
+        let mut last_version = format::Version::CURRENT;
+        let mut last_records = 0;
         if let Some((name_seq, path)) = listed.pop() {
             let bytes = fs::read(&path).map_err(|e| annotate(&path, e))?;
             match format::scan_segment(&bytes) {
@@ -266,6 +270,7 @@ impl SegmentLog {
                     recovery.records_kept = scan.records;
                     next_seq = checked_next(&path, &scan)?;
                     last_len = Some(scan.valid_len);
+                    (last_version, last_records) = (scan.version, scan.records);
                     segments.push_back(Seg {
                         first_seq: name_seq,
                         len: scan.valid_len,
@@ -309,6 +314,7 @@ impl SegmentLog {
                     recovery.records_kept = scan.records;
                     next_seq = checked_next(&path, &scan)?;
                     last_len = Some(scan.valid_len);
+                    (last_version, last_records) = (scan.version, scan.records);
                     segments.push_back(prev);
                 } else {
                     next_seq = name_seq;
@@ -316,8 +322,17 @@ impl SegmentLog {
             }
         }
 
+        if last_len.is_some() && last_version != format::Version::CURRENT && last_records == 0 {
+            // An older-format segment with no record: nothing to keep; a current-format one
+            // of the same name replaces it below.
+            let seg = segments.pop_back().expect("last_len implies a segment");
+            let path = dir.join(format::segment_file_name(seg.first_seq));
+            fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+            sync_dir(&dir)?;
+            last_len = None;
+        }
         let active = match (segments.back(), last_len) {
-            (Some(seg), Some(_)) => {
+            (Some(seg), Some(_)) if last_version == format::Version::CURRENT => {
                 let path = dir.join(format::segment_file_name(seg.first_seq));
                 OpenOptions::new()
                     .append(true)
@@ -471,6 +486,8 @@ impl SegmentLog {
             let start = spans.peek().map(|s| s.0).unwrap_or(0);
             let mut end = start;
             let mut count = 0u64;
+            // Gap markers take no sequence number.
+            let mut records = 0u64;
             while let Some(&(off, size)) = spans.peek() {
                 let fits = seg_len + (off + size - start) as u64 <= limit;
                 let first_in_empty = seg_len == HEADER_LEN as u64 && count == 0;
@@ -479,6 +496,7 @@ impl SegmentLog {
                 }
                 end = off + size;
                 count += 1;
+                records += u64::from(!format::is_marker(&bytes[off..]));
                 spans.next();
             }
             if count == 0 {
@@ -487,7 +505,7 @@ impl SegmentLog {
             }
             self.active.write_all(&bytes[start..end])?;
             self.segments.back_mut().expect("a segment exists").len += (end - start) as u64;
-            self.next_seq += count;
+            self.next_seq += records;
         }
         Ok(())
     }

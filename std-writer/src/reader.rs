@@ -1,6 +1,6 @@
 //! Reading a log directory back, also while a writer appends to it.
 
-use crate::format::{self, FrameError, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::format::{self, FrameError, Version, HEADER_LEN};
 use crate::log::{annotate, list_segments, read_header, read_up_to};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -16,6 +16,10 @@ pub struct Entry {
     /// How many events were lost (evicted by `DropOldest`, or failed to encode) between the
     /// previous record and this one.
     pub dropped_before: u64,
+    /// How many events were refused (a full ring under `Reject` or a `Block` timeout, a
+    /// closed or unhealthy writer) between the previous record and this one. Always 0 in
+    /// logs written before format version 2.
+    pub refused_before: u64,
 }
 
 /// Reads a log directory.
@@ -134,11 +138,24 @@ pub struct Iter {
     next_segment: Option<u64>,
     expected: Option<u64>,
     failed: bool,
+    /// Losses read from gap markers, not yet attached to a record.
+    pending: Gap,
+}
+
+/// Events lost at one place in the log: what a record's `dropped_before`/`refused_before`
+/// say, or what gap markers after the last record say ([`Iter::trailing_gap`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// Evicted by `DropOldest` (or failed to encode).
+    pub dropped: u64,
+    /// Refused by `emit`.
+    pub refused: u64,
 }
 
 #[derive(Debug)]
 struct Open {
     first_seq: u64,
+    version: Version,
     path: PathBuf,
     reader: BufReader<File>,
     /// Where the next frame starts.
@@ -158,6 +175,8 @@ fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error 
 
 enum Step {
     Entry(Entry),
+    /// A gap marker: losses with no record of their own.
+    Marker(Gap),
     /// No byte after the last frame (for now).
     End,
     /// The bytes at the offset are not the expected frame.
@@ -173,7 +192,16 @@ impl Iter {
             next_segment: None,
             expected: None,
             failed: false,
+            pending: Gap::default(),
         }
+    }
+
+    /// The losses recorded after the last record read so far (gap markers a writer leaves at
+    /// shutdown for events refused or evicted after its last record). Once the iterator has
+    /// returned `None`, together with the entries' `dropped_before`/`refused_before` these add
+    /// up to every event the log's writers lost.
+    pub fn trailing_gap(&self) -> Gap {
+        self.pending
     }
 
     /// The sequence number after `seq`. Record `u64::MAX` is the last a log can hold: after
@@ -219,7 +247,7 @@ impl Iter {
     }
 
     fn open_segment(&mut self, first_seq: u64, path: PathBuf) -> io::Result<()> {
-        let (header_seq, _) = read_header(&path)?;
+        let (header_seq, _, version) = read_header(&path)?;
         if header_seq != first_seq {
             return Err(damaged(
                 &path,
@@ -240,6 +268,7 @@ impl Iter {
         self.expected = Some(first_seq);
         self.current = Some(Open {
             first_seq,
+            version,
             path,
             reader: BufReader::with_capacity(64 << 10, file),
             offset: HEADER_LEN as u64,
@@ -259,13 +288,15 @@ impl Iter {
                 .map_err(io_err)?;
             open.needs_seek = false;
         }
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        let n = read_up_to(&mut open.reader, &mut header).map_err(io_err)?;
+        let header_len = open.version.frame_header_len();
+        let mut header = [0u8; format::FRAME_HEADER_LEN];
+        let header = &mut header[..header_len];
+        let n = read_up_to(&mut open.reader, header).map_err(io_err)?;
         if n == 0 {
             open.needs_seek = true;
             return Ok(Step::End);
         }
-        let size = match format::frame_size(&header[..n]) {
+        let size = match open.version.frame_size(&header[..n]) {
             Ok(size) => size,
             Err(reason) => {
                 open.needs_seek = true;
@@ -274,22 +305,31 @@ impl Iter {
         };
         // `size` is at most MAX_PAYLOAD plus a header: a bogus length cannot ask for more.
         let mut frame = vec![0u8; size];
-        frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
-        let got = read_up_to(&mut open.reader, &mut frame[FRAME_HEADER_LEN..]).map_err(io_err)?;
-        if got + FRAME_HEADER_LEN < size {
+        frame[..header_len].copy_from_slice(header);
+        let got = read_up_to(&mut open.reader, &mut frame[header_len..]).map_err(io_err)?;
+        if got + header_len < size {
             open.needs_seek = true;
             return Ok(Step::Bad(
                 FrameError::Incomplete { needed: size }.to_string(),
             ));
         }
-        match format::decode_frame(&frame) {
+        match open.version.decode_frame(&frame) {
+            Ok((f, _)) if f.seq == expected && f.marker => {
+                open.offset += size as u64;
+                Ok(Step::Marker(Gap {
+                    dropped: f.dropped_before,
+                    refused: f.refused_before,
+                }))
+            }
             Ok((f, _)) if f.seq == expected => {
-                let (seq, dropped_before) = (f.seq, f.dropped_before);
-                frame.drain(..FRAME_HEADER_LEN);
+                let (seq, dropped_before, refused_before) =
+                    (f.seq, f.dropped_before, f.refused_before);
+                frame.drain(..header_len);
                 open.offset += size as u64;
                 Ok(Step::Entry(Entry {
                     seq,
                     dropped_before,
+                    refused_before,
                     payload: frame,
                 }))
             }
@@ -329,20 +369,27 @@ impl Iter {
             let expected = self.expected.expect("set when a segment is opened");
             let open = self.current.as_mut().expect("opened above");
             let step = Self::step(open, expected)?;
-            let (offset, path) = (open.offset, open.path.clone());
+            let (offset, path, version) = (open.offset, open.path.clone(), open.version);
             match step {
-                Step::Entry(entry) => {
+                Step::Marker(gap) => {
+                    self.pending.dropped = self.pending.dropped.saturating_add(gap.dropped);
+                    self.pending.refused = self.pending.refused.saturating_add(gap.refused);
+                }
+                Step::Entry(mut entry) => {
                     self.expected = Some(self.after(expected));
+                    let pending = std::mem::take(&mut self.pending);
                     if self.from.is_some_and(|from| entry.seq < from) {
                         continue;
                     }
+                    entry.dropped_before = entry.dropped_before.saturating_add(pending.dropped);
+                    entry.refused_before = entry.refused_before.saturating_add(pending.refused);
                     return Ok(Some(entry));
                 }
                 Step::Bad(reason) => {
                     // In the newest segment, a bad frame with nothing valid after it is a
                     // record still being written (or a torn tail): the end, for now.
                     let newest = self.pick_segment()?.is_none();
-                    if newest && !follows(&path, offset, expected)? {
+                    if newest && !follows(&path, version, offset, expected)? {
                         return Ok(None);
                     }
                     return Err(damaged(&path, offset, reason));
@@ -372,13 +419,13 @@ impl Iter {
 
 /// Whether a valid frame with a sequence number at or after `expected` follows `offset` in
 /// the file (then a bad frame at `offset` is damage, not a tail still being written).
-fn follows(path: &Path, offset: u64, expected: u64) -> io::Result<bool> {
+fn follows(path: &Path, version: Version, offset: u64, expected: u64) -> io::Result<bool> {
     let io_err = |e: io::Error| annotate(path, e);
     let mut file = File::open(path).map_err(io_err)?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
     let mut rest = Vec::new();
     file.read_to_end(&mut rest).map_err(io_err)?;
-    Ok(format::valid_frame_after(&rest, 1, expected))
+    Ok(format::valid_frame_after(version, &rest, 1, expected))
 }
 
 impl Iterator for Iter {

@@ -4,7 +4,8 @@ use crate::format;
 use std::io;
 
 /// A run of whole, encoded frames with consecutive sequence numbers, as the writer hands them
-/// to a [`Sink`].
+/// to a [`Sink`]. It may hold gap markers (see [`format`](crate::format)): frames that record
+/// losses and carry the next record's sequence number without consuming it.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
     bytes: &'a [u8],
@@ -13,8 +14,8 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// A batch over `bytes`, which must hold exactly `records` frames (see
-    /// [`format`](crate::format)) numbered from `first_seq`. Checked: an invalid batch is an
+    /// A batch over `bytes`, which must hold exactly `records` record frames (see
+    /// [`format`](crate::format)) numbered from `first_seq`, and any gap markers among them. Checked: an invalid batch is an
     /// `InvalidInput` error, not a panic later.
     ///
     /// ```
@@ -32,7 +33,9 @@ impl<'a> Batch<'a> {
             match format::decode_frame(&bytes[offset..]) {
                 Ok((frame, used)) if frame.seq == seq => {
                     offset += used;
-                    seq = seq.wrapping_add(1);
+                    if !frame.marker {
+                        seq = seq.wrapping_add(1);
+                    }
                 }
                 _ => {
                     return Err(io::Error::new(
@@ -74,12 +77,13 @@ impl<'a> Batch<'a> {
         self.first_seq
     }
 
-    /// How many frames.
+    /// How many record frames (gap markers not counted).
     pub fn records(&self) -> u64 {
         self.records
     }
 
-    /// The frames, decoded (the writer encoded them, so they are valid).
+    /// The frames, decoded (the writer encoded them, so they are valid), gap markers
+    /// included ([`Frame::marker`](format::Frame::marker)).
     pub fn frames(&self) -> impl Iterator<Item = format::Frame<'a>> + 'a {
         let mut rest = self.bytes;
         std::iter::from_fn(move || {

@@ -175,6 +175,7 @@ fn verify_from(dir: &Path, from: u64) -> Result<u64, std::io::Error> {
             seq,
             payload,
             dropped_before,
+            refused_before: _,
         } = entry?;
         assert_eq!(seq, expected, "sequence numbers must be consecutive");
         assert_eq!(dropped_before, 0, "record {seq}: the child drops nothing");

@@ -573,7 +573,7 @@ fn failed_sync_rolls_back_to_the_last_sync_and_rewrites_across_segments() {
 
     // Line up one batch that spans several segments: hold the writer in its append of event 5,
     // queue 6..30, and break every sync after event 5's. Event 5 fills segment 0 (6 records of
-    // 624 bytes fit in 4096); 6..30 go into new segments, whose rotation fsyncs the old one,
+    // 632 bytes fit in 4096); 6..30 go into new segments, whose rotation fsyncs the old one,
     // but no `sync` succeeds after event 5.
     control.with(|p| p.hold = true);
     emitter.emit(big(5)).unwrap();
@@ -609,7 +609,10 @@ fn failed_sync_rolls_back_to_the_last_sync_and_rewrites_across_segments() {
             .iter()
             .map(|s| (s.first_seq, s.bytes))
             .collect::<Vec<_>>(),
-        [(0, 32 + 6 * 624)],
+        [(
+            0,
+            (ringwal::format::HEADER_LEN + 6 * (ringwal::format::FRAME_HEADER_LEN + 600)) as u64
+        )],
         "the rollback removes the segments created since the last sync"
     );
     assert!(

@@ -130,8 +130,10 @@ impl<T, const N: usize> Emitter<T, N> {
     /// Ends an entered emit that pushed nothing, counting it rejected.
     #[cold]
     fn refused(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
-        self.shared.signal.leave(self.stripe, 0);
+        // Counted while still in flight: a closing writer, which waits for in-flight emits,
+        // then sees the count (it records refusals in the log).
         self.count_rejected();
+        self.shared.signal.leave(self.stripe, 0);
         Err(error)
     }
 

@@ -41,6 +41,11 @@ pub(super) struct Worker<T, const N: usize, S> {
     start_seq: u64,
     /// Events lost since the last encoded record (evictions, failed encodes).
     pending_gap: u64,
+    /// Events refused by `emit` since the last encoded record: the next record's
+    /// `refused_before` (or, at shutdown, a gap marker's).
+    pending_refused: u64,
+    /// The emitters' refusal count (summed over stripes) when last looked at.
+    refused_seen: u64,
     /// Ring position (values popped plus evicted) at the end of each batch, with the sequence
     /// number after that batch: when that is durable, `done` reaches the position.
     checkpoints: VecDeque<(u64, usize)>,
@@ -77,6 +82,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             next_seq: seq,
             start_seq: seq,
             pending_gap: 0,
+            pending_refused: 0,
+            refused_seen: 0,
             checkpoints: VecDeque::new(),
             popped: 0,
             evicted: 0,
@@ -110,11 +117,19 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         let framed = encoded.is_ok() && {
             let start = format::begin_frame(&mut self.buf);
             self.buf.extend_from_slice(&self.scratch);
-            format::finish_frame(&mut self.buf, start, self.next_seq, self.pending_gap).is_ok()
+            format::finish_frame(
+                &mut self.buf,
+                start,
+                self.next_seq,
+                self.pending_gap,
+                self.pending_refused,
+            )
+            .is_ok()
         };
         if framed {
             self.next_seq += 1;
             self.pending_gap = 0;
+            self.pending_refused = 0;
         } else {
             self.dropped += 1;
             self.pending_gap += 1;
@@ -124,8 +139,45 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
+    /// Attributes the refusals counted since the last look to the next record. Where a
+    /// refusal lands is exact to the batch: it is counted before the first record this writer
+    /// encodes after seeing it, so it lies between that record and the one before.
+    fn note_refusals(&mut self) {
+        // Relaxed: counters. Each emit counts its refusal before it stops counting as in
+        // flight (Release in `Signal::leave`, or inside the push), and `close` waits for
+        // every in-flight emit with Acquire: after close, this sees every refusal of an emit
+        // that started before it.
+        let total: u64 = self
+            .shared
+            .rejected
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum();
+        self.pending_refused += total.wrapping_sub(self.refused_seen);
+        self.refused_seen = total;
+    }
+
+    /// At shutdown, once everything is written: if losses follow the last record (events
+    /// refused or evicted after it), queues a gap marker for them, so the log's gaps add up to
+    /// every loss. Returns whether it queued one.
+    fn trailing_marker(&mut self) -> bool {
+        self.note_refusals();
+        if self.pending_gap == 0 && self.pending_refused == 0 {
+            return false;
+        }
+        self.buf.extend_from_slice(&format::encode_marker(
+            self.next_seq,
+            self.pending_gap,
+            self.pending_refused,
+        ));
+        self.pending_gap = 0;
+        self.pending_refused = 0;
+        true
+    }
+
     /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
     fn take(&mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> usize {
+        self.note_refusals();
         let mut took = 0;
         // From our own count, not the consumer's: a `pop` that stepped over evicted positions
         // and then found nothing published has already counted them there.
@@ -209,15 +261,21 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     break;
                 };
                 let frame = &mut self.buf[offset..offset + size];
-                let mut gap = [0u8; 8];
-                gap.copy_from_slice(&frame[16..24]);
-                let mut gap = u64::from_le_bytes(gap);
+                let Ok((decoded, _)) = format::decode_frame(frame) else {
+                    break;
+                };
+                let (mut gap, refused, marker) = (
+                    decoded.dropped_before,
+                    decoded.refused_before,
+                    decoded.marker,
+                );
                 if first {
                     gap += shift;
                     first = false;
                 }
-                format::renumber_frame(frame, seq, gap);
-                seq += 1;
+                format::renumber_frame(frame, seq, gap, refused);
+                // A gap marker carries the next record's number without taking it.
+                seq += u64::from(!marker);
                 offset += size;
             }
             if first {
@@ -236,11 +294,12 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             let mut offset = 0;
             let mut seq = self.buf_first_seq;
             while seq < at {
-                match format::frame_size(&self.buf[offset..]) {
+                let rest = &self.buf[offset..];
+                match format::frame_size(rest) {
                     Ok(size) => offset += size,
                     Err(_) => break,
                 }
-                seq += 1;
+                seq += u64::from(!format::is_marker(rest));
             }
             self.appended = offset;
             self.appended_seq = seq;
@@ -381,6 +440,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     self.sync();
                     synced_at_close = self.retry_at.is_none();
                 }
+                if self.trailing_marker() {
+                    // Written (and synced) by the next rounds, like any batch.
+                    synced_at_close = false;
+                    continue;
+                }
                 if self.policy != SyncPolicy::Never || synced_at_close {
                     return Ok(self.finish());
                 }
@@ -433,9 +497,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     }
 
     fn report(&self) -> Report {
-        Report {
-            stats: self.shared.stats(),
-        }
+        let mut stats = self.shared.stats();
+        // The refusals the log accounts for: an emit refused after this (the writer is closed)
+        // counts only in later `stats()`.
+        stats.rejected = self.refused_seen;
+        Report { stats }
     }
 
     /// The final counters. (The thread's wrapper in `spawn` then marks the writer exited.)
@@ -462,13 +528,19 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
         let mut unwritten = Vec::new();
         let mut rest = &self.buf[..];
+        let mut marked = (0, 0);
         while let Ok((frame, used)) = format::decode_frame(rest) {
+            rest = &rest[used..];
+            if frame.marker {
+                marked = (frame.dropped_before, frame.refused_before);
+                continue;
+            }
             unwritten.push(Entry {
                 seq: frame.seq,
                 payload: frame.payload.to_vec(),
-                dropped_before: frame.dropped_before,
+                dropped_before: frame.dropped_before + std::mem::take(&mut marked.0),
+                refused_before: frame.refused_before + std::mem::take(&mut marked.1),
             });
-            rest = &rest[used..];
         }
         // Report them as neither persisted nor dropped: they are in the error.
         self.appended_seq = self.buf_first_seq;

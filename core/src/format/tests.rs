@@ -1,0 +1,218 @@
+extern crate std;
+
+use std::vec::Vec;
+
+use super::*;
+
+fn segment(version: Version, first: u64, frames: &[u8]) -> Vec<u8> {
+    let mut s = encode_header_version(version, first).to_vec();
+    s.extend_from_slice(frames);
+    s
+}
+
+#[test]
+fn frame_round_trip_and_fields() {
+    let mut buf = Vec::new();
+    encode_frame_with(&mut buf, 9, 3, 4, b"abc");
+    assert_eq!(buf.len(), FRAME_HEADER_LEN + 3);
+    let (f, used) = decode_frame(&buf).unwrap();
+    assert_eq!(used, buf.len());
+    assert_eq!(
+        f,
+        Frame {
+            seq: 9,
+            dropped_before: 3,
+            refused_before: 4,
+            marker: false,
+            payload: b"abc"
+        }
+    );
+    // Every single-bit flip is caught (CRC or length check).
+    for bit in 0..buf.len() * 8 {
+        let mut bad = buf.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(decode_frame(&bad).is_err(), "flip of bit {bit} undetected");
+    }
+}
+
+#[test]
+fn into_slice_matches_vec_encoding_and_checks_room() {
+    let mut v = Vec::new();
+    encode_frame_with(&mut v, 1, 2, 3, b"payload");
+    let mut out = [0u8; 64];
+    let n = encode_frame_into(&mut out, 1, 2, 3, b"payload").unwrap();
+    assert_eq!(&out[..n], &v[..]);
+    assert_eq!(
+        encode_frame_into(&mut out[..10], 1, 2, 3, b"payload"),
+        Err(EncodeError::BufferTooSmall { needed: n })
+    );
+}
+
+#[test]
+fn marker_round_trip() {
+    let m = encode_marker(42, 1, 2);
+    let (f, used) = decode_frame(&m).unwrap();
+    assert_eq!(used, FRAME_HEADER_LEN);
+    assert!(f.marker);
+    assert_eq!((f.seq, f.dropped_before, f.refused_before), (42, 1, 2));
+    assert!(f.payload.is_empty());
+}
+
+#[test]
+fn renumber_keeps_marker_flag_and_payload() {
+    let mut m = encode_marker(1, 0, 5).to_vec();
+    renumber_frame(&mut m, 7, 1, 6);
+    let (f, _) = decode_frame(&m).unwrap();
+    assert!(f.marker);
+    assert_eq!((f.seq, f.dropped_before, f.refused_before), (7, 1, 6));
+    let mut r = Vec::new();
+    encode_frame(&mut r, 1, 0, b"xy");
+    renumber_frame(&mut r, 8, 2, 3);
+    let (f, _) = decode_frame(&r).unwrap();
+    assert_eq!(
+        (f.seq, f.dropped_before, f.refused_before, f.payload),
+        (8, 2, 3, &b"xy"[..])
+    );
+}
+
+#[test]
+fn reserved_length_bits_and_marker_with_payload_are_invalid() {
+    let mut r = Vec::new();
+    encode_frame(&mut r, 1, 0, b"xy");
+    for raw in [2u32 | 1 << 29, 2 | 1 << 30, 2 | MARKER_FLAG] {
+        let mut bad = r.clone();
+        bad[0..4].copy_from_slice(&raw.to_le_bytes());
+        assert_eq!(frame_size(&bad), Err(FrameError::BadLength(raw)));
+    }
+    let too_long = (MAX_PAYLOAD as u32) + 1;
+    let mut bad = r.clone();
+    bad[0..4].copy_from_slice(&too_long.to_le_bytes());
+    assert_eq!(frame_size(&bad), Err(FrameError::BadLength(too_long)));
+}
+
+#[test]
+fn seal_refuses_oversized_and_finish_truncates() {
+    let mut v = Vec::new();
+    v.extend_from_slice(b"keep");
+    let start = begin_frame(&mut v);
+    v.resize(start + FRAME_HEADER_LEN + MAX_PAYLOAD + 1, 0);
+    assert_eq!(
+        finish_frame(&mut v, start, 0, 0, 0),
+        Err(TooLarge(MAX_PAYLOAD + 1))
+    );
+    assert_eq!(v, b"keep");
+    assert_eq!(seal_frame(&mut [0u8; 5], 0, 0, 0), Err(TooLarge(0)));
+}
+
+#[test]
+fn version_1_segments_still_read() {
+    let mut frames = Vec::new();
+    encode_frame_v1(&mut frames, 5, 0, b"old");
+    encode_frame_v1(&mut frames, 6, 2, b"older");
+    let seg = segment(Version::V1, 5, &frames);
+    let h = decode_segment_header(&seg).unwrap();
+    assert_eq!(
+        h,
+        SegmentHeader {
+            version: Version::V1,
+            first_seq: 5
+        }
+    );
+    let (f, used) = Version::V1.decode_frame(&seg[HEADER_LEN..]).unwrap();
+    assert_eq!(used, 24 + 3);
+    assert_eq!(
+        (f.seq, f.refused_before, f.marker, f.payload),
+        (5, 0, false, &b"old"[..])
+    );
+    let scan = scan_segment(&seg).unwrap();
+    assert_eq!(scan.version, Version::V1);
+    assert_eq!(
+        (scan.records, scan.dropped, scan.gaps, scan.end),
+        (2, 2, 1, ScanEnd::Clean)
+    );
+    // A version-1 frame is not a version-2 one.
+    assert!(decode_frame(&seg[HEADER_LEN..]).is_err());
+}
+
+#[test]
+fn unknown_versions_are_refused() {
+    let mut h = encode_header(0);
+    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let crc = crc32c(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(decode_header(&h), Err(HeaderError::UnsupportedVersion(3)));
+}
+
+#[test]
+fn scan_counts_markers_without_consuming_sequence_numbers() {
+    let mut frames = Vec::new();
+    encode_frame_with(&mut frames, 10, 0, 1, b"a");
+    frames.extend_from_slice(&encode_marker(11, 2, 3));
+    encode_frame_with(&mut frames, 11, 0, 0, b"b");
+    frames.extend_from_slice(&encode_marker(12, 0, 4));
+    let seg = segment(Version::V2, 10, &frames);
+    let scan = scan_segment(&seg).unwrap();
+    assert_eq!(scan.records, 2);
+    assert_eq!(scan.markers, 2);
+    assert_eq!((scan.dropped, scan.refused, scan.gaps), (2, 8, 3));
+    assert_eq!(scan.next_seq(), 12);
+    assert_eq!(scan.end, ScanEnd::Clean);
+    assert_eq!(scan.valid_len, seg.len() as u64);
+}
+
+#[test]
+fn a_marker_with_a_wrong_sequence_number_is_a_break() {
+    let mut frames = Vec::new();
+    encode_frame(&mut frames, 0, 0, b"a");
+    frames.extend_from_slice(&encode_marker(5, 0, 1));
+    let seg = segment(Version::V2, 0, &frames);
+    let scan = scan_segment(&seg).unwrap();
+    assert_eq!(
+        scan.end,
+        ScanEnd::Corrupt {
+            offset: (HEADER_LEN + FRAME_HEADER_LEN + 1) as u64,
+            reason: Corruption::SequenceBreak {
+                expected: 1,
+                found: 5
+            }
+        }
+    );
+}
+
+#[test]
+fn torn_tail_versus_damage_inside() {
+    let mut frames = Vec::new();
+    encode_frame(&mut frames, 0, 0, b"first");
+    encode_frame(&mut frames, 1, 0, b"second");
+    let seg = segment(Version::V2, 0, &frames);
+    let torn = &seg[..seg.len() - 3];
+    let scan = scan_segment(torn).unwrap();
+    assert_eq!(scan.records, 1);
+    assert!(matches!(scan.end, ScanEnd::Torn { offset, .. } if offset == scan.valid_len));
+    let mut damaged = seg.clone();
+    damaged[HEADER_LEN + FRAME_HEADER_LEN] ^= 1;
+    let scan = scan_segment(&damaged).unwrap();
+    assert_eq!(scan.records, 0);
+    assert!(matches!(
+        scan.end,
+        ScanEnd::Corrupt {
+            reason: Corruption::ValidFrameFollows { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn file_names() {
+    let mut buf = [0u8; SEGMENT_NAME_LEN];
+    assert_eq!(
+        segment_file_name_into(u64::MAX, &mut buf),
+        "18446744073709551615.rwl"
+    );
+    assert_eq!(
+        parse_segment_file_name("18446744073709551615.rwl"),
+        Some(u64::MAX)
+    );
+    assert_eq!(parse_segment_file_name("18446744073709551616.rwl"), None);
+    assert_eq!(segment_file_name(0), "00000000000000000000.rwl");
+}

@@ -1,0 +1,81 @@
+//! Logs written in format version 1 stay readable, and a writer continues them in version 2
+//! without appending new frames to an old segment.
+
+use ringwal::format::{self, Version};
+use ringwal::{Reader, Writer};
+use std::fs;
+use std::path::Path;
+
+fn write_v1_segment(dir: &Path, first: u64, payloads: &[&[u8]], dropped: u64) {
+    let mut bytes = format::encode_header_version(Version::V1, first).to_vec();
+    for (i, p) in payloads.iter().enumerate() {
+        format::encode_frame_v1(
+            &mut bytes,
+            first + i as u64,
+            if i == 0 { dropped } else { 0 },
+            p,
+        );
+    }
+    fs::write(dir.join(format::segment_file_name(first)), bytes).unwrap();
+}
+
+#[test]
+fn a_version_1_log_is_read_and_continued_in_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_v1_segment(dir.path(), 0, &[b"a", b"b", b"c"], 4);
+    let (writer, emitter) = Writer::builder(dir.path()).start::<Vec<u8>>().unwrap();
+    assert_eq!(writer.recovery().next_seq, 3);
+    emitter.emit(b"d".to_vec()).unwrap();
+    emitter.emit(b"e".to_vec()).unwrap();
+    drop(emitter);
+    writer.shutdown().unwrap();
+
+    let reader = Reader::open(dir.path()).unwrap();
+    let segments = reader.segments().unwrap();
+    assert_eq!(
+        segments.iter().map(|s| s.first_seq).collect::<Vec<_>>(),
+        [0, 3],
+        "the old segment is left as it was; new records go to a version-2 segment"
+    );
+    let old = fs::read(&segments[0].path).unwrap();
+    assert_eq!(format::scan_segment(&old).unwrap().version, Version::V1);
+    let new = fs::read(&segments[1].path).unwrap();
+    assert_eq!(format::scan_segment(&new).unwrap().version, Version::V2);
+    let entries: Vec<_> = reader.iter().map(|e| e.unwrap()).collect();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.seq, e.payload.clone(), e.dropped_before, e.refused_before))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, b"a".to_vec(), 4, 0),
+            (1, b"b".to_vec(), 0, 0),
+            (2, b"c".to_vec(), 0, 0),
+            (3, b"d".to_vec(), 0, 0),
+            (4, b"e".to_vec(), 0, 0),
+        ]
+    );
+}
+
+#[test]
+fn an_empty_version_1_segment_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_v1_segment(dir.path(), 0, &[b"a"], 0);
+    write_v1_segment(dir.path(), 1, &[], 0);
+    let (writer, emitter) = Writer::builder(dir.path()).start::<Vec<u8>>().unwrap();
+    emitter.emit(b"b".to_vec()).unwrap();
+    drop(emitter);
+    writer.shutdown().unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let segments = reader.segments().unwrap();
+    assert_eq!(segments.len(), 2);
+    let newest = fs::read(&segments[1].path).unwrap();
+    let scan = format::scan_segment(&newest).unwrap();
+    assert_eq!(
+        (scan.version, scan.first_seq, scan.records),
+        (Version::V2, 1, 1)
+    );
+    let payloads: Vec<_> = reader.iter().map(|e| e.unwrap().payload).collect();
+    assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec()]);
+}
