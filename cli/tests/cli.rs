@@ -411,3 +411,39 @@ fn refusals_and_trailing_markers_show_everywhere() {
         stdout(&i)
     );
 }
+
+/// A byte stream framed by the `no_std` `Framer` (what a firmware writes to flash) is a log
+/// `verify` accepts and `cat` prints.
+#[test]
+fn a_firmware_framed_stream_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut image = Vec::new();
+    let mut sink = |b: &[u8]| -> Result<(), std::convert::Infallible> {
+        image.extend_from_slice(b);
+        Ok(())
+    };
+    let mut framer = format::Framer::new(7);
+    framer.write_record(b"boot", &mut sink).unwrap();
+    framer.note_lost(2, 0);
+    framer.write_record(b"adc=513", &mut sink).unwrap();
+    framer.note_lost(0, 1);
+    framer.finish(&mut sink).unwrap();
+    fs::write(dir.path().join(format::segment_file_name(7)), &image).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let v = ringwal(&["verify", d]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("records:    2 (sequence 7..=8)"),
+        "{}",
+        stdout(&v)
+    );
+    assert!(
+        stdout(&v).contains("(2 events dropped, 1 refused)"),
+        "{}",
+        stdout(&v)
+    );
+    assert_eq!(
+        stdout(&ringwal(&["cat", d])),
+        "7\tboot\n-- 2 events dropped --\n8\tadc=513\n-- 1 event refused (end of log) --\n"
+    );
+}

@@ -1,6 +1,8 @@
 //! CRC32C (Castagnoli, reflected polynomial `0x82F63B78`), the checksum of every header and
-//! frame: table-driven slice-by-8 in software everywhere, and the SSE4.2 `crc32` instruction
-//! on x86_64 when the CPU has it (detected once at run time with `cpuid`, no `std` needed).
+//! frame: table-driven slice-by-8 in software everywhere (8 KiB of tables; with the
+//! `crc-small` feature, one byte at a time from a 1 KiB table, for flash-constrained
+//! firmware), and the SSE4.2 `crc32` instruction on x86_64 when the CPU has it (detected once
+//! at run time with `cpuid`, no `std` needed).
 //!
 //! ```
 //! use ringwal_core::format::{crc32c, crc32c_append};
@@ -11,11 +13,14 @@
 /// The reflected Castagnoli polynomial.
 const POLY: u32 = 0x82F6_3B78;
 
-/// `TABLES[k][b]`: the CRC contribution of byte `b` followed by `k` zero bytes.
-static TABLES: [[u32; 256]; 8] = make_tables();
+/// How many slice-by-N tables: 8, or 1 with `crc-small`.
+const SLICES: usize = if cfg!(feature = "crc-small") { 1 } else { 8 };
 
-const fn make_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
+/// `TABLES[k][b]`: the CRC contribution of byte `b` followed by `k` zero bytes.
+static TABLES: [[u32; 256]; SLICES] = make_tables();
+
+const fn make_tables() -> [[u32; 256]; SLICES] {
+    let mut t = [[0u32; 256]; SLICES];
     let mut b = 0;
     while b < 256 {
         let mut crc = b as u32;
@@ -32,7 +37,7 @@ const fn make_tables() -> [[u32; 256]; 8] {
         b += 1;
     }
     let mut k = 1;
-    while k < 8 {
+    while k < SLICES {
         let mut b = 0;
         while b < 256 {
             let prev = t[k - 1][b];
@@ -65,8 +70,19 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     !software(!crc, data)
 }
 
+/// Byte at a time over the pre-inverted state `crc`. Also the reference the hardware path is
+/// tested against.
+#[cfg(feature = "crc-small")]
+pub(crate) fn software(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    }
+    crc
+}
+
 /// Slice-by-8 over the pre-inverted state `crc`. Also the reference the hardware path is
 /// tested against.
+#[cfg(not(feature = "crc-small"))]
 pub(crate) fn software(mut crc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {

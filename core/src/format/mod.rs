@@ -57,9 +57,11 @@
 use core::fmt;
 
 mod crc;
+mod framer;
 mod scan;
 
 pub use crc::{crc32c, crc32c_append};
+pub use framer::{Framer, FramerError};
 pub use scan::{scan_segment, valid_frame_after, Corruption, ScanEnd, SegmentScan};
 
 #[cfg(feature = "alloc")]
