@@ -33,7 +33,7 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for FramerError<E> {}
 /// with the next sequence number and the losses counted since the last one.
 ///
 /// `write` is any sink of bytes: a closure, or with the `embedded-io` feature an
-/// `embedded_io::Write` (through [`Framer::write_to`]). Each frame is handed over as two
+/// `embedded_io::Write` (through `Framer::write_to`). Each frame is handed over as two
 /// slices (header, payload), never copied.
 ///
 /// ```

@@ -66,7 +66,7 @@ impl Builder {
         self
     }
 
-    /// Whether `emit` refuses events with [`EmitError::Unhealthy`] while the disk is failing
+    /// Whether `emit` refuses events with [`EmitError::Unhealthy`](crate::EmitError::Unhealthy) while the disk is failing
     /// (default false: they queue in the ring, and the overflow policy applies when it fills).
     pub fn reject_when_unhealthy(mut self, reject: bool) -> Self {
         self.reject_when_unhealthy = reject;

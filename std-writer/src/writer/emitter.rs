@@ -193,7 +193,7 @@ impl<T, const N: usize> Emitter<T, N> {
     }
 
     /// Waits until every event accepted (by any emitter) before this call is written and,
-    /// unless the policy is [`SyncPolicy::Never`], fsynced. Events evicted by `DropOldest`
+    /// unless the policy is [`SyncPolicy::Never`](crate::SyncPolicy::Never), fsynced. Events evicted by `DropOldest`
     /// count as handled.
     ///
     /// Errs with [`FlushError::Io`] if a write or sync fails while it waits (the writer keeps

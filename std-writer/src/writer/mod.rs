@@ -146,7 +146,7 @@ impl<T: Record, const N: usize> Writer<T, N> {
         Emitter::new(Arc::clone(&self.shared))
     }
 
-    /// Stops accepting events (later emits get [`EmitError::Closed`]), writes and syncs
+    /// Stops accepting events (later emits get [`EmitError::Closed`](crate::EmitError::Closed)), writes and syncs
     /// everything accepted, joins the thread, and returns the final counters: then
     /// `emitted == persisted + dropped` exactly.
     ///
