@@ -233,8 +233,22 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
 struct SegmentReport {
     name: String,
     bytes: u64,
-    scan: Result<format::SegmentScan, String>,
+    scan: Scanned,
 }
+
+/// What reading one segment gave.
+enum Scanned {
+    /// A valid header, and how the frames after it end.
+    Scan(format::SegmentScan),
+    /// Fewer than [`format::HEADER_LEN`] bytes, or exactly that many zero bytes: a crash
+    /// between creating the segment and writing its header (holding this many bytes). In the
+    /// newest segment that is a torn tail, which the writer's recovery removes.
+    CutShort(usize),
+    /// An unreadable file or an invalid header.
+    Bad(String),
+}
+
+const CUT_SHORT: &str = "a crash during its creation; recovery removes it";
 
 fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
     let mut out = Vec::new();
@@ -245,8 +259,15 @@ fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let scan = match std::fs::read(&seg.path) {
-            Ok(bytes) => format::scan_segment(&bytes).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(bytes) => match format::scan_segment(&bytes) {
+                Ok(scan) => Scanned::Scan(scan),
+                Err(format::HeaderError::Short(n)) => Scanned::CutShort(n),
+                Err(_) if bytes.len() == format::HEADER_LEN && bytes.iter().all(|&b| b == 0) => {
+                    Scanned::CutShort(bytes.len())
+                }
+                Err(e) => Scanned::Bad(e.to_string()),
+            },
+            Err(e) => Scanned::Bad(e.to_string()),
         };
         out.push(SegmentReport {
             name,
@@ -257,11 +278,46 @@ fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
     Ok(out)
 }
 
+/// The number of the last of `records` records numbered from `first`, or `None` if it would
+/// be past `u64::MAX` (or there are none).
+fn last_seq(first: u64, records: u64) -> Option<u64> {
+    records.checked_sub(1).and_then(|n| first.checked_add(n))
+}
+
+/// Why `records` records numbered from `first` cannot all have a number.
+fn exhausted(first: u64, records: u64) -> String {
+    format!(
+        "{records} records numbered from {first} run past {}: sequence numbers exhausted",
+        u64::MAX
+    )
+}
+
 fn seq_range(first: u64, records: u64) -> String {
-    match records {
-        0 => "empty".into(),
-        n => format!("{first}..={}", first + (n - 1)),
+    match (records, last_seq(first, records)) {
+        (0, _) => "empty".into(),
+        (_, Some(last)) => format!("{first}..={last}"),
+        (_, None) => format!("{first}.. (past {}: sequence numbers exhausted)", u64::MAX),
     }
+}
+
+/// A count, with "at least" when it reached `u64::MAX` (sums saturate there).
+fn count(n: u64) -> String {
+    if n == u64::MAX {
+        format!("at least {n}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// Where the next segment must start.
+#[derive(Clone, Copy)]
+enum Next {
+    /// Unknown (no segment yet, or the previous one could not be read).
+    Unknown,
+    /// At this record.
+    At(u64),
+    /// Nowhere: the previous segment ends at record `u64::MAX` (or past it).
+    Exhausted,
 }
 
 /// `ringwal verify`.
@@ -273,18 +329,33 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     let mut refused = 0u64;
     let mut gaps = 0u64;
     let mut first_seq = None;
-    let mut next_seq: Option<u64> = None;
+    let mut next_seq = Next::Unknown;
     let mut torn = None;
     let mut corrupt = Vec::new();
-    let count = segments.len();
+    let count_segs = segments.len();
     for (i, seg) in segments.iter().enumerate() {
-        let newest = i + 1 == count;
+        let newest = i + 1 == count_segs;
         let path = dir.join(&seg.name);
         let scan = match &seg.scan {
-            Ok(scan) => scan,
-            Err(e) => {
+            Scanned::Scan(scan) => scan,
+            Scanned::CutShort(n) if newest => {
+                torn = Some(format!(
+                    "segment {} header cut short ({n} bytes): {CUT_SHORT}",
+                    path.display()
+                ));
+                continue;
+            }
+            Scanned::CutShort(n) => {
+                corrupt.push(format!(
+                    "{}: at offset 0: segment header cut short ({n} bytes) (not the newest segment)",
+                    path.display()
+                ));
+                next_seq = Next::Unknown;
+                continue;
+            }
+            Scanned::Bad(e) => {
                 corrupt.push(format!("{}: at offset 0: {e}", path.display()));
-                next_seq = None;
+                next_seq = Next::Unknown;
                 continue;
             }
         };
@@ -295,28 +366,43 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
                 scan.first_seq
             ));
         }
-        if let Some(expected) = next_seq {
-            if scan.first_seq != expected {
-                corrupt.push(format!(
-                    "{}: at offset 0: starts at record {}, the previous segment ends before {expected}",
-                    path.display(),
-                    scan.first_seq
-                ));
-            }
+        match next_seq {
+            Next::At(expected) if scan.first_seq != expected => corrupt.push(format!(
+                "{}: at offset 0: starts at record {}, the previous segment ends before {expected}",
+                path.display(),
+                scan.first_seq
+            )),
+            Next::Exhausted => corrupt.push(format!(
+                "{}: at offset 0: starts at record {}, but the previous segment ends at record {}: sequence numbers exhausted",
+                path.display(),
+                scan.first_seq,
+                u64::MAX
+            )),
+            _ => {}
         }
         first_seq.get_or_insert(scan.first_seq);
-        records += scan.records;
+        if scan.records > 0 && last_seq(scan.first_seq, scan.records).is_none() {
+            corrupt.push(format!(
+                "{}: {}",
+                path.display(),
+                exhausted(scan.first_seq, scan.records)
+            ));
+        }
+        records = records.saturating_add(scan.records);
         dropped = dropped.saturating_add(scan.dropped);
         refused = refused.saturating_add(scan.refused);
-        gaps += scan.gaps;
-        next_seq = Some(scan.next_seq());
+        gaps = gaps.saturating_add(scan.gaps);
+        next_seq = match scan.first_seq.checked_add(scan.records) {
+            Some(next) => Next::At(next),
+            None => Next::Exhausted,
+        };
         match &scan.end {
             ScanEnd::Clean => {}
             ScanEnd::Torn { offset, reason } if newest => {
                 torn = Some(format!(
                     "{}: at offset {offset}: {} bytes ({reason}); a writer opening the log cuts it",
                     path.display(),
-                    seg.bytes - offset
+                    seg.bytes.saturating_sub(*offset)
                 ));
             }
             ScanEnd::Torn { offset, reason } => corrupt.push(format!(
@@ -330,15 +416,19 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     }
     let mut out = String::new();
     let _ = writeln!(out, "log:        {}", dir.display());
-    let _ = writeln!(out, "segments:   {count}");
+    let _ = writeln!(out, "segments:   {count_segs}");
     let _ = writeln!(
         out,
-        "records:    {records} (sequence {})",
+        "records:    {} (sequence {})",
+        count(records),
         seq_range(first_seq.unwrap_or(0), records)
     );
     let _ = writeln!(
         out,
-        "gaps:       {gaps} ({dropped} events dropped, {refused} refused)"
+        "gaps:       {} ({} events dropped, {} refused)",
+        count(gaps),
+        count(dropped),
+        count(refused)
     );
     let _ = writeln!(out, "torn tail:  {}", torn.as_deref().unwrap_or("none"));
     if corrupt.is_empty() {
@@ -371,11 +461,12 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
         "segment", "bytes", "records"
     );
     let (mut records, mut bytes, mut dropped, mut refused) = (0u64, 0u64, 0u64, 0u64);
-    for seg in &segments {
-        bytes += seg.bytes;
+    let newest = segments.len().checked_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        bytes = bytes.saturating_add(seg.bytes);
         match &seg.scan {
-            Ok(scan) => {
-                records += scan.records;
+            Scanned::Scan(scan) => {
+                records = records.saturating_add(scan.records);
                 dropped = dropped.saturating_add(scan.dropped);
                 refused = refused.saturating_add(scan.refused);
                 let note = match scan.end {
@@ -392,7 +483,21 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
                     seq_range(scan.first_seq, scan.records)
                 );
             }
-            Err(e) => {
+            Scanned::CutShort(_) if Some(i) == newest => {
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:>12} {:>10}  header cut short: {CUT_SHORT}",
+                    seg.name, seg.bytes, 0
+                );
+            }
+            Scanned::CutShort(n) => {
+                let _ = writeln!(
+                    out,
+                    "{:<26} {:>12} {:>10}  unreadable: segment header cut short ({n} bytes), not the newest segment",
+                    seg.name, seg.bytes, "-"
+                );
+            }
+            Scanned::Bad(e) => {
                 let _ = writeln!(
                     out,
                     "{:<26} {:>12} {:>10}  unreadable: {e}",
@@ -403,9 +508,13 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
     }
     let _ = writeln!(
         out,
-        "total: {} segment{}, {records} records, {bytes} bytes; lost: {dropped} dropped, {refused} refused",
+        "total: {} segment{}, {} records, {} bytes; lost: {} dropped, {} refused",
         segments.len(),
-        if segments.len() == 1 { "" } else { "s" }
+        if segments.len() == 1 { "" } else { "s" },
+        count(records),
+        count(bytes),
+        count(dropped),
+        count(refused)
     );
     out_ok(io::stdout().write_all(out.as_bytes()))?;
     Ok(ExitCode::SUCCESS)

@@ -447,3 +447,184 @@ fn a_firmware_framed_stream_verifies() {
         "7\tboot\n-- 2 events dropped --\n8\tadc=513\n-- 1 event refused (end of log) --\n"
     );
 }
+
+/// Writes one segment file named for `first_seq`: its header, then `frames`.
+fn write_segment(dir: &Path, first_seq: u64, frames: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(format::segment_file_name(first_seq));
+    let mut bytes = format::encode_header(first_seq).to_vec();
+    bytes.extend_from_slice(frames);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn assert_no_panic(o: &Output) {
+    let err = stderr(o);
+    assert!(
+        !err.contains("panicked") && !err.contains("overflow"),
+        "stdout: {}\nstderr: {err}",
+        stdout(o)
+    );
+}
+
+/// A kill between creating the newest segment and writing its header: a torn tail (exit 1),
+/// which the writer's recovery removes, not corruption; `info` and `cat` agree. The same file
+/// before another segment is damage (exit 2).
+#[test]
+fn verify_calls_a_newest_segment_with_a_cut_short_header_a_torn_tail() {
+    let refs: Vec<&[u8]> = vec![b"a", b"b", b"c"];
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("empty", Vec::new()),
+        ("short", format::encode_header(3)[..10].to_vec()),
+        ("zeros", vec![0u8; format::HEADER_LEN]),
+    ];
+    for (what, header) in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        make_log(dir.path(), &refs, &[], 1 << 20);
+        let name = format::segment_file_name(3);
+        fs::write(dir.path().join(&name), header).unwrap();
+
+        let o = ringwal(&["verify", d]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{name} header cut short ({} bytes): a crash during its creation; recovery removes it",
+                header.len()
+            )),
+            "{what}: {out}"
+        );
+        assert!(out.contains("corruption: none"), "{what}: {out}");
+        assert!(
+            out.contains("records:    3 (sequence 0..=2)"),
+            "{what}: {out}"
+        );
+        assert!(out.contains("result:     torn tail only"), "{what}: {out}");
+
+        let o = ringwal(&["info", d]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{what}: {out}");
+        assert!(!out.contains("unreadable"), "{what}: {out}");
+        assert!(
+            out.contains("header cut short: a crash during its creation; recovery removes it"),
+            "{what}: {out}"
+        );
+        assert!(out.contains("3 records"), "{what}: {out}");
+
+        let o = ringwal(&["cat", d]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "0\ta\n1\tb\n2\tc\n", "{what}");
+
+        // Not the newest: a later segment follows it, so it is damage.
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, 3, 0, b"d");
+        write_segment(dir.path(), 4, &frame);
+        let o = ringwal(&["verify", d]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(2), "{what}: {out}");
+        assert!(!out.contains("corruption: none"), "{what}: {out}");
+        assert!(out.contains(&name), "{what}: {out}");
+        assert!(out.contains("result:     CORRUPT"), "{what}: {out}");
+        let o = ringwal(&["info", d]);
+        assert!(stdout(&o).contains("unreadable"), "{what}: {}", stdout(&o));
+    }
+}
+
+/// Sequence numbers and counts near `u64::MAX` on disk: no panic, no wrapped range; a range
+/// past `u64::MAX` is damage, a count too large saturates and says so.
+#[test]
+fn verify_and_info_handle_numbers_near_u64_max() {
+    let max = u64::MAX;
+
+    // Two records ending exactly at u64::MAX: clean, the range printed exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut frames = Vec::new();
+    encode_frame(&mut frames, max - 1, 0, b"x");
+    encode_frame(&mut frames, max, 0, b"y");
+    write_segment(dir.path(), max - 1, &frames);
+    for cmd in ["verify", "info"] {
+        let o = ringwal(&[cmd, d]);
+        assert_no_panic(&o);
+        assert!(
+            stdout(&o).contains(&format!("{}..={max}", max - 1)),
+            "{cmd}: {}",
+            stdout(&o)
+        );
+    }
+    assert_eq!(ringwal(&["verify", d]).status.code(), Some(0));
+
+    // A third record numbered 0 after u64::MAX (the scan's wrapping sequence accepts it):
+    // sequence numbers exhausted, reported as damage, not as a wrapped range.
+    encode_frame(&mut frames, 0, 0, b"z");
+    write_segment(dir.path(), max - 1, &frames);
+    let o = ringwal(&["verify", d]);
+    assert_no_panic(&o);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("sequence numbers exhausted"), "{out}");
+    assert!(!out.contains("..=1"), "{out}");
+    let o = ringwal(&["info", d]);
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sequence numbers exhausted"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Two segments, the newest starting at u64::MAX: continuous, the range exact.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut frames = Vec::new();
+    encode_frame(&mut frames, max, 0, b"last");
+    write_segment(dir.path(), max, &frames);
+    let mut frames = Vec::new();
+    encode_frame(&mut frames, max - 2, 0, b"a");
+    encode_frame(&mut frames, max - 1, 0, b"b");
+    write_segment(dir.path(), max - 2, &frames);
+    let o = ringwal(&["verify", d]);
+    assert_no_panic(&o);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("(sequence {}..={max})", max - 2)),
+        "{out}"
+    );
+
+    // Losses that add up past u64::MAX saturate and say so.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut frames = Vec::new();
+    format::encode_frame_with(&mut frames, 0, max, max, b"a");
+    format::encode_frame_with(&mut frames, 1, max, 1, b"b");
+    write_segment(dir.path(), 0, &frames);
+    let mut frames = Vec::new();
+    format::encode_frame_with(&mut frames, 2, max, max, b"c");
+    write_segment(dir.path(), 2, &frames);
+    for cmd in ["verify", "info", "cat"] {
+        let o = ringwal(&[cmd, d]);
+        assert_no_panic(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{cmd}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    let out = stdout(&ringwal(&["verify", d]));
+    assert!(
+        out.contains(&format!(
+            "gaps:       3 (at least {max} events dropped, at least {max} refused)"
+        )),
+        "{out}"
+    );
+    let out = stdout(&ringwal(&["info", d]));
+    assert!(
+        out.contains(&format!(
+            "lost: at least {max} dropped, at least {max} refused"
+        )),
+        "{out}"
+    );
+}
