@@ -134,11 +134,49 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
             .to_str()
             .and_then(format::parse_segment_file_name)
         {
-            segments.push((seq, entry.path()));
+            let path = entry.path();
+            // Not followed: a symlink is refused like a FIFO, a device or a directory (opening
+            // a FIFO blocks forever; a symlink to /dev/zero never ends).
+            let kind = entry.file_type().map_err(|e| annotate(&path, e))?;
+            if !kind.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: named like a segment but {}; a segment must be a regular file",
+                        path.display(),
+                        describe(kind)
+                    ),
+                ));
+            }
+            segments.push((seq, path));
         }
     }
     segments.sort_unstable_by_key(|s| s.0);
     Ok(segments)
+}
+
+/// What a non-regular file is, for error messages.
+fn describe(kind: fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "a directory";
+    }
+    if kind.is_symlink() {
+        return "a symbolic link";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    "not a regular file"
 }
 
 /// Reads a segment's header; errors name the file.

@@ -181,6 +181,9 @@ enum Step {
     End,
     /// The bytes at the offset are not the expected frame.
     Bad(String),
+    /// A valid, checksummed frame with the wrong sequence number: damage (or a second
+    /// writer) wherever it is, never a tail still being written.
+    Break(String),
 }
 
 impl Iter {
@@ -335,7 +338,7 @@ impl Iter {
             }
             Ok((f, _)) => {
                 open.needs_seek = true;
-                Ok(Step::Bad(format!(
+                Ok(Step::Break(format!(
                     "sequence break: expected record {expected}, found {}",
                     f.seq
                 )))
@@ -394,6 +397,7 @@ impl Iter {
                     }
                     return Err(damaged(&path, offset, reason));
                 }
+                Step::Break(reason) => return Err(damaged(&path, offset, reason)),
                 Step::End => {
                     let Some((seq, next_path)) = self.pick_segment()? else {
                         return Ok(None);

@@ -750,6 +750,28 @@ fn sequence_break_in_last_segment_refuses_to_open() {
     assert_open_refused(dir.path(), &seg, 64 << 20, "a sequence break is damage");
 }
 
+#[test]
+fn stale_sequence_number_at_the_end_of_the_newest_segment_is_an_error_everywhere() {
+    // Issue 11 item 4: one valid, checksummed frame with a stale sequence number, the last
+    // bytes of the newest segment (what a second writer leaves). The Reader used to end there
+    // cleanly, hiding it; the writer's recovery and the Reader must agree that it is damage.
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 5, 64 << 20);
+    let seg = segment_path(dir.path(), 0);
+    let bad_at = fs::metadata(&seg).unwrap().len();
+    let mut tail = Vec::new();
+    format::encode_frame(&mut tail, 2, 0, b"stale");
+    append_bytes(&seg, &tail);
+
+    let items: Vec<_> = Reader::open(dir.path()).unwrap().iter().collect();
+    assert_eq!(items.len(), 6, "5 records, then an error: {items:?}");
+    assert!(items[..5].iter().all(|i| i.is_ok()));
+    let msg = items[5].as_ref().unwrap_err().to_string();
+    assert!(msg.contains("sequence break"), "{msg}");
+    assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
+    assert_open_refused(dir.path(), &seg, 64 << 20, "a stale frame is damage");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Retention
 // ---------------------------------------------------------------------------------------------
@@ -1419,4 +1441,67 @@ fn writer_does_not_wrap_sequence_numbers_past_u64_max() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile directory entries (issue 11 items 5, 10)
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `f` on another thread; a hang (the bug: `open()` of a FIFO blocks forever) fails the
+/// test instead of wedging the run.
+fn without_hanging<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: hung"))
+}
+
+fn assert_refused_entry(dir: &Path, entry: &Path, kind: &str) {
+    let shown = entry.display().to_string();
+    let d = dir.to_path_buf();
+    let err = without_hanging("Reader::open", move || Reader::open(&d).unwrap_err());
+    let msg = err.to_string();
+    assert!(msg.contains(&shown) && msg.contains(kind), "{msg}");
+    let d = dir.to_path_buf();
+    let err = without_hanging("Writer start", move || {
+        Writer::builder(&d)
+            .start::<Vec<u8>>()
+            .map(|_| ())
+            .unwrap_err()
+    });
+    let msg = err.to_string();
+    assert!(msg.contains(&shown) && msg.contains(kind), "{msg}");
+}
+
+#[test]
+fn a_fifo_named_like_a_segment_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 3, 64 << 20);
+    let fifo = segment_path(dir.path(), 3);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    assert_refused_entry(dir.path(), &fifo, "a FIFO");
+}
+
+#[test]
+fn a_symlink_to_dev_zero_as_newest_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 3, 64 << 20);
+    let link = segment_path(dir.path(), 3);
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    assert_refused_entry(dir.path(), &link, "a symbolic link");
+}
+
+#[test]
+fn a_directory_named_like_a_segment_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 3, 64 << 20);
+    let sub = segment_path(dir.path(), 3);
+    fs::create_dir(&sub).unwrap();
+    assert_refused_entry(dir.path(), &sub, "a directory");
 }

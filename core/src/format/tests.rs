@@ -91,7 +91,10 @@ fn reserved_length_bits_and_marker_with_payload_are_invalid() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "fills 256 MiB: hours under Miri; no unsafe code involved")]
+#[cfg_attr(
+    miri,
+    ignore = "fills 256 MiB: hours under Miri; no unsafe code involved"
+)]
 fn seal_refuses_oversized_and_finish_truncates() {
     let mut v = Vec::new();
     v.extend_from_slice(b"keep");
