@@ -659,7 +659,12 @@ impl Sink for SegmentLog {
                 let target = if self.poisoned { self.mark } else { before };
                 let durable = self.poisoned;
                 match self.restore(target, durable) {
-                    Ok(()) => self.poisoned = false,
+                    Ok(()) => {
+                        self.poisoned = false;
+                        // Free what retention allows before the writer retries (a full disk:
+                        // the retry may then fit). Best effort, as after a success.
+                        let _ = self.apply_retention();
+                    }
                     Err(_) => self.poisoned = true,
                 }
                 Err(e)

@@ -4,6 +4,7 @@
 //! with ENOSPC (the Nth ones, or all of them: a full disk), fails an append after a short write
 //! (only the first k frames of the batch reach the log), or fails syncs (after rolling the log
 //! back to its last successful sync with `discard_unsynced`, as the `Sink` contract requires).
+//! It can also simulate a small disk (a byte capacity for the log's directory).
 //! It can also hold the writer inside its next append, so a test can line events up or look at
 //! the disk while nothing moves.
 //!
@@ -13,8 +14,8 @@
 //! the counters add up.
 
 use ringwal::{
-    Batch, EmitError, Emitter, Entry, FlushError, LogOptions, Overflow, Reader, SegmentLog, Sink,
-    Stats, SyncPolicy, Writer,
+    Batch, EmitError, Emitter, Entry, FlushError, LogOptions, Overflow, Reader, Retain, SegmentLog,
+    Sink, Stats, SyncPolicy, Writer,
 };
 use std::io;
 use std::path::Path;
@@ -56,6 +57,9 @@ struct Plan {
     short_write: Option<u64>,
     /// The next append waits (with `held` set) until this is cleared.
     hold: bool,
+    /// A small disk: an append that would take the directory's files (their sizes summed)
+    /// over this many bytes fails with ENOSPC before touching the log.
+    capacity: Option<u64>,
 
     // --- observations ---
     appends: u64,
@@ -138,6 +142,7 @@ impl Drop for Guard {
             p.fail_appends = Window::default();
             p.fail_syncs = Window::default();
             p.short_write = None;
+            p.capacity = None;
         });
     }
 }
@@ -146,6 +151,17 @@ impl Drop for Guard {
 struct Faulty {
     inner: SegmentLog,
     control: Control,
+    segment_bytes: u64,
+}
+
+/// The bytes of every file in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read the log directory")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn os_error(code: i32) -> io::Error {
@@ -155,11 +171,13 @@ fn os_error(code: i32) -> io::Error {
 impl Faulty {
     fn open(dir: &Path, options: LogOptions) -> (Self, Control) {
         let control = Control::default();
+        let segment_bytes = options.segment_bytes;
         let inner = SegmentLog::open(dir, options).expect("open the log");
         (
             Faulty {
                 inner,
                 control: control.clone(),
+                segment_bytes,
             },
             control,
         )
@@ -211,6 +229,18 @@ impl Sink for Faulty {
             plan.injected_appends += 1;
             plan.note_fault();
             return Err(os_error(ENOSPC));
+        }
+        if let Some(capacity) = plan.capacity {
+            // The batch's bytes, and a header for each segment it may start (over-counted: a
+            // segment is assumed to take only half its size of frames).
+            let len = batch.bytes().len() as u64;
+            let headers =
+                (len / (self.segment_bytes / 2).max(1) + 1) * ringwal::format::HEADER_LEN as u64;
+            if dir_bytes(self.inner.dir()) + len + headers > capacity {
+                plan.injected_appends += 1;
+                plan.note_fault();
+                return Err(os_error(ENOSPC));
+            }
         }
         if let Some(k) = plan.short_write {
             if batch.records() > k {
@@ -1081,6 +1111,187 @@ fn shutdown_waits_through_a_failure_that_clears_before_its_timeout() {
     );
     assert!(report.healthy);
     assert_eq!(report.write_errors, control.lock().injected_appends);
+    assert_clean_appends(&control);
+    assert_log(dir, &accepted);
+}
+
+/// A record of about 1 KiB, as in the small-disk reports.
+fn kib(i: u64) -> Vec<u8> {
+    let mut p = ev(i);
+    p.resize(1000, b'.');
+    p
+}
+
+/// Lines up one batch of `kib` records: holds the writer in its append of record `first`,
+/// emits `first + 1..first + 1 + n`, arms `arm`, releases. Returns every record emitted.
+fn line_up_kib_batch<const N: usize>(
+    emitter: &Emitter<Vec<u8>, N>,
+    control: &Control,
+    first: u64,
+    n: u64,
+    arm: impl FnOnce(&mut Plan),
+) -> Vec<Vec<u8>> {
+    control.with(|p| p.hold = true);
+    emitter.emit(kib(first)).unwrap();
+    control.wait_held();
+    for i in first + 1..first + 1 + n {
+        emitter.emit(kib(i)).unwrap();
+    }
+    control.with(arm);
+    control.release();
+    (first..first + 1 + n).map(kib).collect()
+}
+
+/// Reads the log back: it must be a run of `accepted` with consecutive sequence numbers
+/// (`accepted[i]` is record `i`), ending at `end`. Returns the first record it holds.
+fn assert_log_run(dir: &Path, accepted: &[Vec<u8>], end: u64) -> u64 {
+    let entries: Vec<Entry> = Reader::open(dir)
+        .expect("open the reader")
+        .iter()
+        .collect::<io::Result<_>>()
+        .expect("the log reads back without error");
+    let first = entries.first().map_or(end, |e| e.seq);
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (first..end).collect::<Vec<_>>(), "sequence numbers");
+    for e in &entries {
+        assert!(
+            e.payload == accepted[e.seq as usize],
+            "record {} holds another event",
+            e.seq
+        );
+    }
+    first
+}
+
+/// Issue 11 item 1, first finding: a disk smaller than one big batch, but with room for more
+/// than the retention bound. The whole batch never fits; the writer must write it in pieces,
+/// syncing each so retention can delete the oldest segments, and recover by itself.
+#[test]
+fn small_disk_with_retention_writes_a_batch_bigger_than_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The report's 256 KiB segments, 2 MiB retention and 5 MiB disk, scaled down 16 times.
+    let options = LogOptions {
+        segment_bytes: 16 << 10,
+        retain: Retain::Bytes(128 << 10),
+        ..LogOptions::default()
+    };
+    const CAPACITY: u64 = 320 << 10;
+    let (writer, emitter, control) = start::<4096>(Writer::builder(dir), dir, options);
+    // Fill the log to its retention bound first.
+    let mut accepted: Vec<Vec<u8>> = Vec::new();
+    for i in 0..150 {
+        emitter.emit(kib(i)).unwrap();
+        accepted.push(kib(i));
+    }
+    assert_flush_ok(&emitter);
+    assert!(dir_bytes(dir) < CAPACITY);
+
+    // One batch of 400 KiB: more than the whole disk.
+    const BATCH: u64 = 400;
+    accepted.extend(line_up_kib_batch(&emitter, &control, 150, BATCH, |p| {
+        p.capacity = Some(CAPACITY)
+    }));
+    let total = accepted.len() as u64;
+    wait_until("every record of the big batch is written", || {
+        emitter.stats().persisted == total
+    });
+    flush_through_faults(&emitter, u64::MAX);
+    let stats = emitter.stats();
+    assert!(stats.healthy, "healthy again by itself: {stats:?}");
+    assert!(
+        stats.write_errors >= 1,
+        "the whole batch did not fit: {stats:?}"
+    );
+    assert_eq!(stats.write_errors, control.lock().injected_appends);
+    assert!(dir_bytes(dir) <= CAPACITY);
+    {
+        let plan = control.lock();
+        assert!(
+            !plan.inner_batches.contains(&(151, BATCH)),
+            "the batch went in in pieces: {:?}",
+            plan.inner_batches
+        );
+        // Every accepted record reached the log once, in order.
+        let mut next = 0;
+        for &(first, records) in &plan.inner_batches {
+            assert_eq!(first, next, "batches in order: {:?}", plan.inner_batches);
+            next += records;
+        }
+        assert_eq!(next, total);
+    }
+    assert_clean_appends(&control);
+    let first = assert_log_run(dir, &accepted, total);
+    assert!(
+        first > 150,
+        "retention deleted the oldest records (log starts at {first})"
+    );
+
+    // Still works afterwards, and the counters add up.
+    for i in total..total + 20 {
+        emitter.emit(kib(i)).unwrap();
+        accepted.push(kib(i));
+    }
+    let report = writer.shutdown().expect("clean shutdown");
+    assert_eq!(report.emitted, total + 20);
+    assert_eq!(report.persisted, total + 20);
+    assert_eq!(report.emitted, report.persisted + report.dropped);
+    assert!(report.healthy);
+    assert_clean_appends(&control);
+    assert_log_run(dir, &accepted, total + 20);
+}
+
+/// Issue 11 item 1, second finding: room for only part of a queued batch. What fits is
+/// written (partial progress); once the disk has room again, everything lands.
+#[test]
+fn small_disk_writes_what_fits_of_a_batch_then_the_rest_after_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let options = LogOptions {
+        segment_bytes: 16 << 10,
+        ..LogOptions::default()
+    };
+    const CAPACITY: u64 = 64 << 10;
+    let (writer, emitter, control) = start::<4096>(Writer::builder(dir), dir, options);
+    const BATCH: u64 = 200;
+    let accepted = line_up_kib_batch(&emitter, &control, 0, BATCH, |p| {
+        p.capacity = Some(CAPACITY)
+    });
+    wait_until("part of the batch is written", || {
+        emitter.stats().persisted > 1
+    });
+    // Wait for the writer to get stuck: failures keep coming and nothing more fits.
+    let mut last = (0, 0);
+    wait_until("the writer fills the disk", || {
+        let now = (emitter.stats().persisted, control.lock().injected_appends);
+        let stuck = now.0 == last.0 && now.1 > last.1 + 3;
+        if now.0 != last.0 {
+            last = now;
+        }
+        stuck
+    });
+    let stats = emitter.stats();
+    assert!(!stats.healthy, "unhealthy while records wait: {stats:?}");
+    assert!(
+        stats.persisted > 1 && stats.persisted < BATCH + 1,
+        "some, not all, of the batch is in: {stats:?}"
+    );
+    assert!(dir_bytes(dir) <= CAPACITY);
+    // Durable records are a prefix of the accepted ones.
+    assert_eq!(assert_log_run(dir, &accepted, stats.persisted), 0);
+    assert_flush_io_err(&emitter, ENOSPC);
+
+    control.with(|p| p.capacity = None);
+    flush_after_lift(&emitter);
+    let stats = emitter.stats();
+    assert!(stats.healthy, "{stats:?}");
+    assert_eq!(stats.persisted, BATCH + 1);
+    assert_eq!(stats.write_errors, control.lock().injected_appends);
+    let report = writer.shutdown().expect("clean shutdown");
+    assert_eq!(
+        (report.emitted, report.persisted, report.dropped),
+        (BATCH + 1, BATCH + 1, 0)
+    );
     assert_clean_appends(&control);
     assert_log(dir, &accepted);
 }

@@ -57,6 +57,13 @@ pub(super) struct Worker<T, const N: usize, S> {
     write_errors: u64,
     done: usize,
     failing: u32,
+    /// Whether the writer told the emitters it is unhealthy (cleared once everything it holds
+    /// is appended, and synced where that is due).
+    unhealthy: bool,
+    /// After an append that failed without progress: at most this many frames go into the next
+    /// append (halved on each such failure, down to one; doubled after each success), so a
+    /// nearly full disk takes what fits instead of refusing the whole batch forever.
+    piece: Option<usize>,
     retry_at: Option<Instant>,
     last_sync: Instant,
 }
@@ -93,6 +100,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             write_errors: 0,
             done: 0,
             failing: 0,
+            unhealthy: false,
+            piece: None,
             retry_at: None,
             last_sync: Instant::now(),
         }
@@ -222,6 +231,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             .last_error
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
+        self.unhealthy = true;
         self.shared.signal.set_unhealthy(true);
         // Relaxed: a counter; `record_failure` (Release) orders it before a flusher's check.
         self.shared
@@ -233,9 +243,10 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     }
 
     fn healthy(&mut self) {
-        if self.failing > 0 {
-            self.failing = 0;
-            self.retry_at = None;
+        self.failing = 0;
+        self.retry_at = None;
+        if self.unhealthy {
+            self.unhealthy = false;
             self.shared.signal.set_unhealthy(false);
         }
     }
@@ -306,29 +317,75 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
-    fn write(&mut self) {
-        if self.appended == self.buf.len() {
-            return;
+    /// The end (offset in `buf`) and record count of the next append: everything not yet
+    /// appended, or at most `piece` frames of it. Also returns how many frames that is.
+    fn next_piece(&self) -> (usize, u64, usize) {
+        let mut offset = self.appended;
+        let mut records = 0u64;
+        let mut frames = 0usize;
+        while offset < self.buf.len() && self.piece.is_none_or(|n| frames < n) {
+            let rest = &self.buf[offset..];
+            let Ok(size) = format::frame_size(rest) else {
+                break;
+            };
+            records += u64::from(!format::is_marker(rest));
+            frames += 1;
+            offset += size;
         }
-        let batch = Batch::from_writer(
-            &self.buf[self.appended..],
-            self.appended_seq,
-            self.next_seq - self.appended_seq,
-        );
-        match self.sink.append(&batch) {
-            Ok(()) => {
-                self.bytes_written += (self.buf.len() - self.appended) as u64;
-                self.appended = self.buf.len();
-                self.appended_seq = self.next_seq;
-                if self.policy == SyncPolicy::Never {
-                    self.buf.clear();
-                    self.appended = 0;
-                    self.buf_first_seq = self.next_seq;
+        if self.piece.is_none() || offset == self.buf.len() {
+            (self.buf.len(), self.next_seq - self.appended_seq, frames)
+        } else {
+            (offset, records, frames)
+        }
+    }
+
+    /// Appends what is not yet appended: all of it, or, after an append that failed without
+    /// progress (a full disk), piece by piece (see `piece`), each piece synced when the policy
+    /// wants durability, so the sink's rollback mark advances and its retention can free the
+    /// older segments before the next piece.
+    fn write(&mut self) {
+        while self.appended < self.buf.len() {
+            let (end, records, frames) = self.next_piece();
+            let whole = end == self.buf.len();
+            let batch =
+                Batch::from_writer(&self.buf[self.appended..end], self.appended_seq, records);
+            match self.sink.append(&batch) {
+                Ok(()) => {
+                    self.bytes_written += (end - self.appended) as u64;
+                    self.appended = end;
+                    self.appended_seq += records;
+                    if self.policy == SyncPolicy::Never {
+                        self.buf.drain(..self.appended);
+                        self.appended = 0;
+                        self.buf_first_seq = self.appended_seq;
+                    }
+                    if whole {
+                        self.piece = None;
+                        // The sink takes writes again (a later sync failure makes it unhealthy
+                        // anew).
+                        self.healthy();
+                        return;
+                    }
+                    // A piece got in: the disk takes something. Retry soon, with a bigger piece.
+                    self.failing = 0;
+                    self.piece = Some(frames.saturating_mul(2));
+                    if self.policy != SyncPolicy::Never {
+                        self.sync();
+                        if self.retry_at.is_some() {
+                            return;
+                        }
+                    }
                 }
-                // The sink takes writes again (a later sync failure makes it unhealthy anew).
-                self.healthy();
+                Err(e) => {
+                    // No progress (the sink is where it was, or rolled back further): the
+                    // next try takes half as many frames.
+                    if self.sink.next_seq() <= self.appended_seq {
+                        self.piece = Some((frames / 2).max(1));
+                    }
+                    self.fail(e);
+                    return;
+                }
             }
-            Err(e) => self.fail(e),
         }
     }
 
@@ -354,10 +411,15 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             Ok(()) => {
                 self.syncs += 1;
                 self.last_sync = Instant::now();
-                self.buf.clear();
+                // Only the appended part is durable (after a piece, the rest still waits).
+                self.buf.drain(..self.appended);
                 self.appended = 0;
                 self.buf_first_seq = self.appended_seq;
-                self.healthy();
+                if self.buf.is_empty() {
+                    self.healthy();
+                } else {
+                    self.failing = 0;
+                }
             }
             Err(e) => self.fail(e),
         }
