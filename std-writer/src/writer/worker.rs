@@ -318,12 +318,16 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     }
 
     /// The end (offset in `buf`) and record count of the next append: everything not yet
-    /// appended, or at most `piece` frames of it. Also returns how many frames that is.
-    fn next_piece(&self) -> (usize, u64, usize) {
+    /// appended, or at most `piece` frames of it. Also returns how many frames that is when
+    /// splitting (`None` for the whole rest: the common path does not walk the frames).
+    fn next_piece(&self) -> (usize, u64, Option<usize>) {
+        let Some(limit) = self.piece else {
+            return (self.buf.len(), self.next_seq - self.appended_seq, None);
+        };
         let mut offset = self.appended;
         let mut records = 0u64;
         let mut frames = 0usize;
-        while offset < self.buf.len() && self.piece.is_none_or(|n| frames < n) {
+        while offset < self.buf.len() && frames < limit {
             let rest = &self.buf[offset..];
             let Ok(size) = format::frame_size(rest) else {
                 break;
@@ -332,11 +336,26 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             frames += 1;
             offset += size;
         }
-        if self.piece.is_none() || offset == self.buf.len() {
-            (self.buf.len(), self.next_seq - self.appended_seq, frames)
+        if offset == self.buf.len() {
+            (
+                self.buf.len(),
+                self.next_seq - self.appended_seq,
+                Some(frames),
+            )
         } else {
-            (offset, records, frames)
+            (offset, records, Some(frames))
         }
+    }
+
+    /// How many frames are not yet appended (only after a whole-rest append failed).
+    fn frames_left(&self) -> usize {
+        let mut offset = self.appended;
+        let mut frames = 0;
+        while let Ok(size) = format::frame_size(&self.buf[offset..]) {
+            frames += 1;
+            offset += size;
+        }
+        frames
     }
 
     /// Appends what is not yet appended: all of it, or, after an append that failed without
@@ -368,7 +387,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     }
                     // A piece got in: the disk takes something. Retry soon, with a bigger piece.
                     self.failing = 0;
-                    self.piece = Some(frames.saturating_mul(2));
+                    // Not `whole`, so this was a piece: `frames` is known.
+                    self.piece = Some(frames.unwrap_or(1).saturating_mul(2));
                     if self.policy != SyncPolicy::Never {
                         self.sync();
                         if self.retry_at.is_some() {
@@ -380,7 +400,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     // No progress (the sink is where it was, or rolled back further): the
                     // next try takes half as many frames.
                     if self.sink.next_seq() <= self.appended_seq {
-                        self.piece = Some((frames / 2).max(1));
+                        let tried = frames.unwrap_or_else(|| self.frames_left());
+                        self.piece = Some((tried / 2).max(1));
                     }
                     self.fail(e);
                     return;
