@@ -41,6 +41,7 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Reader {
     dir: PathBuf,
+    max_record: usize,
 }
 
 /// A segment of a log, as [`Reader::segments`] lists it.
@@ -82,7 +83,30 @@ impl Reader {
         }
         Ok(Reader {
             dir: dir.to_path_buf(),
+            max_record: format::MAX_PAYLOAD,
         })
+    }
+
+    /// Limits the payload a reader allocates for one record to `bytes` (by default
+    /// [`format::MAX_PAYLOAD`], the largest a writer writes). A frame declaring a longer
+    /// payload is an error naming its file and offset, read or not. Whatever the limit, a
+    /// reader never allocates more for a record than the bytes its segment holds: a length
+    /// field pointing past the end of the file is a record still being written (or damage),
+    /// never an allocation.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<Vec<u8>>().unwrap();
+    /// emitter.emit(vec![7u8; 100]).unwrap();
+    /// emitter.flush().unwrap();
+    /// let reader = ringwal::Reader::open(dir.path()).unwrap().max_record(64);
+    /// let err = reader.iter().next().unwrap().unwrap_err();
+    /// assert!(err.to_string().contains("more than this reader's limit of 64"), "{err}");
+    /// # drop(writer);
+    /// ```
+    pub fn max_record(mut self, bytes: usize) -> Reader {
+        self.max_record = bytes;
+        self
     }
 
     /// The log directory.
@@ -109,13 +133,13 @@ impl Reader {
 
     /// Every record, oldest first. See [`Iter`].
     pub fn iter(&self) -> Iter {
-        Iter::new(self.dir.clone(), None)
+        Iter::new(self.dir.clone(), None, self.max_record)
     }
 
     /// The records from sequence number `seq` on (from the oldest one kept, if retention
     /// deleted `seq`).
     pub fn from_seq(&self, seq: u64) -> Iter {
-        Iter::new(self.dir.clone(), Some(seq))
+        Iter::new(self.dir.clone(), Some(seq), self.max_record)
     }
 }
 
@@ -129,10 +153,30 @@ impl Reader {
 /// Damage yields one `Err` naming the file and offset, and the iterator then stops (it
 /// returns `None` from then on): a bad header, a bad frame with valid frames after it, an
 /// incomplete frame at the end of a segment that is not the newest, or a sequence break.
+///
+/// A reader that falls behind retention (the writer deleted segments it had not read yet,
+/// as `ringwal tail -f` behind a busy writer can) gets one `Err` of kind
+/// [`io::ErrorKind::NotFound`] saying which records retention removed, and then goes on with
+/// the oldest record kept.
+///
+/// It lists the directory once, and again only where the listing it has ends (a live
+/// writer may have added segments): reading a log takes time linear in its size.
 #[derive(Debug)]
 pub struct Iter {
     dir: PathBuf,
     from: Option<u64>,
+    max_record: usize,
+    /// The segments as last listed, oldest first.
+    listing: Vec<(u64, PathBuf)>,
+    /// `listing` is to be taken again before use (nothing listed yet, or a listed file is
+    /// gone).
+    stale: bool,
+    /// `listing` was taken by the current `pick_segment` call.
+    fresh: bool,
+    /// How many times the directory was listed (for tests of the linear bound).
+    listings: u64,
+    /// The last `Err` was retention overtaking the reader: go on, do not stop.
+    overtaken: bool,
     current: Option<Open>,
     /// The first sequence number of the segment to open next (after `current`).
     next_segment: Option<u64>,
@@ -162,6 +206,8 @@ struct Open {
     offset: u64,
     /// The reader's position may differ from `offset` (after a partial read at the end).
     needs_seek: bool,
+    /// The file's length when last looked at (it grows while a writer appends).
+    len: u64,
     /// A newer segment has been seen, so no record will be appended to this one.
     sealed: bool,
 }
@@ -187,10 +233,16 @@ enum Step {
 }
 
 impl Iter {
-    fn new(dir: PathBuf, from: Option<u64>) -> Iter {
+    fn new(dir: PathBuf, from: Option<u64>, max_record: usize) -> Iter {
         Iter {
             dir,
             from,
+            max_record,
+            listing: Vec::new(),
+            stale: true,
+            fresh: false,
+            listings: 0,
+            overtaken: false,
             current: None,
             next_segment: None,
             expected: None,
@@ -216,37 +268,58 @@ impl Iter {
         })
     }
 
+    fn relist(&mut self) -> io::Result<()> {
+        self.listing = list_segments(&self.dir)?;
+        self.listings += 1;
+        self.stale = false;
+        Ok(())
+    }
+
     /// Whether `path` is the newest segment and its header is not (fully) written yet: a
     /// writer creating it right now, or a crash that cut its creation short (which recovery
     /// removes). That is "the end, for now", not damage.
-    fn being_created(&self, first_seq: u64, path: &Path) -> io::Result<bool> {
-        let newest = list_segments(&self.dir)?.last().map(|s| s.0) == Some(first_seq);
-        if !newest {
-            return Ok(false);
-        }
+    fn being_created(&mut self, first_seq: u64, path: &Path) -> io::Result<bool> {
         let mut header = [0u8; HEADER_LEN];
         let n = match File::open(path) {
-            Ok(mut f) => read_up_to(&mut f, &mut header)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Ok(mut f) => read_up_to(&mut f, &mut header).map_err(|e| annotate(path, e))?,
+            // Gone since it was listed: opening it says so (and looks again).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(annotate(path, e)),
         };
-        Ok(n < HEADER_LEN || header.iter().all(|&b| b == 0))
+        if n == HEADER_LEN && header.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        // Only a newest segment may be unfinished: ask the directory, not an old listing.
+        self.relist()?;
+        Ok(self.listing.last().map(|s| s.0) == Some(first_seq))
     }
 
-    /// The segment after the current one, or the one to start with.
-    fn pick_segment(&self) -> io::Result<Option<(u64, PathBuf)>> {
-        let segments = list_segments(&self.dir)?;
-        Ok(match (&self.current, self.next_segment) {
-            (Some(open), _) => segments.into_iter().find(|s| s.0 > open.first_seq),
-            (None, Some(next)) => segments.into_iter().find(|s| s.0 >= next),
+    /// The segment after the current one, or the one to start with: from the listing there
+    /// is, and from a new one only when that one has nothing after the current segment.
+    fn pick_segment(&mut self) -> io::Result<Option<(u64, PathBuf)>> {
+        if !self.stale {
+            if let Some(found) = self.find_segment() {
+                self.fresh = false;
+                return Ok(Some(found));
+            }
+        }
+        self.relist()?;
+        self.fresh = true;
+        Ok(self.find_segment())
+    }
+
+    fn find_segment(&self) -> Option<(u64, PathBuf)> {
+        let segments = &self.listing;
+        let at = match (&self.current, self.next_segment) {
+            (Some(open), _) => segments.partition_point(|s| s.0 <= open.first_seq),
+            (None, Some(next)) => segments.partition_point(|s| s.0 < next),
+            // The last segment starting at or before `seq` (or the oldest).
             (None, None) => match self.from {
-                Some(seq) => {
-                    let start = segments.iter().rposition(|s| s.0 <= seq).unwrap_or(0);
-                    segments.into_iter().nth(start)
-                }
-                None => segments.into_iter().next(),
+                Some(seq) => segments.partition_point(|s| s.0 <= seq).saturating_sub(1),
+                None => 0,
             },
-        })
+        };
+        segments.get(at).cloned()
     }
 
     fn open_segment(&mut self, first_seq: u64, path: PathBuf) -> io::Result<()> {
@@ -259,6 +332,25 @@ impl Iter {
             ));
         }
         if let Some(expected) = self.expected {
+            if first_seq > expected {
+                // Retention deletes the oldest segments: if nothing older than this one is
+                // left, the records before it were deleted, not damaged.
+                self.relist()?;
+                if self.listing.first().map(|s| s.0) == Some(first_seq) {
+                    self.expected = Some(first_seq);
+                    self.next_segment = Some(first_seq);
+                    self.overtaken = true;
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "{}: records {expected} to {} were deleted by retention before \
+                             this reader got to them; going on at record {first_seq}",
+                            self.dir.display(),
+                            first_seq - 1
+                        ),
+                    ));
+                }
+            }
             if first_seq != expected {
                 return Err(damaged(
                     &path,
@@ -276,13 +368,14 @@ impl Iter {
             reader: BufReader::with_capacity(64 << 10, file),
             offset: HEADER_LEN as u64,
             needs_seek: true,
+            len: 0,
             sealed: false,
         });
         Ok(())
     }
 
     /// Reads the frame at the current offset.
-    fn step(open: &mut Open, expected: u64) -> io::Result<Step> {
+    fn step(open: &mut Open, expected: u64, max_record: usize) -> io::Result<Step> {
         let path = open.path.clone();
         let io_err = |e: io::Error| annotate(&path, e);
         if open.needs_seek {
@@ -306,7 +399,26 @@ impl Iter {
                 return Ok(Step::Bad(reason.to_string()));
             }
         };
-        // `size` is at most MAX_PAYLOAD plus a header: a bogus length cannot ask for more.
+        // Allocate only what the file holds (a bogus length is not a reason to) and what the
+        // reader allows.
+        let end = open.offset.saturating_add(size as u64);
+        if end > open.len {
+            open.len = open.reader.get_ref().metadata().map_err(io_err)?.len();
+            if end > open.len {
+                open.needs_seek = true;
+                return Ok(Step::Bad(
+                    FrameError::Incomplete { needed: size }.to_string(),
+                ));
+            }
+        }
+        if size - header_len > max_record {
+            open.needs_seek = true;
+            return Ok(Step::Break(format!(
+                "a record of {} bytes, more than this reader's limit of {max_record} \
+                 (Reader::max_record)",
+                size - header_len
+            )));
+        }
         let mut frame = vec![0u8; size];
         frame[..header_len].copy_from_slice(header);
         let got = read_up_to(&mut open.reader, &mut frame[header_len..]).map_err(io_err)?;
@@ -351,27 +463,33 @@ impl Iter {
     }
 
     fn advance(&mut self) -> io::Result<Option<Entry>> {
+        // Files deleted between listing and opening (retention, recovery): look again, a
+        // bounded number of times.
+        let mut gone = 0;
         loop {
             if self.current.is_none() {
-                match self.pick_segment()? {
-                    Some((seq, path)) => {
-                        if self.being_created(seq, &path)? {
-                            return Ok(None);
-                        }
-                        if let Err(e) = self.open_segment(seq, path) {
-                            if e.kind() == io::ErrorKind::NotFound && self.expected.is_none() {
-                                // Deleted by retention between listing and opening.
-                                continue;
-                            }
+                let Some((seq, path)) = self.pick_segment()? else {
+                    return Ok(None);
+                };
+                if self.being_created(seq, &path)? {
+                    return Ok(None);
+                }
+                match self.open_segment(seq, path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !self.overtaken => {
+                        gone += 1;
+                        if gone > 8 {
                             return Err(e);
                         }
+                        self.stale = true;
+                        continue;
                     }
-                    None => return Ok(None),
+                    Err(e) => return Err(e),
                 }
             }
             let expected = self.expected.expect("set when a segment is opened");
             let open = self.current.as_mut().expect("opened above");
-            let step = Self::step(open, expected)?;
+            let step = Self::step(open, expected, self.max_record)?;
             let (offset, path, version) = (open.offset, open.path.clone(), open.version);
             match step {
                 Step::Marker(gap) => {
@@ -399,7 +517,7 @@ impl Iter {
                 }
                 Step::Break(reason) => return Err(damaged(&path, offset, reason)),
                 Step::End => {
-                    let Some((seq, next_path)) = self.pick_segment()? else {
+                    let Some((seq, _)) = self.pick_segment()? else {
                         return Ok(None);
                     };
                     let open = self.current.as_mut().expect("opened above");
@@ -411,10 +529,6 @@ impl Iter {
                     }
                     self.current = None;
                     self.next_segment = Some(seq);
-                    if self.being_created(seq, &next_path)? {
-                        return Ok(None);
-                    }
-                    self.open_segment(seq, next_path)?;
                 }
             }
         }
@@ -443,9 +557,37 @@ impl Iterator for Iter {
             Ok(Some(entry)) => Some(Ok(entry)),
             Ok(None) => None,
             Err(e) => {
-                self.failed = true;
+                // Retention overtaking the reader is reported, then reading goes on.
+                self.failed = !std::mem::take(&mut self.overtaken);
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_a_log_lists_its_directory_a_constant_number_of_times() {
+        let dir = tempfile::tempdir().unwrap();
+        for first in (0..3000).step_by(10) {
+            let mut bytes = format::encode_header(first).to_vec();
+            for seq in first..first + 10 {
+                format::encode_frame(&mut bytes, seq, 0, b"x");
+            }
+            std::fs::write(dir.path().join(format::segment_file_name(first)), bytes).unwrap();
+        }
+        let reader = Reader::open(dir.path()).unwrap();
+        for (mut iter, first) in [(reader.iter(), 0), (reader.from_seq(1234), 1234)] {
+            let seqs: Vec<u64> = iter.by_ref().map(|e| e.unwrap().seq).collect();
+            assert_eq!(seqs, (first..3000).collect::<Vec<_>>());
+            // Once at the start, once at the end (a live writer may have added segments).
+            assert!(iter.listings <= 2, "{} listings", iter.listings);
+            // Following a live log: one more per look at the end.
+            assert!(iter.next().is_none());
+            assert!(iter.listings <= 3, "{} listings", iter.listings);
         }
     }
 }
