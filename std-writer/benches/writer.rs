@@ -1,10 +1,10 @@
-//! The whole path, emitter to disk: emit latency under a sustained load, and the rate the
-//! writer sustains. Prints markdown tables.
+//! The whole path, emitter to disk: emit latency under a sustained load, the rate the
+//! writer sustains, and reading a log of many segments back. Prints markdown tables.
 //!
 //! `cargo bench -p ringwal --bench writer` (add `-- --quick` for a short run).
 
 use hdrhistogram::Histogram;
-use ringwal::{Overflow, SyncPolicy, Writer};
+use ringwal::{format, Overflow, Reader, SyncPolicy, Writer};
 use std::time::{Duration, Instant};
 
 const PAYLOAD: usize = 64;
@@ -136,6 +136,33 @@ fn clock_overhead() -> u64 {
     hist.value_at_quantile(0.5)
 }
 
+/// Reads back a log of `segments` segments of 10 records each: the best of three runs.
+fn read_segments(segments: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for first in (0..segments * 10).step_by(10) {
+        let mut bytes = format::encode_header(first).to_vec();
+        for seq in first..first + 10 {
+            format::encode_frame(&mut bytes, seq, 0, &[seq as u8; PAYLOAD]);
+        }
+        std::fs::write(dir.path().join(format::segment_file_name(first)), bytes)
+            .expect("write a segment");
+    }
+    let reader = Reader::open(dir.path()).expect("open the log");
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let mut n = 0u64;
+            for entry in reader.iter() {
+                assert_eq!(entry.expect("read a record").seq, n);
+                n += 1;
+            }
+            assert_eq!(n, segments * 10);
+            start.elapsed()
+        })
+        .min()
+        .expect("three runs")
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let secs = if quick { 0.5 } else { 3.0 };
@@ -173,5 +200,17 @@ fn main() {
                 rate / 1e6
             );
         }
+    }
+
+    println!("\n## Reading a log back (Reader::iter, 10 records per segment, best of 3)\n");
+    println!("| segments | seconds | µs per segment |");
+    println!("|---|---|---|");
+    for segments in [1_000u64, 10_000] {
+        let t = read_segments(segments);
+        println!(
+            "| {segments} | {:.3} | {:.1} |",
+            t.as_secs_f64(),
+            t.as_secs_f64() * 1e6 / segments as f64
+        );
     }
 }
