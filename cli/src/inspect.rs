@@ -187,8 +187,11 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
         let first = segments.get(start).map_or(0, |s| s.first_seq);
         let mut iter = reader.from_seq(first);
         let mut last: VecDeque<Entry> = VecDeque::with_capacity(lines.min(1 << 16));
-        for entry in iter.by_ref() {
-            last.push_back(entry?);
+        while let Some(entry) = iter.next() {
+            let Some(entry) = keep_going(entry, &iter)? else {
+                continue;
+            };
+            last.push_back(entry);
             if last.len() > lines {
                 last.pop_front();
             }
@@ -216,8 +219,11 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
     loop {
         // `Iter` returns None at the current end and picks up new records on the next call.
         let mut wrote = false;
-        for entry in iter.by_ref() {
-            render(&entry?, format, &mut line);
+        while let Some(entry) = iter.next() {
+            let Some(entry) = keep_going(entry, &iter)? else {
+                continue;
+            };
+            render(&entry, format, &mut line);
             if !out_ok(out.write_all(line.as_bytes()))? {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -227,6 +233,19 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An entry, or `None` after an error the iterator goes on from (retention deleted records
+/// before `tail` got to them: a warning on stderr), or the error that stopped it.
+fn keep_going(entry: io::Result<Entry>, iter: &ringwal::Iter) -> io::Result<Option<Entry>> {
+    match entry {
+        Ok(entry) => Ok(Some(entry)),
+        Err(e) if !iter.has_failed() => {
+            eprintln!("ringwal tail: warning: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

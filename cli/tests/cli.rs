@@ -356,6 +356,96 @@ fn tail_prints_the_last_records_and_follows_a_live_writer() {
     assert!(segments(dir.path()).len() > 3);
 }
 
+/// `tail -f` falls behind a writer whose retention deletes segments before it reads them
+/// (it is stopped with SIGSTOP meanwhile): it warns on stderr which records went and goes on
+/// following, instead of exiting.
+#[test]
+fn tail_follows_on_when_retention_deletes_records_it_had_not_read() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let (writer, emitter) = ringwal::Writer::builder(dir.path())
+        .segment_bytes(256)
+        .retain(ringwal::Retain::Segments(2))
+        .start::<String>()
+        .unwrap();
+    for i in 0..5 {
+        emitter.emit(format!("event {i}")).unwrap();
+    }
+    emitter.flush().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["tail", "-f", "-n", "1", &d])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "4\tevent 4");
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig}");
+    };
+    signal("-STOP");
+    for i in 5..400 {
+        emitter.emit(format!("event {i}")).unwrap();
+    }
+    emitter.flush().unwrap();
+    // Retention keeps two 256-byte segments: record 5 is long gone.
+    assert!(!segments(dir.path())[0].ends_with(format::segment_file_name(0)));
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = 4;
+    let mut gaps = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "tail -f did not reach record 399"
+        );
+        let line = lines.next().expect("tail -f still running").unwrap();
+        let seq: u64 = line.split('\t').next().unwrap().parse().unwrap();
+        assert!(seq > last, "{seq} after {last}");
+        if seq > last + 1 {
+            gaps.push((last + 1, seq - 1));
+        }
+        last = seq;
+        if seq == 399 {
+            break;
+        }
+    }
+    // Still following after the warning.
+    emitter.emit("event 400".to_string()).unwrap();
+    emitter.flush().unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "400\tevent 400");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.starts_with("ringwal tail: warning: ") && err.contains("deleted by retention"),
+        "{err}"
+    );
+    // Each gap in what it printed is one warning naming exactly those records.
+    assert!(
+        !gaps.is_empty(),
+        "retention deleted records tail had not read"
+    );
+    assert_eq!(err.lines().count(), gaps.len(), "{err}");
+    for (from, to) in gaps {
+        assert!(
+            err.contains(&format!("records {from} to {to} were")),
+            "{err}"
+        );
+    }
+    drop(emitter);
+    writer.shutdown().unwrap();
+}
+
 #[test]
 fn help_documents_verify_exit_codes() {
     let o = ringwal(&["verify", "--help"]);

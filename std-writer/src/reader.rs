@@ -251,6 +251,25 @@ impl Iter {
         }
     }
 
+    /// Whether an error has stopped this iterator: from then on it returns `None`, even if a
+    /// writer appends more. Every error stops it except one: retention deleting segments
+    /// before this reader got to them (an error of kind `NotFound` naming the records lost),
+    /// after which it goes on at the oldest record kept. A follower uses this to tell "warn
+    /// and go on" from "give up".
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut iter = ringwal::Reader::open(dir.path())?.iter();
+    /// assert!(iter.next().is_none()); // an empty log: the end for now, not an error
+    /// assert!(!iter.has_failed());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn has_failed(&self) -> bool {
+        self.failed
+    }
+
     /// The losses recorded after the last record read so far (gap markers a writer leaves at
     /// shutdown for events refused or evicted after its last record). Once the iterator has
     /// returned `None`, together with the entries' `dropped_before`/`refused_before` these add
@@ -334,9 +353,10 @@ impl Iter {
         if let Some(expected) = self.expected {
             if first_seq > expected {
                 // Retention deletes the oldest segments: if nothing older than this one is
-                // left, the records before it were deleted, not damaged.
+                // left (it may itself be gone by now), the records before it were deleted,
+                // not damaged.
                 self.relist()?;
-                if self.listing.first().map(|s| s.0) == Some(first_seq) {
+                if self.listing.first().is_none_or(|s| s.0 >= first_seq) {
                     self.expected = Some(first_seq);
                     self.next_segment = Some(first_seq);
                     self.overtaken = true;
