@@ -260,9 +260,22 @@ impl Iter {
     /// ```
     /// # fn main() -> std::io::Result<()> {
     /// let dir = tempfile::tempdir()?;
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start::<String>().unwrap();
+    /// emitter.emit("hello".to_string()).unwrap();
+    /// emitter.flush().unwrap();
     /// let mut iter = ringwal::Reader::open(dir.path())?.iter();
-    /// assert!(iter.next().is_none()); // an empty log: the end for now, not an error
+    /// let mut read = 0;
+    /// while let Some(entry) = iter.next() {
+    ///     match entry {
+    ///         Ok(_) => read += 1,
+    ///         Err(e) if !iter.has_failed() => eprintln!("warning: {e}"), // and read on
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// // `None`: the end for now (a follower would sleep and call `next` again).
+    /// assert_eq!(read, 1);
     /// assert!(!iter.has_failed());
+    /// # writer.shutdown().unwrap();
     /// # Ok(())
     /// # }
     /// ```
