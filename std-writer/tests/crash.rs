@@ -2,7 +2,10 @@
 //!
 //! The test binary re-executes itself as a child process that writes to a log (see
 //! [`crash_child_process_entry`]), and the parent kills it with SIGKILL at a random moment, many
-//! times over, on the same directory. After every kill the parent checks the log:
+//! times over, on the same directory. In debug builds every fourth round the child instead
+//! kills itself at the library's `segment-created` kill point (`RINGWAL_CRASH_POINT`), between
+//! creating a segment file and writing its header: a window too short for a timed kill to
+//! hit. After every kill the parent checks the log:
 //!
 //! - read back before any recovery (as `ringwal tail` would see it): every record valid, in
 //!   order, sequence numbers consecutive, and each payload the one the child built for it;
@@ -199,13 +202,22 @@ fn newest_segment_is_half_created(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn spawn_child(dir: &Path, policy: &str) -> KillOnDrop {
+/// `crash_point`: `Some(n)` makes the child kill itself the `n`th time it has created a segment
+/// file and not yet written its header (the library's `segment-created` kill point, debug
+/// builds only).
+fn spawn_child(dir: &Path, policy: &str, crash_point: Option<u64>) -> KillOnDrop {
     let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(POLICY_ENV, policy)
-        .env_remove("RUST_TEST_THREADS")
+        .env_remove("RINGWAL_CRASH_POINT")
+        .env_remove("RUST_TEST_THREADS");
+    if let Some(n) = crash_point {
+        command.env("RINGWAL_CRASH_POINT", format!("segment-created:{n}"));
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -233,10 +245,14 @@ fn crash_sigkill_loses_nothing_flushed() {
     let mut bytes_cut = 0u64;
     let mut half_created = 0u64;
     let mut total_flushes = 0u64;
+    let mut at_creation = 0u64;
 
     for round in 0..rounds {
         let policy = if round % 3 == 2 { "interval" } else { "batch" };
-        let mut child = spawn_child(&dir, policy);
+        // Every fourth round the kill lands between creating a segment and writing its header
+        // (a window a timed kill almost never hits): the library's kill point, debug builds.
+        let crash_point = (cfg!(debug_assertions) && round % 4 == 3).then(|| rng.range(1, 4));
+        let mut child = spawn_child(&dir, policy, crash_point);
         let stdout = child.0.stdout.take().unwrap();
         let mut stderr = child.0.stderr.take().unwrap();
         let out_thread = std::thread::spawn(move || {
@@ -261,14 +277,39 @@ fn crash_sigkill_loses_nothing_flushed() {
         });
 
         let delay = Duration::from_millis(rng.range(20, 300));
-        std::thread::sleep(delay);
-        if let Some(status) = child.0.try_wait().unwrap() {
+        let status = if crash_point.is_some() {
+            // The child kills itself at its kill point.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(status) = child.0.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: the child never reached its kill point"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            std::thread::sleep(delay);
+            if let Some(status) = child.0.try_wait().unwrap() {
+                let err = err_thread.join().unwrap();
+                panic!("round {round}: the child exited by itself ({status}):\n{err}");
+            }
+            child.0.kill().expect("SIGKILL the child");
+            child.0.wait().unwrap()
+        };
+        if status.signal() != Some(9) {
             let err = err_thread.join().unwrap();
-            panic!("round {round}: the child exited by itself ({status}):\n{err}");
+            panic!("round {round}: the child was not killed by SIGKILL ({status}):\n{err}");
         }
-        child.0.kill().expect("SIGKILL the child");
-        let status = child.0.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "round {round}: killed by SIGKILL");
+        if crash_point.is_some() {
+            // The kill landed in the window: the newest segment has no byte.
+            let newest = Reader::open(&dir).unwrap().segments().unwrap();
+            let newest = newest.last().expect("a segment");
+            assert_eq!(newest.bytes, 0, "round {round}: {newest:?}");
+            at_creation += 1;
+        }
         let out = out_thread.join().expect("stdout reader");
         let _ = err_thread.join();
         total_flushes += out.flushes;
@@ -286,6 +327,9 @@ fn crash_sigkill_loses_nothing_flushed() {
         // 1. Read back as found, before recovery.
         let read_to = match verify_from(&dir, verified.saturating_sub(1)) {
             Ok(end) => Some(end),
+            Err(e) if crash_point.is_some() => {
+                panic!("round {round}: reading past a segment cut short at creation: {e}")
+            }
             Err(e) if newest_segment_is_half_created(&dir) => {
                 // Covered by `reader_before_recovery_reads_past_a_half_created_segment`.
                 half_created += 1;
@@ -301,6 +345,16 @@ fn crash_sigkill_loses_nothing_flushed() {
             .start::<Vec<u8>>()
             .unwrap_or_else(|e| panic!("round {round}: recovery failed: {e}"));
         let recovery = writer.recovery().clone();
+        if crash_point.is_some() {
+            assert_eq!(recovery.bytes_cut, 0, "round {round}: {recovery:?}");
+            assert!(
+                recovery
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("removed the empty segment")),
+                "round {round}: {recovery:?}"
+            );
+        }
         drop(emitter);
         let report = writer.shutdown().expect("shut down the recovering writer");
         assert_eq!((report.emitted, report.persisted), (0, 0));
@@ -361,10 +415,16 @@ fn crash_sigkill_loses_nothing_flushed() {
         total_flushes > 0,
         "no child ever reported a flush: the test checked nothing"
     );
+    assert!(
+        !cfg!(debug_assertions) || rounds < 4 || at_creation > 0,
+        "no round was killed between creating a segment and writing its header"
+    );
     eprintln!(
         "crash test: seed {seed}: {rounds} rounds in {:.1} s, {end} records in {segments} segments, \
          {total_flushes} flushes reported (last flushed counter {max_flushed:?}); \
          recovery cut a tail in {rounds_cut} rounds ({bytes_cut} bytes); \
+         killed between creating a segment and writing its header in {at_creation} rounds \
+         (debug builds only); \
          reader before recovery tripped on a half-created segment in {half_created} rounds",
         started.elapsed().as_secs_f64()
     );
