@@ -70,8 +70,14 @@ struct Mark {
 
 /// A directory of segment files; the writer's default [`Sink`].
 ///
-/// Opening recovers the directory (see [`Recovery`]) and takes an exclusive lock on
-/// `dir/LOCK`, so two writers never append to one log.
+/// Opening recovers the directory (see [`Recovery`]) and takes an exclusive lock, so two
+/// writers never append to one log. The lock is an advisory `flock` on the log directory
+/// itself, held for as long as the `SegmentLog` lives: nothing done to the files in the
+/// directory removes it, so a second writer (another process, or another `open` in this one)
+/// is refused even after someone deleted `dir/LOCK`. `dir/LOCK` is still created and locked
+/// too, so that writers of older versions of this crate (which lock only that file) keep
+/// excluding this one, and it them. Either lock being held elsewhere makes `open` fail with
+/// [`WouldBlock`](io::ErrorKind::WouldBlock).
 ///
 /// ```
 /// use ringwal::{format, Batch, LogOptions, SegmentLog, Sink};
@@ -90,6 +96,9 @@ struct Mark {
 pub struct SegmentLog {
     dir: PathBuf,
     options: LogOptions,
+    /// The log directory, open and `flock`ed: the lock no file deletion undoes.
+    _dir_lock: File,
+    /// `dir/LOCK`, locked too, for writers of older versions that lock only it.
     _lock: File,
     segments: VecDeque<Seg>,
     active: File,
@@ -230,6 +239,8 @@ impl SegmentLog {
             ));
         }
         fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
+        let dir_handle = File::open(&dir).map_err(|e| annotate(&dir, e))?;
+        lock_exclusive(&dir_handle, &dir, &dir)?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
@@ -237,16 +248,7 @@ impl SegmentLog {
             .write(true)
             .open(&lock_path)
             .map_err(|e| annotate(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!("{}: another writer has this log open", dir.display()),
-                ))
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(annotate(&lock_path, e)),
-        }
+        lock_exclusive(&lock, &lock_path, &dir)?;
 
         let mut recovery = Recovery::default();
         let mut listed = list_segments(&dir)?;
@@ -392,6 +394,7 @@ impl SegmentLog {
         Ok(SegmentLog {
             dir,
             options,
+            _dir_lock: dir_handle,
             _lock: lock,
             segments,
             active,
@@ -580,6 +583,18 @@ impl SegmentLog {
             self.dir_dirty = false;
         }
         Ok(())
+    }
+}
+
+/// Takes an exclusive, non-blocking lock on `file` (`path`, for errors) of the log in `dir`.
+fn lock_exclusive(file: &File, path: &Path, dir: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{}: another writer has this log open", dir.display()),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(annotate(path, e)),
     }
 }
 
