@@ -79,6 +79,16 @@ struct Mark {
 /// excluding this one, and it them. Either lock being held elsewhere makes `open` fail with
 /// [`WouldBlock`](io::ErrorKind::WouldBlock).
 ///
+/// A log notices when its directory, or its active segment file, is removed while it is open
+/// (on Unix: one `fstat` each of the held directory and of the active segment, looking for a
+/// link count of 0, at every [`sync`](Sink::sync) and every rotation to a new segment). The
+/// records appended since the last good sync are then lost with the removed files: that sync
+/// or append fails with "log directory was removed" (or "active segment was removed"), and so
+/// does every append and sync after it, for as long as this `SegmentLog` lives. A
+/// [`Writer`](crate::Writer) so reports itself unhealthy, `flush` errs, and the records are
+/// not counted as persisted. Open the log again to continue (in a new directory, if this one
+/// is gone).
+///
 /// ```
 /// use ringwal::{format, Batch, LogOptions, SegmentLog, Sink};
 ///
@@ -97,9 +107,12 @@ pub struct SegmentLog {
     dir: PathBuf,
     options: LogOptions,
     /// The log directory, open and `flock`ed: the lock no file deletion undoes.
-    _dir_lock: File,
+    dir_lock: File,
     /// `dir/LOCK`, locked too, for writers of older versions that lock only it.
     _lock: File,
+    /// Set once the directory or the active segment is found removed: every append and sync
+    /// fails with this from then on.
+    removed: Option<&'static str>,
     segments: VecDeque<Seg>,
     active: File,
     next_seq: u64,
@@ -394,7 +407,8 @@ impl SegmentLog {
         Ok(SegmentLog {
             dir,
             options,
-            _dir_lock: dir_handle,
+            dir_lock: dir_handle,
+            removed: None,
             _lock: lock,
             segments,
             active,
@@ -495,6 +509,9 @@ impl SegmentLog {
 
     /// Seals the active segment and starts a new one at `next_seq`.
     fn rotate(&mut self) -> io::Result<()> {
+        // A new segment in a removed directory would fail (or, if a directory of the same name
+        // was made since, start a stray log there).
+        self.check_present()?;
         if self.options.durable {
             // Sealed with an fsync, so only the newest segment can ever have a torn tail.
             if let Err(e) = self.active.sync_data() {
@@ -586,6 +603,57 @@ impl SegmentLog {
     }
 }
 
+impl SegmentLog {
+    /// Fails if the log's directory or its active segment was removed (found so now or
+    /// before); see [`SegmentLog`].
+    fn check_present(&mut self) -> io::Result<()> {
+        if self.removed.is_none() {
+            self.removed = self.find_removed()?;
+        }
+        self.known_removed()
+    }
+
+    /// Fails if the directory or active segment was found removed before (no system call).
+    fn known_removed(&self) -> io::Result<()> {
+        match self.removed {
+            None => Ok(()),
+            Some(what) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: {what}", self.dir.display()),
+            )),
+        }
+    }
+
+    /// One `fstat` each of the held directory and the active segment: a link count of 0
+    /// means it was removed.
+    #[cfg(unix)]
+    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self
+            .dir_lock
+            .metadata()
+            .map_err(|e| annotate(&self.dir, e))?;
+        if dir.nlink() == 0 {
+            return Ok(Some("log directory was removed"));
+        }
+        let first = self.segments.back().expect("a segment exists").first_seq;
+        let active = self
+            .active
+            .metadata()
+            .map_err(|e| annotate(&self.path(first), e))?;
+        if active.nlink() == 0 {
+            return Ok(Some("active segment was removed"));
+        }
+        Ok(None)
+    }
+
+    /// Not checked where there is no link count to look at.
+    #[cfg(not(unix))]
+    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+        Ok(None)
+    }
+}
+
 /// Takes an exclusive, non-blocking lock on `file` (`path`, for errors) of the log in `dir`.
 fn lock_exclusive(file: &File, path: &Path, dir: &Path) -> io::Result<()> {
     match file.try_lock() {
@@ -639,7 +707,8 @@ fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
 
 impl Sink for SegmentLog {
     fn next_seq(&self) -> u64 {
-        if self.poisoned {
+        // Removed: what was appended since the last sync went with the files.
+        if self.poisoned || self.removed.is_some() {
             self.mark.next_seq
         } else {
             self.next_seq
@@ -647,6 +716,8 @@ impl Sink for SegmentLog {
     }
 
     fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        // Appends look for a removal only at rotation (one per segment); syncs at every sync.
+        self.known_removed()?;
         self.heal()?;
         if batch.first_seq() != self.next_seq {
             return Err(io::Error::new(
@@ -670,6 +741,11 @@ impl Sink for SegmentLog {
                 }
                 Ok(())
             }
+            Err(e) if self.removed.is_some() => {
+                // Found removed at a rotation: nothing to roll back (and no path to touch, it
+                // may name someone else's file by now).
+                Err(e)
+            }
             Err(e) => {
                 let target = if self.poisoned { self.mark } else { before };
                 let durable = self.poisoned;
@@ -688,6 +764,7 @@ impl Sink for SegmentLog {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        self.check_present()?;
         self.heal()?;
         // Segments sealed without an fsync first, oldest first (retention may have deleted
         // some: nothing to sync then).
