@@ -70,8 +70,24 @@ struct Mark {
 
 /// A directory of segment files; the writer's default [`Sink`].
 ///
-/// Opening recovers the directory (see [`Recovery`]) and takes an exclusive lock on
-/// `dir/LOCK`, so two writers never append to one log.
+/// Opening recovers the directory (see [`Recovery`]) and takes an exclusive lock, so two
+/// writers never append to one log. The lock is an advisory `flock` on the log directory
+/// itself, held for as long as the `SegmentLog` lives: nothing done to the files in the
+/// directory removes it, so a second writer (another process, or another `open` in this one)
+/// is refused even after someone deleted `dir/LOCK`. `dir/LOCK` is still created and locked
+/// too, so that writers of older versions of this crate (which lock only that file) keep
+/// excluding this one, and it them. Either lock being held elsewhere makes `open` fail with
+/// [`WouldBlock`](io::ErrorKind::WouldBlock).
+///
+/// A log notices when its directory, or its active segment file, is removed while it is open
+/// (on Unix: one `fstat` each of the held directory and of the active segment, looking for a
+/// link count of 0, at every [`sync`](Sink::sync) and every rotation to a new segment). The
+/// records appended since the last good sync are then lost with the removed files: that sync
+/// or append fails with "log directory was removed" (or "active segment was removed"), and so
+/// does every append and sync after it, for as long as this `SegmentLog` lives. A
+/// [`Writer`](crate::Writer) so reports itself unhealthy, `flush` errs, and the records are
+/// not counted as persisted. Open the log again to continue (in a new directory, if this one
+/// is gone).
 ///
 /// ```
 /// use ringwal::{format, Batch, LogOptions, SegmentLog, Sink};
@@ -90,7 +106,13 @@ struct Mark {
 pub struct SegmentLog {
     dir: PathBuf,
     options: LogOptions,
+    /// The log directory, open and `flock`ed: the lock no file deletion undoes.
+    dir_lock: File,
+    /// `dir/LOCK`, locked too, for writers of older versions that lock only it.
     _lock: File,
+    /// Set once the directory or the active segment is found removed: every append and sync
+    /// fails with this from then on.
+    removed: Option<&'static str>,
     segments: VecDeque<Seg>,
     active: File,
     next_seq: u64,
@@ -230,6 +252,8 @@ impl SegmentLog {
             ));
         }
         fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
+        let dir_handle = File::open(&dir).map_err(|e| annotate(&dir, e))?;
+        lock_exclusive(&dir_handle, &dir, &dir)?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
@@ -237,16 +261,7 @@ impl SegmentLog {
             .write(true)
             .open(&lock_path)
             .map_err(|e| annotate(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!("{}: another writer has this log open", dir.display()),
-                ))
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(annotate(&lock_path, e)),
-        }
+        lock_exclusive(&lock, &lock_path, &dir)?;
 
         let mut recovery = Recovery::default();
         let mut listed = list_segments(&dir)?;
@@ -392,6 +407,8 @@ impl SegmentLog {
         Ok(SegmentLog {
             dir,
             options,
+            dir_lock: dir_handle,
+            removed: None,
             _lock: lock,
             segments,
             active,
@@ -492,6 +509,9 @@ impl SegmentLog {
 
     /// Seals the active segment and starts a new one at `next_seq`.
     fn rotate(&mut self) -> io::Result<()> {
+        // A new segment in a removed directory would fail (or, if a directory of the same name
+        // was made since, start a stray log there).
+        self.check_present()?;
         if self.options.durable {
             // Sealed with an fsync, so only the newest segment can ever have a torn tail.
             if let Err(e) = self.active.sync_data() {
@@ -583,6 +603,69 @@ impl SegmentLog {
     }
 }
 
+impl SegmentLog {
+    /// Fails if the log's directory or its active segment was removed (found so now or
+    /// before); see [`SegmentLog`].
+    fn check_present(&mut self) -> io::Result<()> {
+        if self.removed.is_none() {
+            self.removed = self.find_removed()?;
+        }
+        self.known_removed()
+    }
+
+    /// Fails if the directory or active segment was found removed before (no system call).
+    fn known_removed(&self) -> io::Result<()> {
+        match self.removed {
+            None => Ok(()),
+            Some(what) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: {what}", self.dir.display()),
+            )),
+        }
+    }
+
+    /// One `fstat` each of the held directory and the active segment: a link count of 0
+    /// means it was removed.
+    #[cfg(unix)]
+    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self
+            .dir_lock
+            .metadata()
+            .map_err(|e| annotate(&self.dir, e))?;
+        if dir.nlink() == 0 {
+            return Ok(Some("log directory was removed"));
+        }
+        let first = self.segments.back().expect("a segment exists").first_seq;
+        let active = self
+            .active
+            .metadata()
+            .map_err(|e| annotate(&self.path(first), e))?;
+        if active.nlink() == 0 {
+            return Ok(Some("active segment was removed"));
+        }
+        Ok(None)
+    }
+
+    /// Not checked where there is no link count to look at.
+    #[cfg(not(unix))]
+    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+        Ok(None)
+    }
+}
+
+/// Takes an exclusive, non-blocking lock on `file` (`path`, for errors) of the log in `dir`.
+fn lock_exclusive(file: &File, path: &Path, dir: &Path) -> io::Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{}: another writer has this log open", dir.display()),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(annotate(path, e)),
+    }
+}
+
 /// The sequence number a log continues with, refusing one so high that it could run out
 /// (only a crafted file gets there: 2^63 records take centuries to write).
 fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
@@ -651,7 +734,8 @@ fn crash_point(name: &str) {
 
 impl Sink for SegmentLog {
     fn next_seq(&self) -> u64 {
-        if self.poisoned {
+        // Removed: what was appended since the last sync went with the files.
+        if self.poisoned || self.removed.is_some() {
             self.mark.next_seq
         } else {
             self.next_seq
@@ -659,6 +743,8 @@ impl Sink for SegmentLog {
     }
 
     fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        // Appends look for a removal only at rotation (one per segment); syncs at every sync.
+        self.known_removed()?;
         self.heal()?;
         if batch.first_seq() != self.next_seq {
             return Err(io::Error::new(
@@ -682,6 +768,11 @@ impl Sink for SegmentLog {
                 }
                 Ok(())
             }
+            Err(e) if self.removed.is_some() => {
+                // Found removed at a rotation: nothing to roll back (and no path to touch, it
+                // may name someone else's file by now).
+                Err(e)
+            }
             Err(e) => {
                 let target = if self.poisoned { self.mark } else { before };
                 let durable = self.poisoned;
@@ -700,6 +791,7 @@ impl Sink for SegmentLog {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        self.check_present()?;
         self.heal()?;
         // Segments sealed without an fsync first, oldest first (retention may have deleted
         // some: nothing to sync then).

@@ -21,6 +21,12 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// microseconds) before it parks. Under a steady stream of events it so stays awake, and
 /// emitters never pay for an unpark; an idle writer still sleeps.
 const IDLE_POLLS: u32 = 256;
+/// The batch buffer's capacity at start.
+const BUF_START: usize = 64 << 10;
+/// A batch buffer emptied with more capacity than this and than four times the batch just
+/// written is shrunk back (to `BUF_START`, or twice that batch): one huge record does not
+/// keep its memory until shutdown, and steady batches of any size do not reallocate.
+const BUF_KEEP: usize = 1 << 20;
 
 /// The writer thread's state.
 pub(super) struct Worker<T, const N: usize, S> {
@@ -81,7 +87,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             sink,
             policy,
             shutdown_timeout,
-            buf: Vec::with_capacity(64 << 10),
+            buf: Vec::with_capacity(BUF_START),
             scratch: Vec::with_capacity(256),
             buf_first_seq: seq,
             appended: 0,
@@ -374,9 +380,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     self.appended = end;
                     self.appended_seq += records;
                     if self.policy == SyncPolicy::Never {
-                        self.buf.drain(..self.appended);
+                        let written = self.appended;
+                        self.buf.drain(..written);
                         self.appended = 0;
                         self.buf_first_seq = self.appended_seq;
+                        self.shrink_buf(written);
                     }
                     if whole {
                         self.piece = None;
@@ -410,6 +418,14 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
+    /// After `written` bytes left an emptied `buf`: gives back capacity far beyond what that
+    /// batch needed (see `BUF_KEEP`).
+    fn shrink_buf(&mut self, written: usize) {
+        if self.buf.is_empty() && self.buf.capacity() > BUF_KEEP.max(written.saturating_mul(4)) {
+            self.buf.shrink_to(BUF_START.max(written.saturating_mul(2)));
+        }
+    }
+
     fn sync_due(&self, closing: bool) -> bool {
         if self.appended == 0 || self.appended != self.buf.len() {
             return false;
@@ -433,9 +449,11 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 self.syncs += 1;
                 self.last_sync = Instant::now();
                 // Only the appended part is durable (after a piece, the rest still waits).
-                self.buf.drain(..self.appended);
+                let written = self.appended;
+                self.buf.drain(..written);
                 self.appended = 0;
                 self.buf_first_seq = self.appended_seq;
+                self.shrink_buf(written);
                 if self.buf.is_empty() {
                     self.healthy();
                 } else {
