@@ -24,7 +24,8 @@ use std::path::Path;
 /// per window, not one per offset.
 ///
 /// Its length is the file's when the source was made; a file cut shorter meanwhile makes the
-/// reads past its new end fail with [`io::ErrorKind::UnexpectedEof`].
+/// reads past its new end fail with [`io::ErrorKind::UnexpectedEof`] (bytes the window already
+/// holds are served from it, as they were when read).
 ///
 /// ```
 /// use ringwal::format::{self, FileSource, ScanEnd};
@@ -83,9 +84,10 @@ impl FileSource {
 
     /// Reads exactly `buf.len()` bytes at source offset `offset` from the file.
     fn read_file(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let at = self.start.checked_add(offset).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "offset past u64::MAX")
-        })?;
+        let at = self
+            .start
+            .checked_add(offset)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past u64::MAX"))?;
         self.file.seek(SeekFrom::Start(at))?;
         let n = crate::log::read_up_to(&mut self.file, buf)?;
         if n < buf.len() {

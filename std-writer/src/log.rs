@@ -356,11 +356,12 @@ impl SegmentLog {
                 // The removed segment starts where the previous one ends; find that end.
                 if let Some(prev) = segments.pop_back() {
                     let path = dir.join(format::segment_file_name(prev.first_seq));
-                    let scan = format::scan_segment_in(&mut FileSource::open(&path)?)
-                        .map_err(|e| match e {
+                    let scan = format::scan_segment_in(&mut FileSource::open(&path)?).map_err(
+                        |e| match e {
                             ScanError::Header(e) => invalid(&path, e),
                             ScanError::Read(e) => annotate(&path, e),
-                        })?;
+                        },
+                    )?;
                     if scan.end != ScanEnd::Clean {
                         return Err(invalid(
                             &path,
