@@ -201,10 +201,10 @@ proptest! {
 
     /// The source-generic scan (and search for a valid frame after damage) over a source read
     /// in small pieces gives exactly the answer of the slice scan (and of the reference scan
-    /// with the whole-frame decoder; payloads span several checksum chunks), for segments with arbitrary
-    /// damage: flipped bytes, garbage inserted, a cut, a frame repeated later (a sequence
-    /// break or a valid frame after damage), in either format version. It never reads past
-    /// the end, and never asks for more than a few kilobytes at once.
+    /// with the whole-frame decoder; payloads span several checksum chunks), for segments
+    /// with arbitrary damage: flipped bytes, garbage inserted, a cut, a frame repeated later
+    /// (a sequence break or a valid frame after damage), in either format version. It never
+    /// reads past the end, and never asks for more than a few kilobytes at once.
     #[test]
     fn the_streamed_scan_equals_the_slice_scan(
         v1 in any::<bool>(),
