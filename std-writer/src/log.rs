@@ -1,6 +1,6 @@
 //! The default [`Sink`]: a directory of CRC-framed segment files.
 
-use crate::format::{self, HeaderError, ScanEnd, HEADER_LEN};
+use crate::format::{self, FileSource, HeaderError, ReadAt, ScanEnd, ScanError, HEADER_LEN};
 use crate::sink::{Batch, Sink};
 use crate::Retain;
 use std::collections::VecDeque;
@@ -211,6 +211,17 @@ pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64, format::Version)
     Ok((header.first_seq, len, header.version))
 }
 
+/// Whether `src` is exactly [`HEADER_LEN`] zero bytes: a segment whose header was never
+/// written, on a file system that extended the file first.
+fn zero_header(src: &mut FileSource) -> io::Result<bool> {
+    if src.len() != HEADER_LEN as u64 {
+        return Ok(false);
+    }
+    let mut header = [0u8; HEADER_LEN];
+    src.read_exact_at(0, &mut header)?;
+    Ok(header.iter().all(|&b| b == 0))
+}
+
 /// Reads until `buf` is full or the input ends; returns how many bytes it read.
 pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -287,8 +298,11 @@ impl SegmentLog {
         let mut last_version = format::Version::CURRENT;
         let mut last_records = 0;
         if let Some((name_seq, path)) = listed.pop() {
-            let bytes = fs::read(&path).map_err(|e| annotate(&path, e))?;
-            match format::scan_segment(&bytes) {
+            // Streamed: a segment of any size (a sparse 1 GiB file) is checked in constant
+            // memory.
+            let mut src = FileSource::open(&path)?;
+            let file_len = src.len();
+            match format::scan_segment_in(&mut src) {
                 Ok(scan) => {
                     if scan.first_seq != name_seq {
                         return Err(invalid(
@@ -308,7 +322,7 @@ impl SegmentLog {
                                 .map_err(|e| annotate(&path, e))?;
                             file.set_len(offset).map_err(|e| annotate(&path, e))?;
                             file.sync_all().map_err(|e| annotate(&path, e))?;
-                            recovery.bytes_cut = bytes.len() as u64 - offset;
+                            recovery.bytes_cut = file_len - offset;
                             recovery.truncated = Some(path.clone());
                             recovery.reason =
                                 Some(format!("torn tail at offset {offset}: {reason}"));
@@ -329,7 +343,7 @@ impl SegmentLog {
                         len: scan.valid_len,
                     });
                 }
-                Err(HeaderError::Short(n)) => {
+                Err(ScanError::Header(HeaderError::Short(n))) => {
                     // A crash while the segment was being created: it holds no record.
                     fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
                     sync_dir(&dir)?;
@@ -339,8 +353,8 @@ impl SegmentLog {
                         "segment header cut short ({n} bytes): removed the empty segment"
                     ));
                 }
-                Err(HeaderError::BadMagic | HeaderError::BadChecksum)
-                    if bytes.len() == HEADER_LEN && bytes.iter().all(|&b| b == 0) =>
+                Err(ScanError::Header(HeaderError::BadMagic | HeaderError::BadChecksum))
+                    if zero_header(&mut src).map_err(|e| annotate(&path, e))? =>
                 {
                     // Same, on a file system that extended the file before writing it.
                     fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
@@ -350,14 +364,19 @@ impl SegmentLog {
                     recovery.reason =
                         Some("segment header never written: removed the empty segment".into());
                 }
-                Err(e) => return Err(invalid(&path, e)),
+                Err(ScanError::Header(e)) => return Err(invalid(&path, e)),
+                Err(ScanError::Read(e)) => return Err(annotate(&path, e)),
             }
             if last_len.is_none() {
                 // The removed segment starts where the previous one ends; find that end.
                 if let Some(prev) = segments.pop_back() {
                     let path = dir.join(format::segment_file_name(prev.first_seq));
-                    let bytes = fs::read(&path).map_err(|e| annotate(&path, e))?;
-                    let scan = format::scan_segment(&bytes).map_err(|e| invalid(&path, e))?;
+                    let scan = format::scan_segment_in(&mut FileSource::open(&path)?).map_err(
+                        |e| match e {
+                            ScanError::Header(e) => invalid(&path, e),
+                            ScanError::Read(e) => annotate(&path, e),
+                        },
+                    )?;
                     if scan.end != ScanEnd::Clean {
                         return Err(invalid(
                             &path,

@@ -3,7 +3,7 @@
 use crate::format::{self, FrameError, Version, HEADER_LEN};
 use crate::log::{annotate, list_segments, read_header, read_up_to};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// One record read back from the log.
@@ -572,11 +572,16 @@ impl Iter {
 /// the file (then a bad frame at `offset` is damage, not a tail still being written).
 fn follows(path: &Path, version: Version, offset: u64, expected: u64) -> io::Result<bool> {
     let io_err = |e: io::Error| annotate(path, e);
-    let mut file = File::open(path).map_err(io_err)?;
-    file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-    let mut rest = Vec::new();
-    file.read_to_end(&mut rest).map_err(io_err)?;
-    Ok(format::valid_frame_after(version, &rest, 1, expected))
+    let file = File::open(path).map_err(io_err)?;
+    // Streamed from `offset` on: constant memory, whatever follows (a sparse 1 GiB tail).
+    let mut rest = format::FileSource::from_offset(file, offset).map_err(io_err)?;
+    match format::valid_frame_after_in(version, &mut rest, 1, expected) {
+        Ok(found) => Ok(found),
+        // The file got shorter while we looked: recovery is cutting this very tail, so no
+        // valid frame follows the bad one.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io_err(e)),
+    }
 }
 
 impl Iterator for Iter {

@@ -62,7 +62,10 @@ mod scan;
 
 pub use crc::{crc32c, crc32c_append};
 pub use framer::{Framer, FramerError};
-pub use scan::{scan_segment, valid_frame_after, Corruption, ScanEnd, SegmentScan};
+pub use scan::{
+    scan_segment, scan_segment_in, valid_frame_after, valid_frame_after_in, Corruption, ReadAt,
+    ScanEnd, ScanError, SegmentScan,
+};
 
 #[cfg(feature = "alloc")]
 use alloc::{string::String, vec::Vec};

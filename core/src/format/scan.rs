@@ -1,8 +1,11 @@
 //! Checking a whole segment: the header, then every frame in order.
 
+use core::convert::Infallible;
 use core::fmt;
 
-use super::{decode_segment_header, FrameError, HeaderError, Version, HEADER_LEN};
+use super::{
+    crc32c, crc32c_append, decode_segment_header, FrameError, HeaderError, Version, HEADER_LEN,
+};
 
 /// What is wrong inside a segment that a crash cannot explain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +75,7 @@ pub enum ScanEnd {
     },
 }
 
-/// What [`scan_segment`] found in one segment's bytes.
+/// What [`scan_segment`] (or [`scan_segment_in`]) found in one segment's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentScan {
     /// From the header.
@@ -102,6 +105,112 @@ impl SegmentScan {
     }
 }
 
+/// A fixed-length sequence of bytes read by position: a segment in memory (`&[u8]`), or a
+/// file read piece by piece, so that [`scan_segment_in`] checks a segment of any size in
+/// constant memory.
+///
+/// ```
+/// use ringwal_core::format::{self, ReadAt};
+///
+/// let mut seg = format::encode_header(5).to_vec();
+/// format::encode_frame(&mut seg, 5, 0, b"hello");
+/// let mut bytes: &[u8] = &seg;
+/// let mut first = [0u8; 8];
+/// bytes.read_exact_at(0, &mut first).unwrap();
+/// // (`bytes.len()` would be the slice's own `len`.)
+/// assert_eq!((ReadAt::len(&bytes), first), (seg.len() as u64, format::MAGIC));
+/// assert_eq!(format::scan_segment_in(&mut bytes).unwrap(), format::scan_segment(&seg).unwrap());
+/// ```
+pub trait ReadAt {
+    /// Why a read failed (an I/O error; [`Infallible`] for bytes in memory).
+    type Error;
+
+    /// How many bytes there are. The scans read nothing at or past it, and treat the
+    /// bytes as ending there (a file growing meanwhile is read up to the length it had).
+    fn len(&self) -> u64;
+
+    /// Whether there are no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `buf` with the bytes from `offset` on. The scans only ask for bytes below
+    /// [`len`](Self::len); a source that cannot deliver them (a file cut shorter meanwhile)
+    /// returns an error.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+}
+
+impl ReadAt for &[u8] {
+    type Error = Infallible;
+
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    /// # Panics
+    /// If the range `offset..offset + buf.len()` is not inside the bytes.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Infallible> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        buf.copy_from_slice(&self[start..start + buf.len()]);
+        Ok(())
+    }
+}
+
+impl<S: ReadAt + ?Sized> ReadAt for &mut S {
+    type Error = S::Error;
+
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), S::Error> {
+        (**self).read_exact_at(offset, buf)
+    }
+}
+
+/// Why [`scan_segment_in`] could not check a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanError<E> {
+    /// The segment header is not valid (nothing after it was read).
+    Header(HeaderError),
+    /// The source failed to deliver bytes.
+    Read(E),
+}
+
+impl<E> From<HeaderError> for ScanError<E> {
+    fn from(e: HeaderError) -> Self {
+        ScanError::Header(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ScanError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::Header(e) => fmt::Display::fmt(e, f),
+            ScanError::Read(e) => write!(f, "read failed: {e}"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for ScanError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ScanError::Header(e) => Some(e),
+            ScanError::Read(e) => Some(e),
+        }
+    }
+}
+
+/// Bytes of payload checksummed per read when a frame is checked from a source.
+const CHUNK: usize = 1024;
+/// Bytes the resynchronising search reads at a time (it looks at every offset).
+const WINDOW: usize = 2048;
+/// The largest frame header of any version.
+const MAX_FRAME_HEADER: usize = super::FRAME_HEADER_LEN;
+/// Past this many bytes of checksummed candidates, the search for a valid frame after damage
+/// gives up and assumes corruption.
+const BUDGET: u64 = 64 << 20;
+
 /// Checks a whole segment: its header, then every frame in order with consecutive sequence
 /// numbers starting at the header's (a marker carries the next record's). Never panics and
 /// allocates nothing, whatever the bytes.
@@ -109,8 +218,28 @@ impl SegmentScan {
 /// A bad frame followed by no valid frame is [`ScanEnd::Torn`]; a bad frame followed by a
 /// valid frame with a later sequence number is [`ScanEnd::Corrupt`] (looking for one is
 /// bounded: past 64 MiB of checksummed candidates it assumes corruption, the safe answer).
+///
+/// [`scan_segment_in`] does the same for bytes read piece by piece (a file).
 pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
-    let header = decode_segment_header(bytes)?;
+    let mut bytes = bytes;
+    scan_segment_in(&mut bytes).map_err(|e| match e {
+        ScanError::Header(e) => e,
+        ScanError::Read(never) => match never {},
+    })
+}
+
+/// [`scan_segment`] over any [`ReadAt`] source, with the same results, in constant memory:
+/// the frames' payloads are checksummed a kilobyte at a time, never held whole, so a segment
+/// of any size (a sparse 1 GiB file, say) is checked with a few kilobytes of stack.
+pub fn scan_segment_in<S: ReadAt + ?Sized>(
+    src: &mut S,
+) -> Result<SegmentScan, ScanError<S::Error>> {
+    let len = src.len();
+    let mut header = [0u8; HEADER_LEN];
+    let n = len.min(HEADER_LEN as u64) as usize;
+    src.read_exact_at(0, &mut header[..n])
+        .map_err(ScanError::Read)?;
+    let header = decode_segment_header(&header[..n])?;
     let version = header.version;
     let mut scan = SegmentScan {
         version,
@@ -123,11 +252,11 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
         valid_len: HEADER_LEN as u64,
         end: ScanEnd::Clean,
     };
-    let mut offset = HEADER_LEN;
-    while offset < bytes.len() {
+    let mut offset = HEADER_LEN as u64;
+    while offset < len {
         let expected = scan.next_seq();
-        match version.decode_frame(&bytes[offset..]) {
-            Ok((frame, used)) if frame.seq == expected => {
+        match check_frame(src, version, offset).map_err(ScanError::Read)? {
+            Ok(frame) if frame.seq == expected => {
                 if frame.marker {
                     scan.markers += 1;
                 } else {
@@ -136,12 +265,12 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
                 scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
                 scan.refused = scan.refused.saturating_add(frame.refused_before);
                 scan.gaps += u64::from(frame.dropped_before > 0 || frame.refused_before > 0);
-                offset += used;
-                scan.valid_len = offset as u64;
+                offset += frame.size;
+                scan.valid_len = offset;
             }
-            Ok((frame, _)) => {
+            Ok(frame) => {
                 scan.end = ScanEnd::Corrupt {
-                    offset: offset as u64,
+                    offset,
                     reason: Corruption::SequenceBreak {
                         expected,
                         found: frame.seq,
@@ -150,20 +279,18 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
                 return Ok(scan);
             }
             Err(error) => {
-                scan.end = match resync(version, bytes, offset + 1, expected) {
+                let found = resync(src, version, offset + 1, expected).map_err(ScanError::Read)?;
+                scan.end = match found {
                     Resync::None => ScanEnd::Torn {
-                        offset: offset as u64,
+                        offset,
                         reason: error,
                     },
                     Resync::Found(at) => ScanEnd::Corrupt {
-                        offset: offset as u64,
-                        reason: Corruption::ValidFrameFollows {
-                            error,
-                            at: at as u64,
-                        },
+                        offset,
+                        reason: Corruption::ValidFrameFollows { error, at },
                     },
                     Resync::GaveUp => ScanEnd::Corrupt {
-                        offset: offset as u64,
+                        offset,
                         reason: Corruption::Unverifiable { error },
                     },
                 };
@@ -177,42 +304,134 @@ pub fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, HeaderError> {
 /// Whether `bytes` (frames of `version`) holds, at some offset from `from` on, a valid frame
 /// whose sequence number could follow `expected`: then a bad frame before it is damage, not a
 /// torn tail. Bounded like [`scan_segment`]'s search (and `true`, the safe answer, past the
-/// bound).
+/// bound). [`valid_frame_after_in`] does the same for any [`ReadAt`] source.
 pub fn valid_frame_after(version: Version, bytes: &[u8], from: usize, expected: u64) -> bool {
-    !matches!(resync(version, bytes, from, expected), Resync::None)
+    let mut bytes = bytes;
+    match valid_frame_after_in(version, &mut bytes, from as u64, expected) {
+        Ok(found) => found,
+        Err(never) => match never {},
+    }
+}
+
+/// [`valid_frame_after`] over any [`ReadAt`] source (offsets are the source's), with the same
+/// answer, in constant memory.
+pub fn valid_frame_after_in<S: ReadAt + ?Sized>(
+    version: Version,
+    src: &mut S,
+    from: u64,
+    expected: u64,
+) -> Result<bool, S::Error> {
+    Ok(!matches!(
+        resync(src, version, from, expected)?,
+        Resync::None
+    ))
+}
+
+/// What a frame that checks out says (its payload is not kept).
+struct FrameInfo {
+    seq: u64,
+    dropped_before: u64,
+    refused_before: u64,
+    marker: bool,
+    /// Its size, header included.
+    size: u64,
+}
+
+/// Checks the frame at `offset` of `src` like [`Version::decode_frame`] checks the one at the
+/// start of a slice (same errors, in the same order), reading its payload a chunk at a time.
+fn check_frame<S: ReadAt + ?Sized>(
+    src: &mut S,
+    version: Version,
+    offset: u64,
+) -> Result<Result<FrameInfo, FrameError>, S::Error> {
+    let rest = src.len().saturating_sub(offset);
+    let header_len = version.frame_header_len();
+    let mut header = [0u8; MAX_FRAME_HEADER];
+    let n = rest.min(header_len as u64) as usize;
+    src.read_exact_at(offset, &mut header[..n])?;
+    let size = match version.frame_size(&header[..n]) {
+        Ok(size) => size,
+        Err(e) => return Ok(Err(e)),
+    };
+    if (size as u64) > rest {
+        return Ok(Err(FrameError::Incomplete { needed: size }));
+    }
+    let header = &header[..header_len];
+    let mut crc = crc32c_append(crc32c(&header[0..4]), &header[8..]);
+    let mut chunk = [0u8; CHUNK];
+    let mut at = offset + header_len as u64;
+    let end = offset + size as u64;
+    while at < end {
+        let n = (end - at).min(CHUNK as u64) as usize;
+        src.read_exact_at(at, &mut chunk[..n])?;
+        crc = crc32c_append(crc, &chunk[..n]);
+        at += n as u64;
+    }
+    if crc != super::le32(header, 4) {
+        return Ok(Err(FrameError::BadChecksum));
+    }
+    let (refused_before, marker) = match version {
+        Version::V1 => (0, false),
+        Version::V2 => (
+            super::le64(header, 24),
+            super::le32(header, 0) & super::MARKER_FLAG != 0,
+        ),
+    };
+    Ok(Ok(FrameInfo {
+        seq: super::le64(header, 8),
+        dropped_before: super::le64(header, 16),
+        refused_before,
+        marker,
+        size: size as u64,
+    }))
 }
 
 enum Resync {
     None,
-    Found(usize),
+    Found(u64),
     GaveUp,
 }
 
 /// Looks for a valid frame at any offset from `from` whose sequence number could follow
-/// `expected` (at or after it, and no further than one per minimum frame size).
-fn resync(version: Version, bytes: &[u8], from: usize, expected: u64) -> Resync {
-    const BUDGET: usize = 64 << 20;
+/// `expected` (at or after it, and no further than one per minimum frame size). Reads `src` a
+/// window at a time; only a plausible candidate (sequence number and length field) is
+/// checksummed, through [`check_frame`].
+fn resync<S: ReadAt + ?Sized>(
+    src: &mut S,
+    version: Version,
+    from: u64,
+    expected: u64,
+) -> Result<Resync, S::Error> {
+    let len = src.len();
     let header = version.frame_header_len();
-    let max_ahead = (bytes.len() / header) as u64;
-    let mut checked = 0usize;
+    let max_ahead = len / header as u64;
+    let mut window = [0u8; WINDOW];
+    // `window[..filled]` holds the bytes from `start` on.
+    let (mut start, mut filled) = (from, 0usize);
+    let mut checked = 0u64;
     let mut at = from;
-    while at.saturating_add(header) <= bytes.len() {
-        let rest = &bytes[at..];
-        let seq = super::le64(rest, 8);
+    while at.saturating_add(header as u64) <= len {
+        if at + header as u64 > start + filled as u64 {
+            start = at;
+            filled = (len - at).min(WINDOW as u64) as usize;
+            src.read_exact_at(start, &mut window[..filled])?;
+        }
+        let here = &window[(at - start) as usize..filled];
+        let seq = super::le64(here, 8);
         if seq.wrapping_sub(expected) <= max_ahead {
-            if let Ok(size) = version.frame_size(rest) {
-                if size <= rest.len() {
-                    checked += size;
+            if let Ok(size) = version.frame_size(here) {
+                if size as u64 <= len - at {
+                    checked += size as u64;
                     if checked > BUDGET {
-                        return Resync::GaveUp;
+                        return Ok(Resync::GaveUp);
                     }
-                    if version.decode_frame(rest).is_ok() {
-                        return Resync::Found(at);
+                    if check_frame(src, version, at)?.is_ok() {
+                        return Ok(Resync::Found(at));
                     }
                 }
             }
         }
         at += 1;
     }
-    Resync::None
+    Ok(Resync::None)
 }
