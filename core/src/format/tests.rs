@@ -184,6 +184,62 @@ fn a_marker_with_a_wrong_sequence_number_is_a_break() {
 }
 
 #[test]
+fn an_all_zero_frame_header_is_never_a_frame() {
+    // The resync after a bad frame steps over runs of zeros relying on this.
+    for version in [Version::V1, Version::V2] {
+        let zeros = [0u8; 64];
+        assert!(version.decode_frame(&zeros).is_err(), "{version:?}");
+    }
+}
+
+/// A hole of zeros (a sparse file) after damage, then a valid frame: the resync steps over
+/// the zeros and finds it wherever it starts, and without it the damage is a torn tail.
+#[test]
+fn a_valid_frame_after_a_run_of_zeros_is_found() {
+    for (version, encode) in [
+        (
+            Version::V1,
+            encode_frame_v1 as fn(&mut Vec<u8>, u64, u64, &[u8]),
+        ),
+        (Version::V2, encode_frame),
+    ] {
+        // The frame after the hole may itself start with zero bytes (an empty payload: a
+        // zero length field; 256 bytes: a zero low byte).
+        let payloads: [&[u8]; 3] = [b"second", b"", &[7u8; 256]];
+        for (hole, payload) in [0usize, 1, 7, 8, 31, 32, 33, 2047, 2048, 2049, 5000]
+            .into_iter()
+            .flat_map(|h| payloads.into_iter().map(move |p| (h, p)))
+        {
+            let mut frames = Vec::new();
+            encode(&mut frames, 0, 0, b"first");
+            frames.push(0xFF); // a torn byte
+            frames.resize(frames.len() + hole, 0);
+            let torn = segment(version, 0, &frames);
+            let scan = scan_segment(&torn).unwrap();
+            assert!(
+                matches!(scan.end, ScanEnd::Torn { .. }),
+                "{version:?} hole {hole}: {:?}",
+                scan.end
+            );
+            encode(&mut frames, 1, 0, payload);
+            let damaged = segment(version, 0, &frames);
+            let scan = scan_segment(&damaged).unwrap();
+            assert!(
+                matches!(
+                    scan.end,
+                    ScanEnd::Corrupt {
+                        reason: Corruption::ValidFrameFollows { .. },
+                        ..
+                    }
+                ),
+                "{version:?} hole {hole}: {:?}",
+                scan.end
+            );
+        }
+    }
+}
+
+#[test]
 fn torn_tail_versus_damage_inside() {
     let mut frames = Vec::new();
     encode_frame(&mut frames, 0, 0, b"first");
