@@ -85,7 +85,9 @@ fn burst_with_retention(base: &Path) -> Result<(), String> {
     // Leave the log a little more than its retention limit: it runs into ENOSPC unless
     // retention frees segments as it goes.
     let filler = base.join("filler");
-    let free: u64 = free_bytes(base).parse().map_err(|_| "df failed".to_string())?;
+    let free: u64 = free_bytes(base)
+        .parse()
+        .map_err(|_| "df failed".to_string())?;
     let fill = free.saturating_sub((2 << 20) + 128 * KIB as u64);
     std::fs::write(&filler, vec![0xA5u8; fill as usize]).map_err(|e| format!("filler: {e}"))?;
     let free_before = free_bytes(base);
@@ -133,7 +135,9 @@ fn partial_progress(base: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // Fill the disk but for about 512 KiB.
     let filler = base.join("filler");
-    let free: u64 = free_bytes(base).parse().map_err(|_| "df failed".to_string())?;
+    let free: u64 = free_bytes(base)
+        .parse()
+        .map_err(|_| "df failed".to_string())?;
     let fill = free.saturating_sub(512 * KIB as u64);
     std::fs::write(&filler, vec![0xA5u8; fill as usize]).map_err(|e| format!("filler: {e}"))?;
     println!(
@@ -179,7 +183,9 @@ fn partial_progress(base: &Path) -> Result<(), String> {
     }
     std::fs::remove_file(&filler).map_err(|e| e.to_string())?;
     let drained = wait_healthy_and_drained(&emitter, Duration::from_secs(30))?;
-    emitter.flush().map_err(|e| format!("flush after space returned: {e}"))?;
+    emitter
+        .flush()
+        .map_err(|e| format!("flush after space returned: {e}"))?;
     drop(emitter);
     let report = writer.shutdown().map_err(|e| format!("shutdown: {e}"))?;
     let (first, next) = check_log(&dir)?;
@@ -207,7 +213,10 @@ fn main() -> ExitCode {
     let base = Path::new(&base);
     println!("{}: {} bytes free", base.display(), free_bytes(base));
     for (name, run) in [
-        ("retention", burst_with_retention as fn(&Path) -> Result<(), String>),
+        (
+            "retention",
+            burst_with_retention as fn(&Path) -> Result<(), String>,
+        ),
         ("partial progress", partial_progress),
     ] {
         if let Err(e) = run(base) {
