@@ -79,15 +79,21 @@ struct Mark {
 /// excluding this one, and it them. Either lock being held elsewhere makes `open` fail with
 /// [`WouldBlock`](io::ErrorKind::WouldBlock).
 ///
-/// A log notices when its directory, or its active segment file, is removed while it is open
-/// (on Unix: one `fstat` each of the held directory and of the active segment, looking for a
-/// link count of 0, at every [`sync`](Sink::sync) and every rotation to a new segment). The
-/// records appended since the last good sync are then lost with the removed files: that sync
-/// or append fails with "log directory was removed" (or "active segment was removed"), and so
-/// does every append and sync after it, for as long as this `SegmentLog` lives. A
-/// [`Writer`](crate::Writer) so reports itself unhealthy, `flush` errs, and the records are
-/// not counted as persisted. Open the log again to continue (in a new directory, if this one
-/// is gone).
+/// A log notices when its directory, or its active segment file, is removed while it is open,
+/// or when the directory's path no longer names it (moved away, or replaced by a new
+/// directory of the same name). On Unix it looks at every [`sync`](Sink::sync), at every
+/// rotation to a new segment, and before it deletes or truncates anything by path (retention,
+/// a rollback): one `fstat` each of the held directory and of the active segment (a link count
+/// of 0) and one `stat` of the path. That sync or append then fails ("log directory was
+/// removed", "... moved or replaced", "active segment was removed", with the path), and so
+/// does every append and sync after it, for as long as this `SegmentLog` lives; it deletes and
+/// truncates nothing from then on (the path may name someone else's log by now).
+/// [`next_seq`](Sink::next_seq) falls back to the last good sync: a
+/// [`Writer`](crate::Writer) so reports itself unhealthy, `flush` errs, and the records
+/// appended since are not counted as persisted (what the removed files held before that is
+/// gone too, of course). When not `durable` (`SyncPolicy::Never`, which promises nothing on
+/// disk) every append is its own mark, so only records after the removal was noticed are
+/// refused. Open the log again to continue (in a new directory, if this one is gone).
 ///
 /// ```
 /// use ringwal::{format, Batch, LogOptions, SegmentLog, Sink};
@@ -110,9 +116,10 @@ pub struct SegmentLog {
     dir_lock: File,
     /// `dir/LOCK`, locked too, for writers of older versions that lock only it.
     _lock: File,
-    /// Set once the directory or the active segment is found removed: every append and sync
-    /// fails with this from then on.
-    removed: Option<&'static str>,
+    /// Set once the directory or the active segment is found removed (or the directory's
+    /// path found naming another directory): every append and sync fails with this message
+    /// from then on, and no file is deleted or truncated by path.
+    removed: Option<String>,
     segments: VecDeque<Seg>,
     active: File,
     next_seq: u64,
@@ -482,6 +489,8 @@ impl SegmentLog {
     /// Puts the log back to `mark`: deletes later segments, truncates the mark's segment.
     /// With `sync`, makes that durable (after a failed fsync, so the unknown bytes are gone).
     fn restore(&mut self, mark: Mark, sync: bool) -> io::Result<()> {
+        // Deletes and truncates by path: never in a directory that is no longer the log's.
+        self.check_present()?;
         let mut removed = false;
         while let Some(seg) = self.segments.back() {
             if seg.first_seq <= mark.segment {
@@ -604,6 +613,10 @@ impl SegmentLog {
             if !excess || self.segments.len() <= 1 || oldest.first_seq >= self.mark.segment {
                 break;
             }
+            if !removed {
+                // Deletes by path: never in a directory that is no longer the log's.
+                self.check_present()?;
+            }
             let path = self.path(oldest.first_seq);
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -634,41 +647,50 @@ impl SegmentLog {
 
     /// Fails if the directory or active segment was found removed before (no system call).
     fn known_removed(&self) -> io::Result<()> {
-        match self.removed {
+        match &self.removed {
             None => Ok(()),
-            Some(what) => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{}: {what}", self.dir.display()),
-            )),
+            Some(what) => Err(io::Error::new(io::ErrorKind::NotFound, what.clone())),
         }
     }
 
-    /// One `fstat` each of the held directory and the active segment: a link count of 0
-    /// means it was removed.
+    /// One `fstat` each of the held directory and the active segment (a link count of 0
+    /// means it was removed), and one `stat` of the directory's path (it must still name
+    /// the held directory: not moved away, nor replaced by another of the same name).
     #[cfg(unix)]
-    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+    fn find_removed(&self) -> io::Result<Option<String>> {
         use std::os::unix::fs::MetadataExt;
+        let shown = self.dir.display();
         let dir = self
             .dir_lock
             .metadata()
             .map_err(|e| annotate(&self.dir, e))?;
         if dir.nlink() == 0 {
-            return Ok(Some("log directory was removed"));
+            return Ok(Some(format!("{shown}: log directory was removed")));
+        }
+        match fs::metadata(&self.dir) {
+            Ok(now) if (now.dev(), now.ino()) == (dir.dev(), dir.ino()) => {}
+            Ok(_) | Err(_) => {
+                return Ok(Some(format!(
+                    "{shown}: log directory was moved or replaced (this path no longer names \
+                     the directory the log was opened in)"
+                )))
+            }
         }
         let first = self.segments.back().expect("a segment exists").first_seq;
-        let active = self
-            .active
-            .metadata()
-            .map_err(|e| annotate(&self.path(first), e))?;
+        let path = self.path(first);
+        let active = self.active.metadata().map_err(|e| annotate(&path, e))?;
         if active.nlink() == 0 {
-            return Ok(Some("active segment was removed"));
+            return Ok(Some(format!(
+                "{}: active segment was removed",
+                path.display()
+            )));
         }
         Ok(None)
     }
 
     /// Not checked where there is no link count to look at.
     #[cfg(not(unix))]
-    fn find_removed(&self) -> io::Result<Option<&'static str>> {
+    fn find_removed(&self) -> io::Result<Option<String>> {
         Ok(None)
     }
 }
@@ -729,8 +751,8 @@ fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
 /// A kill point, in debug builds only (as RocksDB's are): with
 /// `RINGWAL_CRASH_POINT=<name>:<n>` in the environment, the process SIGKILLs itself (through
 /// `kill -9`; if that cannot run, it aborts, which to the file system is the same) the `n`th
-/// time it reaches the point `name`. The crash test uses it for windows too short to hit with a timed kill; unset, it
-/// costs one environment lookup per segment created.
+/// time it reaches the point `name`. The crash test uses it for windows too short to hit
+/// with a timed kill; unset, it costs one environment lookup per segment created.
 ///
 /// Points: `segment-created` — a segment file exists but its header is not written yet.
 #[cfg(debug_assertions)]

@@ -171,8 +171,6 @@ pub struct Iter {
     /// `listing` is to be taken again before use (nothing listed yet, or a listed file is
     /// gone).
     stale: bool,
-    /// `listing` was taken by the current `pick_segment` call.
-    fresh: bool,
     /// How many times the directory was listed (for tests of the linear bound).
     listings: u64,
     /// The last `Err` was retention overtaking the reader: go on, do not stop.
@@ -240,7 +238,6 @@ impl Iter {
             max_record,
             listing: Vec::new(),
             stale: true,
-            fresh: false,
             listings: 0,
             overtaken: false,
             current: None,
@@ -331,12 +328,10 @@ impl Iter {
     fn pick_segment(&mut self) -> io::Result<Option<(u64, PathBuf)>> {
         if !self.stale {
             if let Some(found) = self.find_segment() {
-                self.fresh = false;
                 return Ok(Some(found));
             }
         }
         self.relist()?;
-        self.fresh = true;
         Ok(self.find_segment())
     }
 

@@ -145,3 +145,68 @@ fn a_writer_reports_its_directory_removed() {
         stats.persisted + stats.dropped + err.unwritten.len() as u64
     );
 }
+
+/// The log's directory moved away (a link count still above 0) and a new log opened at its
+/// path: the old log notices at its next sync, and neither its retention nor its rollback
+/// touches the new log's files, which have the same names.
+#[test]
+fn a_moved_or_replaced_directory_is_noticed_and_the_new_one_left_alone() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    let options = LogOptions {
+        segment_bytes: 256,
+        retain: ringwal::Retain::Segments(2),
+        ..LogOptions::default()
+    };
+    let mut old = SegmentLog::open(&dir, options.clone()).unwrap();
+    for _ in 0..6 {
+        append(&mut old, 4, &[1; 40]).unwrap();
+        old.sync().unwrap();
+    }
+    fs::rename(&dir, parent.path().join("log.old")).unwrap();
+    let mut new = SegmentLog::open(&dir, options).unwrap();
+    for _ in 0..6 {
+        append(&mut new, 4, &[2; 40]).unwrap();
+        new.sync().unwrap();
+    }
+    let snapshot = |d: &std::path::Path| {
+        let mut files: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (p.clone(), fs::read(p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&dir);
+    assert!(
+        before.len() >= 3,
+        "the new log has segments: {}",
+        before.len()
+    );
+
+    // An append that rotates, or retention after it, would act on paths in the new log.
+    let result = append(&mut old, 40, &[1; 40]);
+    let sync = old.sync();
+    assert!(
+        result.is_err() || sync.is_err(),
+        "the old log noticed nothing"
+    );
+    let err = result.err().or(sync.err()).unwrap();
+    assert!(
+        err.to_string()
+            .contains("log directory was moved or replaced"),
+        "{err}"
+    );
+    assert_removed_err(old.sync(), "sync after", "moved or replaced");
+    assert_removed_err(
+        old.discard_unsynced(),
+        "rollback after",
+        "moved or replaced",
+    );
+    assert_eq!(snapshot(&dir), before, "the new log's files were touched");
+    append(&mut new, 1, b"still fine").unwrap();
+    new.sync().unwrap();
+}

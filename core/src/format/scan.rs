@@ -392,10 +392,6 @@ enum Resync {
     GaveUp,
 }
 
-/// Looks for a valid frame at any offset from `from` whose sequence number could follow
-/// `expected` (at or after it, and no further than one per minimum frame size). Reads `src` a
-/// window at a time; only a plausible candidate (sequence number and length field) is
-/// checksummed, through [`check_frame`].
 /// How many bytes at the start of `bytes` are zero.
 fn zero_prefix(bytes: &[u8]) -> usize {
     // Slice equality on bytes is a `memcmp`: fast in debug builds too (the tests scan
@@ -408,6 +404,12 @@ fn zero_prefix(bytes: &[u8]) -> usize {
     n + bytes[n..].iter().take_while(|&&b| b == 0).count()
 }
 
+/// Looks for a valid frame at any offset from `from` whose sequence number could follow
+/// `expected` (at or after it, and no further than one per minimum frame size). Reads `src` a
+/// window at a time; only a plausible candidate (sequence number and length field) is
+/// checksummed, through [`check_frame`]. An all-zero header is never a candidate (it is never
+/// a valid frame), so a hole of zeros costs nothing against the budget, whatever `expected`
+/// is: after the first segment's first record too, it is a torn tail, not unverifiable.
 fn resync<S: ReadAt + ?Sized>(
     src: &mut S,
     version: Version,
@@ -432,7 +434,11 @@ fn resync<S: ReadAt + ?Sized>(
         // An all-zero frame header is never a valid frame (its checksum field, 0, is not the
         // checksum of zeros; `an_all_zero_frame_header_is_never_a_frame` checks it, for every
         // version): step over a run of zeros (a sparse file's hole) at once, not byte by byte.
-        let zeros = zero_prefix(here);
+        let zeros = if here[..header].iter().all(|&b| b == 0) {
+            zero_prefix(here)
+        } else {
+            0
+        };
         if zeros >= header {
             at += (zeros - header + 1) as u64;
             continue;
