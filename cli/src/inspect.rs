@@ -1,7 +1,7 @@
 //! `cat`, `verify`, `tail`, `info`: reading a log directory without writing code.
 
 use crate::Format;
-use ringwal::format::{self, ReadAt, ScanEnd, ScanError};
+use ringwal::format::{self, ScanEnd, ScanError};
 use ringwal::{Entry, Gap, Reader};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -282,7 +282,7 @@ fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
             Ok(mut src) => match format::scan_segment_in(&mut src) {
                 Ok(scan) => Scanned::Scan(scan),
                 Err(ScanError::Header(format::HeaderError::Short(n))) => Scanned::CutShort(n),
-                Err(ScanError::Header(e)) => match zero_header(&mut src) {
+                Err(ScanError::Header(e)) => match src.is_unwritten_header() {
                     Ok(true) => Scanned::CutShort(format::HEADER_LEN),
                     Ok(false) => Scanned::Bad(e.to_string()),
                     Err(e) => Scanned::Bad(e.to_string()),
@@ -298,16 +298,6 @@ fn scan_all(reader: &Reader) -> io::Result<Vec<SegmentReport>> {
         });
     }
     Ok(out)
-}
-
-/// Whether `src` is exactly [`format::HEADER_LEN`] zero bytes (a header never written).
-fn zero_header(src: &mut format::FileSource) -> io::Result<bool> {
-    if src.len() != format::HEADER_LEN as u64 {
-        return Ok(false);
-    }
-    let mut header = [0u8; format::HEADER_LEN];
-    src.read_exact_at(0, &mut header)?;
-    Ok(header.iter().all(|&b| b == 0))
 }
 
 /// The number of the last of `records` records numbered from `first`, or `None` if it would

@@ -82,6 +82,18 @@ impl FileSource {
         })
     }
 
+    /// Whether the source is exactly [`HEADER_LEN`] zero bytes: a segment whose header was
+    /// never written, on a file system that extended the file first (a crash while creating
+    /// it, which recovery removes).
+    pub fn is_unwritten_header(&mut self) -> io::Result<bool> {
+        if self.len() != HEADER_LEN as u64 {
+            return Ok(false);
+        }
+        let mut header = [0u8; HEADER_LEN];
+        self.read_exact_at(0, &mut header)?;
+        Ok(header.iter().all(|&b| b == 0))
+    }
+
     /// Reads exactly `buf.len()` bytes at source offset `offset` from the file.
     fn read_file(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let at = self

@@ -218,17 +218,6 @@ pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64, format::Version)
     Ok((header.first_seq, len, header.version))
 }
 
-/// Whether `src` is exactly [`HEADER_LEN`] zero bytes: a segment whose header was never
-/// written, on a file system that extended the file first.
-fn zero_header(src: &mut FileSource) -> io::Result<bool> {
-    if src.len() != HEADER_LEN as u64 {
-        return Ok(false);
-    }
-    let mut header = [0u8; HEADER_LEN];
-    src.read_exact_at(0, &mut header)?;
-    Ok(header.iter().all(|&b| b == 0))
-}
-
 /// Reads until `buf` is full or the input ends; returns how many bytes it read.
 pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -361,7 +350,7 @@ impl SegmentLog {
                     ));
                 }
                 Err(ScanError::Header(HeaderError::BadMagic | HeaderError::BadChecksum))
-                    if zero_header(&mut src).map_err(|e| annotate(&path, e))? =>
+                    if src.is_unwritten_header().map_err(|e| annotate(&path, e))? =>
                 {
                     // Same, on a file system that extended the file before writing it.
                     fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
