@@ -15,7 +15,7 @@
 //! Exits non-zero if any of that does not hold; prints what it measured.
 
 use ringwal::{Reader, Retain, Writer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,18 @@ fn free_bytes(dir: &Path) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// Fills the file system of `base` with a file (returned, to delete later) until about
+/// `leave` bytes are free.
+fn fill_leaving(base: &Path, leave: u64) -> Result<PathBuf, String> {
+    let filler = base.join("filler");
+    let free: u64 = free_bytes(base)
+        .parse()
+        .map_err(|_| "df failed".to_string())?;
+    let fill = free.saturating_sub(leave);
+    std::fs::write(&filler, vec![0xA5u8; fill as usize]).map_err(|e| format!("filler: {e}"))?;
+    Ok(filler)
+}
+
 fn wait_healthy_and_drained<T: ringwal::Record>(
     emitter: &ringwal::Emitter<T>,
     limit: Duration,
@@ -84,12 +96,7 @@ fn burst_with_retention(base: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // Leave the log a little more than its retention limit: it runs into ENOSPC unless
     // retention frees segments as it goes.
-    let filler = base.join("filler");
-    let free: u64 = free_bytes(base)
-        .parse()
-        .map_err(|_| "df failed".to_string())?;
-    let fill = free.saturating_sub((2 << 20) + 128 * KIB as u64);
-    std::fs::write(&filler, vec![0xA5u8; fill as usize]).map_err(|e| format!("filler: {e}"))?;
+    let filler = fill_leaving(base, (2 << 20) + 128 * KIB as u64)?;
     let free_before = free_bytes(base);
     let started = Instant::now();
     let mut accepted = 0;
@@ -134,12 +141,7 @@ fn partial_progress(base: &Path) -> Result<(), String> {
         .start::<Vec<u8>>()
         .map_err(|e| e.to_string())?;
     // Fill the disk but for about 512 KiB.
-    let filler = base.join("filler");
-    let free: u64 = free_bytes(base)
-        .parse()
-        .map_err(|_| "df failed".to_string())?;
-    let fill = free.saturating_sub(512 * KIB as u64);
-    std::fs::write(&filler, vec![0xA5u8; fill as usize]).map_err(|e| format!("filler: {e}"))?;
+    let filler = fill_leaving(base, 512 * KIB as u64)?;
     println!(
         "2. the disk filled but {} bytes; 2,048 records of 1 KiB",
         free_bytes(base)
