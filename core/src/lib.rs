@@ -22,8 +22,10 @@
 //! assert_eq!(batch, [512, 513]);
 //! ```
 //!
-//! With the `alloc` feature, `channel()` puts the ring behind an `Arc` and returns a cloneable
-//! `Producer` and a `Receiver`.
+//! With the `alloc` feature, `channel(capacity)` builds a ring whose capacity is chosen at run
+//! time directly on the heap (any size, on any stack) and returns a cloneable `Producer` and a
+//! `Receiver`. Both front ends run one implementation of the algorithm: the inline ring with a
+//! constant index mask, the heap ring with its mask read at run time.
 //!
 //! Two ways to push:
 //! - [`Ring::try_push`] returns `Err(Full(value))` when the ring is full, with the value intact.
@@ -48,9 +50,13 @@
 //! queue, crossbeam's `ArrayQueue`): no operation takes a lock, and among threads that keep
 //! running, some operation always completes. It is not wait-free:
 //! - A producer that is preempted between claiming a position and publishing its value holds
-//!   the consumer at that position. [`Consumer::pop`] does not wait for it: it returns `None`
-//!   and the caller decides when to look again (the std writer backs off). Values pushed after
-//!   that position stay queued until it is published.
+//!   the consumer at that position. [`Consumer::try_pop`] and [`Consumer::drain`] never wait
+//!   for it: `try_pop` says [`TryPopError::Pending`] (told apart from `Empty`) and the caller
+//!   decides when to look again (the std writer backs off). [`Consumer::pop`] is linearizable
+//!   like crossbeam's `ArrayQueue::pop` — `None` only when the ring is empty — so it waits for
+//!   that producer; a consumer that can preempt a producer of its ring (an interrupt handler, a
+//!   higher-priority task on one core) must use `try_pop` or `drain`. Values pushed after that
+//!   position stay queued until it is published.
 //! - [`Ring::try_push`] never waits for anyone; it reports [`Full`] if the slot it needs still
 //!   holds a value (also in the few instructions while the consumer moves the oldest out).
 //!   It is safe in an interrupt handler that preempted the consumer.
@@ -134,10 +140,10 @@ mod channel;
 #[cfg(feature = "format")]
 pub mod format;
 
-pub use ring::{Consumer, Drain, Full, Ring};
+pub use ring::{Consumer, Drain, Full, Ring, TryPopError};
 
 #[cfg(feature = "alloc")]
-pub use channel::{channel, Producer, Receiver};
+pub use channel::{channel, channel_at, try_channel, CapacityError, Producer, Receiver};
 
 #[cfg(test)]
 mod tests;
@@ -156,13 +162,17 @@ const _: () = {
     assert_not_impl_any!(Consumer<'static, u64, 4>: Sync, Clone);
     assert_not_impl_any!(Consumer<'static, *const u8, 4>: Send);
     assert_impl_all!(Full<u64>: core::error::Error, Send, Sync);
+    assert_impl_all!(TryPopError: core::error::Error, Send, Sync, Copy);
 };
 
 #[cfg(feature = "alloc")]
 const _: () = {
     use static_assertions::{assert_impl_all, assert_not_impl_any};
-    assert_impl_all!(Producer<u64, 4>: Send, Sync, Clone);
-    assert_impl_all!(Receiver<u64, 4>: Send);
-    assert_not_impl_any!(Receiver<u64, 4>: Clone);
-    assert_not_impl_any!(Producer<*const u8, 4>: Send, Sync);
+    assert_impl_all!(Producer<u64>: Send, Sync, Clone);
+    assert_impl_all!(Producer<core::cell::Cell<u64>>: Send, Sync);
+    assert_impl_all!(Receiver<u64>: Send);
+    assert_not_impl_any!(Receiver<u64>: Clone);
+    assert_not_impl_any!(Producer<*const u8>: Send, Sync);
+    assert_not_impl_any!(Receiver<*const u8>: Send);
+    assert_impl_all!(crate::CapacityError: core::error::Error, Send, Sync);
 };

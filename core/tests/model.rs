@@ -1,6 +1,8 @@
 //! Property tests: random single-threaded operation sequences against a `VecDeque` model, for
-//! `N` in {2, 4, 4096}, over many laps and across the `usize::MAX` wrap of the counters. Every
-//! value is tracked, so a double drop or a leak fails the test.
+//! capacities 2, 4 and 4096, through both front ends of the one ring algorithm (the inline
+//! `Ring<T, N>` and the heap ring of `channel(capacity)`), over many laps and across the
+//! `usize::MAX` wrap of the counters. Every value is tracked, so a double drop or a leak fails
+//! the test.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
@@ -8,7 +10,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
-use ringwal_core::{Consumer, Full, Ring};
+use ringwal_core::{channel_at, Consumer, Full, Producer, Receiver, Ring, TryPopError};
 
 /// A value that registers itself while alive: dropping it twice or never fails the test.
 #[derive(Debug)]
@@ -47,6 +49,8 @@ enum Op {
         force: bool,
     },
     Pop,
+    /// `try_pop`: in one thread nothing is ever mid-publish, so never `Pending`.
+    TryPop,
     /// Takes at most this many from a `drain()` and drops the iterator.
     Drain(u16),
     /// Drops the consumer and claims a new one.
@@ -68,7 +72,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::TryPush),
         3 => Just(Op::ForcePush),
         1 => (0u16..burst_max(), any::<bool>()).prop_map(|(count, force)| Op::Burst { count, force }),
-        4 => Just(Op::Pop),
+        3 => Just(Op::Pop),
+        2 => Just(Op::TryPop),
         2 => (0u16..burst_max()).prop_map(Op::Drain),
         1 => Just(Op::Reclaim),
     ]
@@ -82,9 +87,127 @@ fn start() -> impl Strategy<Value = usize> {
     ]
 }
 
-struct Harness<'r, const N: usize> {
+/// One front end of the ring, as the harness drives it.
+trait Front {
+    fn push(&self, v: Tracked, force: bool, in_flight: Option<&AtomicUsize>) -> Pushed;
+    fn pop(&mut self) -> Option<Tracked>;
+    fn try_pop(&mut self) -> Result<Tracked, TryPopError>;
+    fn drain(&mut self, k: usize) -> Vec<u64>;
+    fn evicted(&self) -> u64;
+    /// Drops the consumer and claims a new one; false where a front end has no such hand-off
+    /// (a `Receiver` is the one consumer of its channel for life).
+    fn reclaim(&mut self) -> bool;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool;
+    fn is_full(&self) -> bool;
+    fn capacity(&self) -> usize;
+}
+
+enum Pushed {
+    Forced(Option<Tracked>),
+    Tried(Result<(), Full<Tracked>>),
+}
+
+struct Inline<'r, const N: usize> {
     ring: &'r Ring<Tracked, N>,
     consumer: Option<Consumer<'r, Tracked, N>>,
+}
+
+impl<const N: usize> Front for Inline<'_, N> {
+    fn push(&self, v: Tracked, force: bool, in_flight: Option<&AtomicUsize>) -> Pushed {
+        match (force, in_flight) {
+            (true, Some(c)) => Pushed::Forced(self.ring.force_push_releasing(v, c)),
+            (true, None) => Pushed::Forced(self.ring.force_push(v)),
+            (false, Some(c)) => Pushed::Tried(self.ring.try_push_releasing(v, c)),
+            (false, None) => Pushed::Tried(self.ring.try_push(v)),
+        }
+    }
+    fn pop(&mut self) -> Option<Tracked> {
+        self.consumer.as_mut().unwrap().pop()
+    }
+    fn try_pop(&mut self) -> Result<Tracked, TryPopError> {
+        self.consumer.as_mut().unwrap().try_pop()
+    }
+    fn drain(&mut self, k: usize) -> Vec<u64> {
+        let c = self.consumer.as_mut().unwrap();
+        c.drain().take(k).map(|v| v.id).collect()
+    }
+    fn evicted(&self) -> u64 {
+        self.consumer.as_ref().unwrap().evicted()
+    }
+    fn reclaim(&mut self) -> bool {
+        assert!(
+            self.ring.consumer().is_none(),
+            "second consumer while one lives"
+        );
+        self.consumer = None;
+        self.consumer = Some(self.ring.consumer().expect("claim after drop"));
+        true
+    }
+    fn len(&self) -> usize {
+        self.ring.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+    fn is_full(&self) -> bool {
+        self.ring.is_full()
+    }
+    fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+}
+
+struct Heap {
+    tx: Producer<Tracked>,
+    rx: Receiver<Tracked>,
+}
+
+impl Front for Heap {
+    fn push(&self, v: Tracked, force: bool, in_flight: Option<&AtomicUsize>) -> Pushed {
+        match (force, in_flight) {
+            (true, Some(c)) => Pushed::Forced(self.tx.force_push_releasing(v, c)),
+            (true, None) => Pushed::Forced(self.tx.force_push(v)),
+            (false, Some(c)) => Pushed::Tried(self.tx.try_push_releasing(v, c)),
+            (false, None) => Pushed::Tried(self.tx.try_push(v)),
+        }
+    }
+    fn pop(&mut self) -> Option<Tracked> {
+        self.rx.pop()
+    }
+    fn try_pop(&mut self) -> Result<Tracked, TryPopError> {
+        self.rx.try_pop()
+    }
+    fn drain(&mut self, k: usize) -> Vec<u64> {
+        self.rx.drain().take(k).map(|v| v.id).collect()
+    }
+    fn evicted(&self) -> u64 {
+        self.rx.evicted()
+    }
+    fn reclaim(&mut self) -> bool {
+        false
+    }
+    fn len(&self) -> usize {
+        assert_eq!(self.tx.len(), self.rx.len());
+        self.tx.len()
+    }
+    fn is_empty(&self) -> bool {
+        assert_eq!(self.tx.is_empty(), self.rx.is_empty());
+        self.rx.is_empty()
+    }
+    fn is_full(&self) -> bool {
+        self.tx.is_full()
+    }
+    fn capacity(&self) -> usize {
+        assert_eq!(self.tx.capacity(), self.rx.capacity());
+        self.tx.capacity()
+    }
+}
+
+struct Harness<F> {
+    front: F,
+    /// The capacity, `N`.
+    cap: usize,
     model: VecDeque<u64>,
     /// Evictions no consumer has stepped over yet (in a single thread every eviction is of a
     /// position before the next value, so the next pop steps over all of them).
@@ -95,7 +218,7 @@ struct Harness<'r, const N: usize> {
     live: Rc<RefCell<BTreeSet<u64>>>,
 }
 
-impl<'r, const N: usize> Harness<'r, N> {
+impl<F: Front> Harness<F> {
     fn push(&mut self, force: bool) {
         let id = self.next_id;
         self.next_id += 1;
@@ -112,58 +235,51 @@ impl<'r, const N: usize> Harness<'r, N> {
                 "in-flight counter"
             );
         };
-        if force {
-            let evicted = if releasing {
-                self.ring.force_push_releasing(value, &in_flight)
-            } else {
-                self.ring.force_push(value)
-            };
-            check_released(&in_flight);
-            let expected = if self.model.len() == N {
-                self.evictions_pending += 1;
-                self.model.pop_front()
-            } else {
-                None
-            };
-            assert_eq!(
-                evicted.map(|v| v.id),
-                expected,
-                "force_push evicts the oldest"
-            );
-            self.model.push_back(id);
-        } else {
-            let pushed = if releasing {
-                self.ring.try_push_releasing(value, &in_flight)
-            } else {
-                self.ring.try_push(value)
-            };
-            check_released(&in_flight);
-            match pushed {
-                Ok(()) => {
-                    assert!(self.model.len() < N, "try_push succeeded on a full ring");
-                    self.model.push_back(id);
-                }
-                Err(Full(back)) => {
-                    assert_eq!(
-                        self.model.len(),
-                        N,
-                        "try_push failed on a ring that had room"
-                    );
-                    assert_eq!(back.id, id, "Full returns the caller's value, untouched");
+        let counter = releasing.then_some(&in_flight);
+        match self.front.push(value, force, counter) {
+            Pushed::Forced(evicted) => {
+                check_released(&in_flight);
+                let expected = if self.model.len() == self.cap {
+                    self.evictions_pending += 1;
+                    self.model.pop_front()
+                } else {
+                    None
+                };
+                assert_eq!(
+                    evicted.map(|v| v.id),
+                    expected,
+                    "force_push evicts the oldest"
+                );
+                self.model.push_back(id);
+            }
+            Pushed::Tried(pushed) => {
+                check_released(&in_flight);
+                match pushed {
+                    Ok(()) => {
+                        assert!(
+                            self.model.len() < self.cap,
+                            "try_push succeeded on a full ring"
+                        );
+                        self.model.push_back(id);
+                    }
+                    Err(Full(back)) => {
+                        assert_eq!(
+                            self.model.len(),
+                            self.cap,
+                            "try_push failed on a ring that had room"
+                        );
+                        assert_eq!(back.id, id, "Full returns the caller's value, untouched");
+                    }
                 }
             }
         }
-    }
-
-    fn consumer(&mut self) -> &mut Consumer<'r, Tracked, N> {
-        self.consumer.as_mut().expect("harness holds a consumer")
     }
 
     /// After the consumer stepped: it has seen every eviction so far.
     fn check_consumer_count(&mut self) {
         self.evicted_seen += std::mem::take(&mut self.evictions_pending);
         let expected = self.evicted_seen;
-        assert_eq!(self.consumer().evicted(), expected, "eviction count");
+        assert_eq!(self.front.evicted(), expected, "eviction count");
     }
 
     fn apply(&mut self, op: &Op) {
@@ -176,18 +292,18 @@ impl<'r, const N: usize> Harness<'r, N> {
                 }
             }
             Op::Pop => {
-                let got = self.consumer().pop().map(|v| v.id);
+                let got = self.front.pop().map(|v| v.id);
                 assert_eq!(got, self.model.pop_front());
+                self.check_consumer_count();
+            }
+            Op::TryPop => {
+                let got = self.front.try_pop().map(|v| v.id);
+                assert_eq!(got, self.model.pop_front().ok_or(TryPopError::Empty));
                 self.check_consumer_count();
             }
             Op::Drain(k) => {
                 let available = self.model.len();
-                let got: Vec<u64> = self
-                    .consumer()
-                    .drain()
-                    .take(k as usize)
-                    .map(|v| v.id)
-                    .collect();
+                let got = self.front.drain(k as usize);
                 let want: Vec<u64> = self.model.drain(..available.min(k as usize)).collect();
                 assert_eq!(got, want);
                 // With k == 0 the drain never stepped; the check after every op covers it.
@@ -196,25 +312,22 @@ impl<'r, const N: usize> Harness<'r, N> {
                 }
             }
             Op::Reclaim => {
-                assert!(
-                    self.ring.consumer().is_none(),
-                    "second consumer while one lives"
-                );
-                self.consumer = None;
-                self.consumer = Some(self.ring.consumer().expect("claim after drop"));
-                // A new count; evictions the old consumer had not stepped over are still pending.
-                self.evicted_seen = 0;
+                if self.front.reclaim() {
+                    // A new count; evictions the old consumer had not stepped over are pending.
+                    self.evicted_seen = 0;
+                }
             }
         }
         let seen = self.evicted_seen;
         assert_eq!(
-            self.consumer().evicted(),
+            self.front.evicted(),
             seen,
             "eviction count moved without a step"
         );
-        assert_eq!(self.ring.len(), self.model.len(), "len after {op:?}");
-        assert_eq!(self.ring.is_empty(), self.model.is_empty());
-        assert_eq!(self.ring.is_full(), self.model.len() == N);
+        assert_eq!(self.front.len(), self.model.len(), "len after {op:?}");
+        assert_eq!(self.front.is_empty(), self.model.is_empty());
+        assert_eq!(self.front.is_full(), self.model.len() == self.cap);
+        assert_eq!(self.front.capacity(), self.cap);
         // Everything alive is either in the ring (the model) or nowhere: nothing leaked out.
         assert_eq!(
             self.live.borrow().len(),
@@ -224,29 +337,46 @@ impl<'r, const N: usize> Harness<'r, N> {
     }
 }
 
+fn drive<F: Front>(front: F, cap: usize, live: &Rc<RefCell<BTreeSet<u64>>>, ops: &[Op]) {
+    let mut h = Harness {
+        front,
+        cap,
+        model: VecDeque::new(),
+        evictions_pending: 0,
+        evicted_seen: 0,
+        next_id: 0,
+        live: live.clone(),
+    };
+    for op in ops {
+        h.apply(op);
+    }
+    // The harness checked after every op that exactly the queued values are alive; dropping
+    // the ring (the caller's job for the inline ring, `h`'s for the heap ring) must drop them.
+    drop(h);
+}
+
+/// Runs `ops` on the inline ring of `N` slots and on a heap ring of `N` slots, both starting at
+/// position `start`.
 fn run<const N: usize>(start: usize, ops: &[Op]) {
     let live = Rc::new(RefCell::new(BTreeSet::new()));
     {
         let ring: Box<Ring<Tracked, N>> = Box::new(Ring::new_at(start));
-        let mut h = Harness {
+        let front = Inline {
             ring: &ring,
             consumer: ring.consumer(),
-            model: VecDeque::new(),
-            evictions_pending: 0,
-            evicted_seen: 0,
-            next_id: 0,
-            live: live.clone(),
         };
-        for op in ops {
-            h.apply(op);
-        }
-        let model_left = h.model.len();
-        drop(h);
-        assert_eq!(live.borrow().len(), model_left);
+        drive(front, N, &live, ops);
     }
     assert!(
         live.borrow().is_empty(),
         "Ring::drop leaked {:?}",
+        live.borrow()
+    );
+    let (tx, rx) = channel_at(N, start);
+    drive(Heap { tx, rx }, N, &live, ops);
+    assert!(
+        live.borrow().is_empty(),
+        "the heap ring's drop leaked {:?}",
         live.borrow()
     );
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use ringwal_core::{channel, Ring};
+use std::sync::Mutex;
+
+use ringwal_core::{channel, try_channel, CapacityError, Ring, TryPopError};
 
 /// Values per producer: large in release, smaller in debug, tiny under Miri.
 fn per_producer() -> u64 {
@@ -197,7 +199,7 @@ fn mixed_with_drop_counting() {
 
 #[test]
 fn channel_producers_and_receiver() {
-    let (tx, mut rx) = channel::<u64, 16>();
+    let (tx, mut rx) = channel::<u64>(16);
     let per = per_producer();
     let handles: Vec<_> = (0..PRODUCERS)
         .map(|p| {
@@ -234,4 +236,105 @@ fn channel_producers_and_receiver() {
     }
     assert_eq!(rx.pop(), None);
     check(&got, &[], per);
+}
+
+/// crossbeam's `linearizable` scenario: every thread pushes one value and then pops one. A pop
+/// starts only after its thread's own push returned, and pops are serialised, so at every pop
+/// the ring holds at least one value: `pop` must never say `None`, even while an earlier
+/// position is claimed by a producer that has not published it yet (it waits that out).
+/// `try_pop` may say `Pending` then, and must never say `Empty`.
+#[test]
+fn pop_is_linearizable_and_try_pop_tells_pending_from_empty() {
+    const THREADS: usize = 4;
+    let rounds = if cfg!(miri) { 30 } else { 20_000 };
+    for use_try_pop in [false, true] {
+        let (tx, rx) = channel::<usize>(THREADS);
+        let rx = Mutex::new(rx);
+        let pending = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for t in 0..THREADS {
+                let (tx, rx, pending) = (tx.clone(), &rx, &pending);
+                s.spawn(move || {
+                    for i in 0..rounds {
+                        tx.try_push(t * rounds + i)
+                            .expect("at most THREADS values are ever queued");
+                        let mut rx = rx.lock().unwrap();
+                        if use_try_pop {
+                            loop {
+                                match rx.try_pop() {
+                                    Ok(_) => break,
+                                    Err(TryPopError::Pending) => {
+                                        pending.fetch_add(1, Ordering::Relaxed);
+                                        std::hint::spin_loop();
+                                    }
+                                    Err(TryPopError::Empty) => {
+                                        panic!("try_pop said Empty after this thread's push")
+                                    }
+                                }
+                            }
+                        } else {
+                            assert!(rx.pop().is_some(), "pop said None after this thread's push");
+                        }
+                    }
+                });
+            }
+        });
+        let mut rx = rx.into_inner().unwrap();
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+        assert_eq!(rx.pop(), None);
+        // Not asserted (it depends on scheduling), but shown: how often `Pending` was seen.
+        if use_try_pop {
+            println!("try_pop saw Pending {} times", pending.into_inner());
+        }
+    }
+}
+
+/// A ring of 2^20 slots is built, used and dropped on a thread with a 64 KiB stack: the heap
+/// ring never exists as a stack temporary. (Too slow for Miri's interpreter: 2^20 slots.)
+#[test]
+#[cfg_attr(miri, ignore = "2^20 slots are too many for Miri")]
+fn a_huge_heap_ring_on_a_tiny_stack() {
+    let handle = thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(|| {
+            let (tx, mut rx) = channel::<[u64; 4]>(1 << 20);
+            assert_eq!(tx.capacity(), 1 << 20);
+            for i in 0..(1u64 << 20) {
+                tx.try_push([i; 4]).unwrap();
+            }
+            assert!(tx.is_full());
+            assert_eq!(tx.try_push([0; 4]).unwrap_err().into_inner(), [0; 4]);
+            assert_eq!(tx.force_push([7; 4]), Some([0; 4]));
+            assert_eq!(rx.pop(), Some([1; 4]));
+            assert_eq!(rx.evicted(), 1);
+            assert_eq!(rx.drain().count(), (1 << 20) - 1);
+            drop((tx, rx));
+            // And a string ring, whose drop must drop what is left.
+            let (tx, _rx) = channel::<String>(1 << 20);
+            for i in 0..1000 {
+                tx.try_push(i.to_string()).unwrap();
+            }
+        })
+        .unwrap();
+    handle.join().expect("the 64 KiB thread completes");
+}
+
+#[test]
+fn an_invalid_capacity_is_an_error_from_try_channel_and_a_clear_panic_from_channel() {
+    for capacity in [0, 1, 3, 1000, 4095, usize::MAX, 1 << (usize::BITS - 1)] {
+        assert_eq!(
+            try_channel::<u8>(capacity).unwrap_err(),
+            CapacityError::Invalid { capacity }
+        );
+    }
+    // Valid, but more than any allocator has: an error, not an abort.
+    let capacity = 1 << (usize::BITS - 2);
+    assert_eq!(
+        try_channel::<[u8; 64]>(capacity).unwrap_err(),
+        CapacityError::OutOfMemory { capacity }
+    );
+    assert!(try_channel::<u8>(2).is_ok());
+    let panic = std::panic::catch_unwind(|| channel::<u8>(1000)).unwrap_err();
+    let msg = panic.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("capacity 1000 is not a power of two"), "{msg}");
 }
