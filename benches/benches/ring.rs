@@ -24,6 +24,14 @@ fn uncontended(c: &mut Criterion) {
             black_box(consumer.pop().unwrap());
         })
     });
+    // The heap ring of run-time capacity: the same code with the mask read at run time.
+    let (tx, mut rx) = ringwal_core::channel::<u64>(black_box(CAP));
+    g.bench_function("ringwal_channel", |b| {
+        b.iter(|| {
+            tx.try_push(black_box(1)).unwrap();
+            black_box(rx.pop().unwrap());
+        })
+    });
     let q = ArrayQueue::<u64>::new(CAP);
     g.bench_function("ArrayQueue", |b| {
         b.iter(|| {

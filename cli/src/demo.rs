@@ -119,7 +119,8 @@ fn list(values: &[u32]) -> String {
 fn illustrate(dir: &Path, overflow: Overflow) -> io::Result<Option<String>> {
     let (writer, emitter) = Writer::builder(dir)
         .overflow(overflow)
-        .start_with_capacity::<Small, 4>()?;
+        .capacity(4)
+        .start::<Small>()?;
     let gate = Arc::new(Gate::default());
     emitter
         .emit(Small {

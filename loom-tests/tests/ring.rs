@@ -10,7 +10,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use ringwal_core::{channel, Ring};
+use ringwal_core::{channel, Ring, TryPopError};
 use ringwal_loom_tests::check;
 
 /// Two producers and the consumer on N = 2, across a lap and across the `usize::MAX` wrap of
@@ -42,7 +42,7 @@ fn two_producers_and_consumer_n2_wrap() {
         let a = try_all(&[10]);
         let b = try_all(&[20, 21]);
         let mut c = ring.consumer().unwrap();
-        let mut got: Vec<u32> = (0..3).filter_map(|_| c.pop()).collect();
+        let mut got: Vec<u32> = (0..3).filter_map(|_| c.try_pop().ok()).collect();
         let mut rejected = a.join().unwrap();
         rejected.extend(b.join().unwrap());
         got.extend(c.drain());
@@ -143,7 +143,7 @@ fn force_push_races_pop() {
         let ring = full_ring_of_1_2();
         let mut c = ring.consumer().unwrap();
         let f = spawn_force_push(&ring, 3);
-        let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
+        let popped: Vec<u32> = c.try_pop().ok().map(|v| *v.get_ref()).into_iter().collect();
         let evicted: Vec<u32> = f.join().unwrap().into_iter().collect();
         let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
         check_full_ring_outcome(&popped, &evicted, &rest, &[3]);
@@ -188,7 +188,7 @@ fn force_push_races_pop_and_force_push() {
         let mut c = ring.consumer().unwrap();
         let f3 = spawn_force_push(&ring, 3);
         let f4 = spawn_force_push(&ring, 4);
-        let popped: Vec<u32> = c.pop().map(|v| *v.get_ref()).into_iter().collect();
+        let popped: Vec<u32> = c.try_pop().ok().map(|v| *v.get_ref()).into_iter().collect();
         let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
         evicted.extend(f4.join().unwrap());
         let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
@@ -217,7 +217,7 @@ fn force_push_stream_against_consumer() {
         // Each value with the consumer's eviction count right after popping it.
         let mut got: Vec<(u32, u64)> = Vec::new();
         for _ in 0..2 {
-            if let Some(v) = c.pop() {
+            if let Ok(v) = c.try_pop() {
                 got.push((v, c.evicted()));
             }
         }
@@ -261,7 +261,7 @@ fn consumer_claim_race() {
                     !inside.swap(true, Ordering::SeqCst),
                     "two consumers at once"
                 );
-                let v = c.pop();
+                let v = c.try_pop().ok();
                 inside.store(false, Ordering::SeqCst);
                 drop(c);
                 Some(v)
@@ -322,7 +322,7 @@ fn drop_with_values_inside() {
                 let v = mk(2);
                 thread::spawn(move || drop(ring.force_push(v)))
             };
-            let popped = ring.consumer().unwrap().pop();
+            let popped = ring.consumer().unwrap().try_pop().ok();
             drop(popped);
             let v = mk(3);
             drop(ring.try_push(v));
@@ -346,7 +346,7 @@ fn drop_with_values_inside() {
 #[test]
 fn channel_two_producers() {
     check(None, || {
-        let (tx, mut rx) = channel::<Track<u32>, 2>();
+        let (tx, mut rx) = channel::<Track<u32>>(2);
         let spawn = |v: u32| {
             let tx = tx.clone();
             thread::spawn(move || assert!(tx.try_push(Track::new(v)).is_ok(), "room for both"))
@@ -355,7 +355,7 @@ fn channel_two_producers() {
         let b = spawn(2);
         drop(tx);
         let mut got: Vec<u32> = (0..2)
-            .filter_map(|_| rx.pop())
+            .filter_map(|_| rx.try_pop().ok())
             .map(|v| *v.get_ref())
             .collect();
         a.join().unwrap();
@@ -365,4 +365,77 @@ fn channel_two_producers() {
         assert_eq!(got, [1, 2]);
         assert!(rx.pop().is_none());
     });
+}
+
+/// One pop through a `Consumer` or `Receiver`: `pop()` when `waiting`, which must return a
+/// value; else `try_pop()`, which must never say `Empty` (a completed push is in the ring).
+macro_rules! pop_after_completed_push {
+    ($c:expr, $waiting:expr) => {
+        if $waiting {
+            let v = $c.pop();
+            assert!(v.is_some(), "pop said None after a completed push");
+            v
+        } else {
+            match $c.try_pop() {
+                Ok(v) => Some(v),
+                Err(TryPopError::Pending) => None,
+                Err(TryPopError::Empty) => panic!("try_pop said Empty after a completed push"),
+            }
+        }
+    };
+}
+
+/// What the consumer may see once B's push has completed (B joined) while A, which may have
+/// claimed position 0 first, may still be mid-publish: `pop` must return a value (it waits A
+/// out: linearizable, as crossbeam's `ArrayQueue`), and `try_pop` a value or `Pending`, never
+/// `Empty`. Afterwards both values come out exactly once. Through the inline ring here, the
+/// heap ring below (the same code with a constant or a run-time mask).
+///
+/// Non-vacuous (both mutations run, both front ends' models failed): `Raw::pop` returning
+/// `None` on `Pending` (the old `pop`) fails "pop said None"; `Raw::try_pop` answering `Empty`
+/// whenever the head position is unpublished (no tail check) fails too.
+#[test]
+fn ring_pop_waits_out_a_pending_push_and_try_pop_says_pending() {
+    for waiting in [true, false] {
+        check(None, move || {
+            let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new());
+            let spawn = |v: u32| {
+                let ring = ring.clone();
+                thread::spawn(move || ring.try_push(v).unwrap())
+            };
+            let a = spawn(1);
+            let b = spawn(2);
+            b.join().unwrap();
+            let mut c = ring.consumer().unwrap();
+            let mut got: Vec<u32> = pop_after_completed_push!(c, waiting).into_iter().collect();
+            a.join().unwrap();
+            got.extend(c.drain());
+            got.sort_unstable();
+            assert_eq!(got, [1, 2]);
+            assert_eq!(c.try_pop(), Err(TryPopError::Empty));
+        });
+    }
+}
+
+/// The same model through `channel(2)`'s heap ring.
+#[test]
+fn channel_pop_waits_out_a_pending_push_and_try_pop_says_pending() {
+    for waiting in [true, false] {
+        check(None, move || {
+            let (tx, mut rx) = channel::<u32>(2);
+            let spawn = |v: u32| {
+                let tx = tx.clone();
+                thread::spawn(move || tx.try_push(v).unwrap())
+            };
+            let a = spawn(1);
+            let b = spawn(2);
+            b.join().unwrap();
+            let mut got: Vec<u32> = pop_after_completed_push!(rx, waiting).into_iter().collect();
+            a.join().unwrap();
+            got.extend(rx.drain());
+            got.sort_unstable();
+            assert_eq!(got, [1, 2]);
+            assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+        });
+    }
 }

@@ -147,7 +147,7 @@ impl<'a> Batch<'a> {
 /// }
 ///
 /// let (writer, emitter) = ringwal::Writer::builder("unused-with-a-sink")
-///     .start_with_sink::<&'static str, 64, _>(Memory::default())
+///     .capacity(64).start_with_sink::<&'static str, _>(Memory::default())
 ///     .unwrap();
 /// emitter.emit("hi").unwrap();
 /// let report = writer.shutdown().unwrap();

@@ -301,8 +301,8 @@ fn ev(i: u64) -> Vec<u8> {
 /// A bigger event (for scenarios that want segments to rotate).
 /// Emits `ev(i)` for every `i` in `ids`, each of which must be accepted, and records them in
 /// `accepted`.
-fn emit_accepted<const N: usize>(
-    emitter: &Emitter<Vec<u8>, N>,
+fn emit_accepted(
+    emitter: &Emitter<Vec<u8>>,
     ids: impl IntoIterator<Item = u64>,
     accepted: &mut Vec<Vec<u8>>,
 ) {
@@ -319,13 +319,14 @@ fn big(i: u64) -> Vec<u8> {
 }
 
 /// Declared in this order, the guard drops first (lifting faults), then the writer.
-type Started<const N: usize> = (Writer<Vec<u8>, N>, Emitter<Vec<u8>, N>, Guard);
+type Started = (Writer<Vec<u8>>, Emitter<Vec<u8>>, Guard);
 
 /// Starts a writer on a faulty log in `dir`, with the probe installed.
-fn start<const N: usize>(builder: ringwal::Builder, dir: &Path, options: LogOptions) -> Started<N> {
+fn start<const N: usize>(builder: ringwal::Builder, dir: &Path, options: LogOptions) -> Started {
     let (sink, control) = Faulty::open(dir, options);
     let (writer, emitter) = builder
-        .start_with_sink::<Vec<u8>, N, _>(sink)
+        .capacity(N)
+        .start_with_sink::<Vec<u8>, _>(sink)
         .expect("start the writer");
     let probe = emitter.clone();
     control.with(|p| p.probe = Some(Box::new(move || probe.stats())));
@@ -375,7 +376,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A flush that must fail because of the injected fault.
 #[track_caller]
-fn assert_flush_io_err<const N: usize>(emitter: &Emitter<Vec<u8>, N>, code: i32) {
+fn assert_flush_io_err(emitter: &Emitter<Vec<u8>>, code: i32) {
     match emitter.flush_timeout(SOON) {
         Err(FlushError::Io(e)) => {
             let expected = os_error(code);
@@ -390,7 +391,7 @@ fn assert_flush_io_err<const N: usize>(emitter: &Emitter<Vec<u8>, N>, code: i32)
 }
 
 #[track_caller]
-fn assert_flush_ok<const N: usize>(emitter: &Emitter<Vec<u8>, N>) {
+fn assert_flush_ok(emitter: &Emitter<Vec<u8>>) {
     if let Err(e) = emitter.flush_timeout(SOON) {
         panic!("flush after recovery: {e:?}");
     }
@@ -399,7 +400,7 @@ fn assert_flush_ok<const N: usize>(emitter: &Emitter<Vec<u8>, N>) {
 /// The first flush after a fault is lifted: a failure still in flight (the sink returned it
 /// just before the lift, the writer reports it just after the flush started) may fail it once.
 #[track_caller]
-fn flush_after_lift<const N: usize>(emitter: &Emitter<Vec<u8>, N>) {
+fn flush_after_lift(emitter: &Emitter<Vec<u8>>) {
     flush_through_faults(emitter, 1);
 }
 
@@ -487,8 +488,8 @@ fn enospc_on_nth_append_is_retried_and_loses_nothing() {
 
 /// Lines up a batch: holds the writer in its append of event 0, emits `1..=n`, arms `arm`,
 /// releases. The writer then takes events 1..=n as one batch.
-fn line_up_batch<const N: usize>(
-    emitter: &Emitter<Vec<u8>, N>,
+fn line_up_batch(
+    emitter: &Emitter<Vec<u8>>,
     control: &Control,
     n: u64,
     arm: impl FnOnce(&mut Plan),
@@ -507,7 +508,7 @@ fn line_up_batch<const N: usize>(
 /// Flushes until one succeeds, while armed faults play out: each failed flush saw at least one
 /// new failure, so at most `faults` of them fail (and only with `FlushError::Io`).
 #[track_caller]
-fn flush_through_faults<const N: usize>(emitter: &Emitter<Vec<u8>, N>, faults: u64) {
+fn flush_through_faults(emitter: &Emitter<Vec<u8>>, faults: u64) {
     let mut errors = Vec::new();
     loop {
         match emitter.flush_timeout(SOON) {
@@ -1124,8 +1125,8 @@ fn kib(i: u64) -> Vec<u8> {
 
 /// Lines up one batch of `kib` records: holds the writer in its append of record `first`,
 /// emits `first + 1..first + 1 + n`, arms `arm`, releases. Returns every record emitted.
-fn line_up_kib_batch<const N: usize>(
-    emitter: &Emitter<Vec<u8>, N>,
+fn line_up_kib_batch(
+    emitter: &Emitter<Vec<u8>>,
     control: &Control,
     first: u64,
     n: u64,

@@ -66,10 +66,11 @@ impl Record for Event {
 fn stalled(
     dir: &std::path::Path,
     overflow: Overflow,
-) -> (Writer<Event, N>, ringwal::Emitter<Event, N>, Arc<Gate>) {
+) -> (Writer<Event>, ringwal::Emitter<Event>, Arc<Gate>) {
     let (writer, emitter) = Writer::builder(dir)
         .overflow(overflow)
-        .start_with_capacity::<Event, N>()
+        .capacity(N)
+        .start::<Event>()
         .unwrap();
     let gate = Arc::new(Gate::default());
     emitter
@@ -262,7 +263,8 @@ fn blocked_emitters_are_released_by_shutdown() {
 fn closed_after_shutdown_counts_as_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, emitter) = Writer::builder(dir.path())
-        .start_with_capacity::<Event, N>()
+        .capacity(N)
+        .start::<Event>()
         .unwrap();
     emitter.emit(Event::new(1)).unwrap();
     let report = writer.shutdown().unwrap();
@@ -280,7 +282,8 @@ fn closed_after_shutdown_counts_as_rejected() {
 fn a_panicking_encode_is_dropped_and_recorded_as_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, emitter) = Writer::builder(dir.path())
-        .start_with_capacity::<Event, N>()
+        .capacity(N)
+        .start::<Event>()
         .unwrap();
     emitter.emit(Event::new(1)).unwrap();
     emitter
@@ -303,7 +306,8 @@ fn drop_of_the_writer_shuts_down_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (_writer, emitter) = Writer::builder(dir.path())
-            .start_with_capacity::<Event, N>()
+            .capacity(N)
+            .start::<Event>()
             .unwrap();
         for id in 0..5 {
             emitter.emit(Event::new(id)).unwrap();
@@ -364,7 +368,8 @@ fn shutdown_racing_emitters_keeps_every_accepted_event() {
         let dir = tempfile::tempdir().unwrap();
         let (writer, emitter) = Writer::builder(dir.path())
             .overflow(overflow)
-            .start_with_capacity::<Big, N>()
+            .capacity(N)
+            .start::<Big>()
             .unwrap();
         let start = Arc::new(std::sync::Barrier::new(EMITTERS as usize + 1));
         let threads: Vec<_> = (0..EMITTERS)

@@ -45,7 +45,7 @@ impl Outcomes {
     }
 }
 
-fn emit_counted(e: &Emitter<Vec<u8>, 8>, v: Vec<u8>, out: &mut Outcomes) -> bool {
+fn emit_counted(e: &Emitter<Vec<u8>>, v: Vec<u8>, out: &mut Outcomes) -> bool {
     match e.emit(v) {
         Ok(()) => out.ok += 1,
         Err(EmitError::Full(_)) => out.full += 1,
@@ -74,7 +74,8 @@ fn storm(policy: Overflow) {
     let dir = tempfile::tempdir().unwrap();
     let (writer, emitter) = Writer::builder(dir.path())
         .overflow(policy)
-        .start_with_capacity::<Vec<u8>, 8>()
+        .capacity(8)
+        .start::<Vec<u8>>()
         .unwrap();
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
@@ -129,7 +130,8 @@ fn refusals_after_the_last_record_leave_a_marker() {
     for _ in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let (writer, emitter) = Writer::builder(dir.path())
-            .start_with_capacity::<Vec<u8>, 8>()
+            .capacity(8)
+            .start::<Vec<u8>>()
             .unwrap();
         emitter.emit(b"first".to_vec()).unwrap();
         let threads: Vec<_> = (0..3)
@@ -179,7 +181,8 @@ fn refusal_storm_racing_shutdown_adds_up() {
             let dir = tempfile::tempdir().unwrap();
             let (writer, emitter) = Writer::builder(dir.path())
                 .overflow(policy)
-                .start_with_capacity::<Vec<u8>, 8>()
+                .capacity(8)
+                .start::<Vec<u8>>()
                 .unwrap();
             let threads: Vec<_> = (0..4)
                 .map(|t| {

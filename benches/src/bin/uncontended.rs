@@ -34,6 +34,16 @@ fn loop_ringwal(ops: u64) {
     }
 }
 
+/// The heap ring of run-time capacity: the same algorithm with the index mask read at run time.
+#[inline(never)]
+fn loop_ringwal_channel(ops: u64) {
+    let (tx, mut rx) = ringwal_core::channel::<u64>(black_box(CAP));
+    for i in 0..ops {
+        tx.try_push(black_box(i)).expect("empty ring");
+        black_box(rx.pop().expect("just pushed"));
+    }
+}
+
 #[inline(never)]
 fn loop_ablation_no_rmw(ops: u64) {
     let (mut tx, mut rx) = no_rmw_ring::<u64, CAP>();
@@ -88,8 +98,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let loops: [Loop; 6] = [
+    let loops: [Loop; 7] = [
         ("ringwal Ring", loop_ringwal),
+        (
+            "ringwal channel(4096) (run-time capacity)",
+            loop_ringwal_channel,
+        ),
         (
             "ablation: ringwal without its 2 CASes",
             loop_ablation_no_rmw,

@@ -8,7 +8,7 @@ use crate::signal::Signal;
 use crate::sink::Sink;
 use crate::{Overflow, Report, Retain, ShutdownError, SyncPolicy};
 use crossbeam_utils::CachePadded;
-use ringwal_core::Ring;
+use ringwal_core::{try_channel, CapacityError};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ pub struct Builder {
     retain: Retain,
     reject_when_unhealthy: bool,
     shutdown_timeout: Duration,
+    capacity: usize,
 }
 
 impl Builder {
@@ -38,6 +39,7 @@ impl Builder {
             retain: Retain::All,
             reject_when_unhealthy: false,
             shutdown_timeout: Duration::from_secs(30),
+            capacity: 4096,
         }
     }
 
@@ -80,6 +82,31 @@ impl Builder {
         self
     }
 
+    /// How many events the ring holds: a power of two, at least 2 (default 4096). Anything else
+    /// is an [`io::ErrorKind::InvalidInput`] error from `start`.
+    ///
+    /// The ring absorbs bursts and writer stalls (an fsync, a slow disk): size it for the
+    /// longest burst you must not lose, or the events that arrive in your worst stall
+    /// (events per second × stall seconds), whichever is larger. Memory is about
+    /// `capacity × (size_of::<T>() + 8)` bytes, allocated once at start on the heap.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path())
+    ///     .capacity(1 << 17) // tracing-appender's default is 128,000 lines
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// emitter.emit("hello".to_string()).unwrap();
+    /// writer.shutdown().unwrap();
+    ///
+    /// let err = ringwal::Writer::builder(dir.path()).capacity(1000).start::<String>().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
         let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         match self.sync {
@@ -95,6 +122,12 @@ impl Builder {
             Retain::Bytes(0) => return bad("Retain::Bytes needs at least 1 byte".into()),
             _ => {}
         }
+        if !(self.capacity >= 2 && self.capacity.is_power_of_two()) {
+            return bad(format!(
+                "capacity {} is not a power of two of at least 2",
+                self.capacity
+            ));
+        }
         if let Overflow::Block(Some(d)) = self.overflow {
             if d > Duration::from_secs(60 * 60 * 24 * 365) {
                 return bad(format!("Overflow::Block timeout {d:?} is too long"));
@@ -103,8 +136,8 @@ impl Builder {
         Ok(())
     }
 
-    /// Opens (recovering) the log directory and starts the writer thread, with a ring of 4096
-    /// events.
+    /// Opens (recovering) the log directory and starts the writer thread, with a ring of
+    /// [`capacity`](Self::capacity) events (default 4096).
     ///
     /// ```
     /// use ringwal::{Overflow, SyncPolicy, Writer};
@@ -121,13 +154,6 @@ impl Builder {
     /// assert_eq!((report.emitted, report.persisted), (1, 1));
     /// ```
     pub fn start<T: Record>(self) -> io::Result<(Writer<T>, Emitter<T>)> {
-        self.start_with_capacity::<T, 4096>()
-    }
-
-    /// [`start`](Self::start) with a ring of `N` events (a power of two, at least 2).
-    pub fn start_with_capacity<T: Record, const N: usize>(
-        self,
-    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
         self.check()?;
         let log = SegmentLog::open(
             &self.dir,
@@ -141,12 +167,20 @@ impl Builder {
         self.spawn(log, recovery)
     }
 
+    /// [`start`](Self::start) with a ring of `N` events: the same as `.capacity(N).start()`.
+    #[deprecated(note = "use `.capacity(n).start()`: the capacity is a run-time setting")]
+    pub fn start_with_capacity<T: Record, const N: usize>(
+        self,
+    ) -> io::Result<(Writer<T>, Emitter<T>)> {
+        self.capacity(N).start()
+    }
+
     /// Starts the writer on your own [`Sink`] instead of the segmented log in the builder's
     /// directory (the directory, `segment_bytes` and `retain` are then unused).
-    pub fn start_with_sink<T: Record, const N: usize, S: Sink>(
+    pub fn start_with_sink<T: Record, S: Sink>(
         self,
         sink: S,
-    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
+    ) -> io::Result<(Writer<T>, Emitter<T>)> {
         self.check()?;
         let recovery = Recovery {
             segments: sink.segments(),
@@ -156,24 +190,28 @@ impl Builder {
         self.spawn(sink, recovery)
     }
 
-    fn spawn<T: Record, const N: usize, S: Sink>(
+    fn spawn<T: Record, S: Sink>(
         self,
         sink: S,
         recovery: Recovery,
-    ) -> io::Result<(Writer<T, N>, Emitter<T, N>)> {
-        let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared<T, N>>>();
+    ) -> io::Result<(Writer<T>, Emitter<T>)> {
+        let (producer, receiver) = try_channel::<T>(self.capacity).map_err(|e| match e {
+            CapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
+            _ => io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, _)>();
         let sync = self.sync;
         let shutdown_timeout = self.shutdown_timeout;
         let handle = std::thread::Builder::new()
             .name("ringwal-writer".into())
             .spawn(move || {
-                let shared = rx.recv().map_err(|_| ShutdownError {
+                let (shared, receiver) = rx.recv().map_err(|_| ShutdownError {
                     error: io::Error::other("writer never started"),
                     report: Box::default(),
                     unwritten: Vec::new(),
                 })?;
                 let worker = Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout);
-                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run()));
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(receiver)));
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
                     shared.signal.close();
@@ -191,7 +229,7 @@ impl Builder {
                 })
             })?;
         let shared = Arc::new(Shared {
-            ring: Ring::new(),
+            ring: producer,
             signal: Signal::new(handle.thread().clone()),
             overflow: self.overflow,
             reject_when_unhealthy: self.reject_when_unhealthy,
@@ -199,7 +237,7 @@ impl Builder {
             published: Published::default(),
             last_error: Mutex::new(None),
         });
-        tx.send(Arc::clone(&shared))
+        tx.send((Arc::clone(&shared), receiver))
             .map_err(|_| io::Error::other("writer thread died at start"))?;
         let emitter = Emitter::new(Arc::clone(&shared));
         Ok((

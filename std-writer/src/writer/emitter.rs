@@ -15,12 +15,12 @@ const BLOCK_SPINS: u32 = 96;
 /// A handle for emitting events: cheap to clone, `Send + Sync`. Give each thread its own clone:
 /// clones get their own in-flight counters (16 of them, round robin; more clones share), so
 /// emitters rarely share a cache line.
-pub struct Emitter<T, const N: usize = 4096> {
-    shared: Arc<Shared<T, N>>,
+pub struct Emitter<T> {
+    shared: Arc<Shared<T>>,
     stripe: usize,
 }
 
-impl<T, const N: usize> std::fmt::Debug for Emitter<T, N> {
+impl<T> std::fmt::Debug for Emitter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emitter")
             .field("stripe", &self.stripe)
@@ -28,7 +28,7 @@ impl<T, const N: usize> std::fmt::Debug for Emitter<T, N> {
     }
 }
 
-impl<T, const N: usize> Clone for Emitter<T, N> {
+impl<T> Clone for Emitter<T> {
     fn clone(&self) -> Self {
         Emitter::new(Arc::clone(&self.shared))
     }
@@ -39,8 +39,8 @@ enum Attempt<T> {
     Retry(T),
 }
 
-impl<T, const N: usize> Emitter<T, N> {
-    pub(super) fn new(shared: Arc<Shared<T, N>>) -> Self {
+impl<T> Emitter<T> {
+    pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
         let stripe = shared.signal.stripe();
         Emitter { shared, stripe }
     }

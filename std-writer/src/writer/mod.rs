@@ -16,7 +16,7 @@ use crate::record::Record;
 use crate::signal::{Signal, STRIPES, UNHEALTHY};
 use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
 use crossbeam_utils::CachePadded;
-use ringwal_core::Ring;
+use ringwal_core::Producer;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +37,9 @@ pub(super) struct Published {
 }
 
 /// What emitters, the writer handle and the writer thread share.
-pub(crate) struct Shared<T, const N: usize> {
-    pub(super) ring: Ring<T, N>,
+pub(crate) struct Shared<T> {
+    /// The ring's producer side (the writer thread holds its `Receiver`).
+    pub(super) ring: Producer<T>,
     pub(super) signal: Signal,
     pub(super) overflow: Overflow,
     pub(super) reject_when_unhealthy: bool,
@@ -47,7 +48,7 @@ pub(crate) struct Shared<T, const N: usize> {
     pub(super) last_error: Mutex<Option<(io::ErrorKind, String)>>,
 }
 
-impl<T, const N: usize> Shared<T, N> {
+impl<T> Shared<T> {
     fn stats(&self) -> Stats {
         // Acquire pairs with the writer thread's Release `exited`: after it, the counters are
         // final and this sees them.
@@ -109,13 +110,13 @@ impl<T, const N: usize> Shared<T, N> {
 /// assert_eq!(report.persisted, 200);
 /// assert_eq!(report.emitted, report.persisted + report.dropped);
 /// ```
-pub struct Writer<T, const N: usize = 4096> {
-    pub(super) shared: Arc<Shared<T, N>>,
+pub struct Writer<T> {
+    pub(super) shared: Arc<Shared<T>>,
     pub(super) handle: Option<JoinHandle<Result<Report, ShutdownError>>>,
     pub(super) recovery: Recovery,
 }
 
-impl<T, const N: usize> std::fmt::Debug for Writer<T, N> {
+impl<T> std::fmt::Debug for Writer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("stats", &self.shared.stats())
@@ -123,14 +124,14 @@ impl<T, const N: usize> std::fmt::Debug for Writer<T, N> {
     }
 }
 
-impl Writer<(), 4096> {
+impl Writer<()> {
     /// A builder for a writer whose log lives in `dir` (created if missing).
     pub fn builder(dir: impl Into<PathBuf>) -> Builder {
         Builder::new(dir.into())
     }
 }
 
-impl<T: Record, const N: usize> Writer<T, N> {
+impl<T: Record> Writer<T> {
     /// Counters, now (a snapshot).
     pub fn stats(&self) -> Stats {
         self.shared.stats()
@@ -142,7 +143,7 @@ impl<T: Record, const N: usize> Writer<T, N> {
     }
 
     /// Another emitter handle (same as cloning one).
-    pub fn emitter(&self) -> Emitter<T, N> {
+    pub fn emitter(&self) -> Emitter<T> {
         Emitter::new(Arc::clone(&self.shared))
     }
 
@@ -176,7 +177,7 @@ impl<T: Record, const N: usize> Writer<T, N> {
     }
 }
 
-impl<T, const N: usize> Drop for Writer<T, N> {
+impl<T> Drop for Writer<T> {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             self.shared.signal.request_stop();

@@ -8,6 +8,7 @@ use crate::record::Record;
 use crate::signal::{Signal, STOP};
 use crate::sink::{Batch, Sink};
 use crate::{Report, ShutdownError, SyncPolicy};
+use ringwal_core::Receiver;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,8 +30,8 @@ const BUF_START: usize = 64 << 10;
 const BUF_KEEP: usize = 1 << 20;
 
 /// The writer thread's state.
-pub(super) struct Worker<T, const N: usize, S> {
-    shared: Arc<Shared<T, N>>,
+pub(super) struct Worker<T, S> {
+    shared: Arc<Shared<T>>,
     sink: S,
     policy: SyncPolicy,
     shutdown_timeout: Duration,
@@ -74,9 +75,9 @@ pub(super) struct Worker<T, const N: usize, S> {
     last_sync: Instant,
 }
 
-impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
+impl<T: Record, S: Sink> Worker<T, S> {
     pub(super) fn new(
-        shared: Arc<Shared<T, N>>,
+        shared: Arc<Shared<T>>,
         sink: S,
         policy: SyncPolicy,
         shutdown_timeout: Duration,
@@ -191,14 +192,16 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
     }
 
     /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
-    fn take(&mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> usize {
+    fn take(&mut self, consumer: &mut Receiver<T>) -> usize {
         self.note_refusals();
         let mut took = 0;
         // From our own count, not the consumer's: a `pop` that stepped over evicted positions
         // and then found nothing published has already counted them there.
         let mut evicted = self.evicted;
-        while took < N {
-            let popped = consumer.pop();
+        let capacity = consumer.capacity();
+        while took < capacity {
+            // Never waits: a producer mid-publish (`Pending`) is looked at again next round.
+            let popped = consumer.try_pop().ok();
             let now = consumer.evicted();
             self.pending_gap += now - evicted;
             self.dropped += now - evicted;
@@ -493,12 +496,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         }
     }
 
-    pub(super) fn run(mut self) -> Result<Report, ShutdownError> {
+    pub(super) fn run(mut self, mut consumer: Receiver<T>) -> Result<Report, ShutdownError> {
         let shared = Arc::clone(&self.shared);
-        let mut consumer = shared
-            .ring
-            .consumer()
-            .expect("the writer is the ring's only consumer");
         let mut closing = false;
         let mut deadline = None;
         let mut idle_rounds = 0u32;
@@ -531,7 +530,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             }
             self.publish();
 
-            let drained = looked && took < N && self.buf.is_empty();
+            let drained = looked && took < consumer.capacity() && self.buf.is_empty();
             if closing && drained && self.retry_at.is_none() && self.caught_up() {
                 // After close, no position can be claimed any more; once ours reaches the
                 // producers' (a push claimed just before close is published a few instructions
@@ -613,7 +612,7 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
 
     /// The disk stayed broken past the shutdown timeout: take everything left, and hand back
     /// every record not confirmed written, encoded, in order.
-    fn give_up(mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> ShutdownError {
+    fn give_up(mut self, consumer: &mut Receiver<T>) -> ShutdownError {
         // After close: take everything, including a push claimed just before close and still
         // being published.
         let mut round = 0;

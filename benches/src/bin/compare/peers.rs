@@ -2,7 +2,7 @@
 //! non-blocking calls (a failed push hands the value back; a failed pop returns nothing).
 
 use crossbeam_queue::ArrayQueue;
-use ringwal_core::{Consumer, Full, Ring};
+use ringwal_core::{Consumer, Full, Producer, Receiver, Ring};
 use std::sync::mpsc;
 
 /// Capacity of every queue (except heapless, see [`HEAPLESS_CAP`]).
@@ -130,14 +130,15 @@ impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
     }
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
-        rx.pop()
+        // The never-waiting pop, like the peers' `try_recv`; the harness retries.
+        rx.try_pop().ok()
     }
     #[inline(always)]
     fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
         if DRAIN {
             rx.drain().map(f).count()
         } else {
-            match rx.pop() {
+            match rx.try_pop().ok() {
                 Some(v) => {
                     f(v);
                     1
@@ -145,6 +146,34 @@ impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
                 None => 0,
             }
         }
+    }
+}
+
+/// ringwal's heap ring of run-time capacity (`channel(4096)`): the same algorithm as `Ring`,
+/// with the index mask read at run time. `try_push`, and the receiver's never-waiting `try_pop`.
+pub struct RingwalChannel<T>(Option<(Producer<T>, Receiver<T>)>);
+
+impl<T: Item> Queue<T> for RingwalChannel<T> {
+    const NAME: &'static str = "ringwal channel (run-time capacity)";
+    type Tx<'a> = Producer<T>;
+    type Rx<'a> = Receiver<T>;
+
+    fn new() -> Self {
+        RingwalChannel(Some(ringwal_core::channel(std::hint::black_box(CAP))))
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.take().expect("split once")
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx.clone()
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value).map_err(|Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_pop().ok()
     }
 }
 

@@ -4,8 +4,8 @@
 //! same for every peer.
 
 use crate::peers::{
-    Ablation, CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, Rtrb, StdSync,
-    Thingbuf,
+    Ablation, CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, RingwalChannel, Rtrb,
+    StdSync, Thingbuf,
 };
 use crate::report::Contestant;
 use hdrhistogram::Histogram;
@@ -46,6 +46,7 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     if s.with_drain() {
         add::<S, Ringwal<S::T, true>>(&mut v, s);
     }
+    add::<S, RingwalChannel<S::T>>(&mut v, s);
     add::<S, StdSync<S::T>>(&mut v, s);
     add::<S, CbChannel<S::T>>(&mut v, s);
     add::<S, Flume<S::T>>(&mut v, s);
