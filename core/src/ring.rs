@@ -448,9 +448,10 @@ impl<'a, T> Raw<'a, T> {
     }
 
     /// Pops the value at the cursor, stepping over (and counting) evicted positions. Never
-    /// waits: `Pending` when the next position is claimed but not yet published.
+    /// waits; `None` when the next position is empty or claimed but not yet published. Reads
+    /// only the consumer's own line and the slot, never `tail` (the producers' hottest line).
     #[inline(always)]
-    pub(crate) fn try_pop(self, cursor: &mut Cursor) -> Result<T, TryPopError> {
+    pub(crate) fn pop_ready(self, cursor: &mut Cursor) -> Option<T> {
         let head_counter = &self.counters.head.head;
         let mut head = cursor.head;
         let result = loop {
@@ -476,7 +477,7 @@ impl<'a, T> Raw<'a, T> {
                         slot.stamp
                             .store(lap.wrapping_add(self.capacity()), Ordering::Release);
                         head = head.wrapping_add(1);
-                        break Ok(value);
+                        break Some(value);
                     }
                     Err(current) => {
                         // Only force_push moves head besides us: each step is one eviction.
@@ -490,18 +491,7 @@ impl<'a, T> Raw<'a, T> {
                 // sees head moved on). Relaxed: that happens-before edge is all we need.
                 let current = head_counter.load(Ordering::Relaxed);
                 if current == head {
-                    // Empty or pending: has any push claimed `head`? Relaxed: a push that
-                    // happens-before this call claimed its position before it returned, so
-                    // coherence shows its claim here (and its stamp store, which happens-before
-                    // too, would have been seen by the stamp load above: such a push is never
-                    // reported `Empty`). A claim racing with us may or may not be seen; either
-                    // answer is true at some instant of the call.
-                    let tail = self.counters.tail.load(Ordering::Relaxed);
-                    break Err(if tail == head {
-                        TryPopError::Empty
-                    } else {
-                        TryPopError::Pending
-                    });
+                    break None;
                 }
                 cursor.evicted += current.wrapping_sub(head) as u64;
                 head = current;
@@ -509,6 +499,28 @@ impl<'a, T> Raw<'a, T> {
         };
         cursor.head = head;
         result
+    }
+
+    /// [`pop_ready`](Self::pop_ready), telling apart why there was no value.
+    #[inline(always)]
+    pub(crate) fn try_pop(self, cursor: &mut Cursor) -> Result<T, TryPopError> {
+        match self.pop_ready(cursor) {
+            Some(value) => Ok(value),
+            None => {
+                // Empty or pending: has any push claimed the cursor's position? Relaxed: a push
+                // that happens-before this call claimed its position before it returned, so
+                // coherence shows its claim here (and its stamp store, which happens-before too,
+                // was seen by `pop_ready`'s stamp load: such a push is never reported `Empty`).
+                // A claim racing with us may or may not be seen; either answer is true at some
+                // instant of the call.
+                let tail = self.counters.tail.load(Ordering::Relaxed);
+                Err(if tail == cursor.head {
+                    TryPopError::Empty
+                } else {
+                    TryPopError::Pending
+                })
+            }
+        }
     }
 
     /// Pops the value at the cursor, waiting out a producer (or evictor) that has claimed the
@@ -950,6 +962,23 @@ impl<'a, T> Drain<'a, T> {
     }
 }
 
+impl<T> Drain<'_, T> {
+    /// The consumer's [`evicted`](Consumer::evicted) count so far, including the positions this
+    /// drain has stepped over: read it after each value to learn the gap before that value.
+    ///
+    /// ```
+    /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
+    /// let mut c = ring.consumer().unwrap();
+    /// for v in 0..4 { ring.force_push(v); }   // evicts 0 and 1
+    /// let mut drain = c.drain();
+    /// assert_eq!((drain.next(), drain.evicted()), (Some(2), 2));
+    /// assert_eq!((drain.next(), drain.evicted()), (Some(3), 2));
+    /// ```
+    pub fn evicted(&self) -> u64 {
+        self.cursor.evicted
+    }
+}
+
 impl<T> Iterator for Drain<'_, T> {
     type Item = T;
 
@@ -958,7 +987,7 @@ impl<T> Iterator for Drain<'_, T> {
         if self.remaining == 0 {
             return None;
         }
-        let value = self.ring.try_pop(self.cursor).ok()?;
+        let value = self.ring.pop_ready(self.cursor)?;
         self.remaining -= 1;
         Some(value)
     }

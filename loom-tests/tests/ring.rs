@@ -42,7 +42,7 @@ fn two_producers_and_consumer_n2_wrap() {
         let a = try_all(&[10]);
         let b = try_all(&[20, 21]);
         let mut c = ring.consumer().unwrap();
-        let mut got: Vec<u32> = (0..3).filter_map(|_| c.try_pop().ok()).collect();
+        let mut got: Vec<u32> = (0..3).filter_map(|_| c.drain().next()).collect();
         let mut rejected = a.join().unwrap();
         rejected.extend(b.join().unwrap());
         got.extend(c.drain());
@@ -143,7 +143,7 @@ fn force_push_races_pop() {
         let ring = full_ring_of_1_2();
         let mut c = ring.consumer().unwrap();
         let f = spawn_force_push(&ring, 3);
-        let popped: Vec<u32> = c.try_pop().ok().map(|v| *v.get_ref()).into_iter().collect();
+        let popped: Vec<u32> = c.drain().next().map(|v| *v.get_ref()).into_iter().collect();
         let evicted: Vec<u32> = f.join().unwrap().into_iter().collect();
         let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
         check_full_ring_outcome(&popped, &evicted, &rest, &[3]);
@@ -188,7 +188,7 @@ fn force_push_races_pop_and_force_push() {
         let mut c = ring.consumer().unwrap();
         let f3 = spawn_force_push(&ring, 3);
         let f4 = spawn_force_push(&ring, 4);
-        let popped: Vec<u32> = c.try_pop().ok().map(|v| *v.get_ref()).into_iter().collect();
+        let popped: Vec<u32> = c.drain().next().map(|v| *v.get_ref()).into_iter().collect();
         let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
         evicted.extend(f4.join().unwrap());
         let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
@@ -217,7 +217,7 @@ fn force_push_stream_against_consumer() {
         // Each value with the consumer's eviction count right after popping it.
         let mut got: Vec<(u32, u64)> = Vec::new();
         for _ in 0..2 {
-            if let Ok(v) = c.try_pop() {
+            if let Some(v) = c.drain().next() {
                 got.push((v, c.evicted()));
             }
         }
@@ -261,7 +261,7 @@ fn consumer_claim_race() {
                     !inside.swap(true, Ordering::SeqCst),
                     "two consumers at once"
                 );
-                let v = c.try_pop().ok();
+                let v = c.drain().next();
                 inside.store(false, Ordering::SeqCst);
                 drop(c);
                 Some(v)
@@ -322,7 +322,7 @@ fn drop_with_values_inside() {
                 let v = mk(2);
                 thread::spawn(move || drop(ring.force_push(v)))
             };
-            let popped = ring.consumer().unwrap().try_pop().ok();
+            let popped = ring.consumer().unwrap().drain().next();
             drop(popped);
             let v = mk(3);
             drop(ring.try_push(v));
@@ -355,7 +355,7 @@ fn channel_two_producers() {
         let b = spawn(2);
         drop(tx);
         let mut got: Vec<u32> = (0..2)
-            .filter_map(|_| rx.try_pop().ok())
+            .filter_map(|_| rx.drain().next())
             .map(|v| *v.get_ref())
             .collect();
         a.join().unwrap();

@@ -198,11 +198,13 @@ impl<T: Record, S: Sink> Worker<T, S> {
         // From our own count, not the consumer's: a `pop` that stepped over evicted positions
         // and then found nothing published has already counted them there.
         let mut evicted = self.evicted;
-        let capacity = consumer.capacity();
-        while took < capacity {
-            // Never waits: a producer mid-publish (`Pending`) is looked at again next round.
-            let popped = consumer.try_pop().ok();
-            let now = consumer.evicted();
+        // `drain` never waits (a producer mid-publish is looked at again next round), yields at
+        // most one ring's worth, and never reads the producers' `tail` line (`try_pop` would, to
+        // tell `Empty` from `Pending`, at the end of every batch).
+        let mut drain = consumer.drain();
+        loop {
+            let popped = drain.next();
+            let now = drain.evicted();
             self.pending_gap += now - evicted;
             self.dropped += now - evicted;
             evicted = now;
