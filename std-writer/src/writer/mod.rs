@@ -3,10 +3,12 @@
 //! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
 //! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
+//! - [`exit`]: how a shutdown waits for the writer thread's result with a deadline;
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
 mod emitter;
+mod exit;
 mod worker;
 
 pub use builder::Builder;
@@ -16,6 +18,7 @@ use crate::record::Record;
 use crate::signal::{Signal, STRIPES, UNHEALTHY};
 use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
 use crossbeam_utils::CachePadded;
+use exit::Exit;
 use ringwal_core::Ring;
 use std::io;
 use std::path::PathBuf;
@@ -34,6 +37,10 @@ pub(super) struct Published {
     pub(super) segments: AtomicU64,
     /// Last sequence number in the sink, plus one (0: none).
     pub(super) last_seq_plus_one: AtomicU64,
+    /// Records of this run confirmed durable (synced; under `SyncPolicy::Never`: appended).
+    pub(super) durable: AtomicU64,
+    /// The sequence number after the last durable record (0: none).
+    pub(super) durable_seq: AtomicU64,
 }
 
 /// What emitters, the writer handle and the writer thread share.
@@ -45,6 +52,7 @@ pub(crate) struct Shared<T, const N: usize> {
     pub(super) rejected: [CachePadded<AtomicU64>; STRIPES],
     pub(super) published: Published,
     pub(super) last_error: Mutex<Option<(io::ErrorKind, String)>>,
+    pub(super) exit: Arc<Exit>,
 }
 
 impl<T, const N: usize> Shared<T, N> {
@@ -74,6 +82,38 @@ impl<T, const N: usize> Shared<T, N> {
             segments: p.segments.load(Ordering::Relaxed),
             last_seq: last.checked_sub(1),
             healthy: state & UNHEALTHY == 0,
+        }
+    }
+
+    /// The error of a shutdown whose writer did not answer in time (stuck in a sink call):
+    /// refuses emits from now on (the writer may never have seen the stop), releases flushers
+    /// and blocked emitters, and reports only what the writer published as durable.
+    fn stuck(&self) -> ShutdownError {
+        self.signal.close();
+        self.signal.exited();
+        let mut stats = self.stats();
+        // Relaxed: snapshots of what the writer published; each only grows.
+        let durable = self.published.durable.load(Ordering::Relaxed);
+        stats.persisted = durable;
+        stats.queued = stats.emitted.saturating_sub(durable + stats.dropped);
+        stats.last_seq = self
+            .published
+            .durable_seq
+            .load(Ordering::Relaxed)
+            .checked_sub(1);
+        stats.healthy = false;
+        ShutdownError {
+            error: io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the sink did not return within the shutdown timeout ({:?}): {} records \
+                     not confirmed durable; the writer thread is left running, detached",
+                    self.exit.timeout(),
+                    stats.queued
+                ),
+            ),
+            report: Box::new(Report { stats }),
+            unwritten: Vec::new(),
         }
     }
 
@@ -111,7 +151,7 @@ impl<T, const N: usize> Shared<T, N> {
 /// ```
 pub struct Writer<T, const N: usize = 4096> {
     pub(super) shared: Arc<Shared<T, N>>,
-    pub(super) handle: Option<JoinHandle<Result<Report, ShutdownError>>>,
+    pub(super) handle: Option<JoinHandle<()>>,
     pub(super) recovery: Recovery,
 }
 
@@ -150,8 +190,14 @@ impl<T: Record, const N: usize> Writer<T, N> {
     /// everything accepted, joins the thread, and returns the final counters: then
     /// `emitted == persisted + dropped` exactly.
     ///
-    /// If the sink keeps failing past the builder's `shutdown_timeout`, the error carries the
-    /// records that could not be written, encoded, in order.
+    /// The builder's `shutdown_timeout` bounds the whole call. If the sink keeps failing past
+    /// it (or is too slow to take everything by then), the error carries the records that
+    /// could not be confirmed written, encoded, in order. If the sink is stuck inside a call
+    /// (a hung disk: an `append` or `sync` that does not return), `shutdown` returns a
+    /// [`TimedOut`](io::ErrorKind::TimedOut) error once that call has not returned for 100 ms
+    /// past the timeout, and leaves the writer thread running, detached. The records it holds
+    /// are then out of reach (`unwritten` is empty); the error's report counts as persisted
+    /// only what the writer had confirmed durable, and the rest in `queued`.
     pub fn shutdown(mut self) -> Result<Report, ShutdownError> {
         self.stop()
     }
@@ -163,24 +209,31 @@ impl<T: Record, const N: usize> Writer<T, N> {
             });
         };
         self.shared.signal.request_stop();
-        match handle.join() {
-            Ok(result) => result,
-            Err(_) => Err(ShutdownError {
-                error: io::Error::other("the writer thread panicked"),
-                report: Box::new(Report {
-                    stats: self.shared.stats(),
-                }),
-                unwritten: Vec::new(),
-            }),
+        match self.shared.exit.wait() {
+            Some(result) => {
+                // The thread has handed over its result and is ending: this join is short.
+                let _ = handle.join();
+                result
+            }
+            // Dropping the handle detaches the thread.
+            None => Err(self.shared.stuck()),
         }
     }
 }
 
 impl<T, const N: usize> Drop for Writer<T, N> {
+    /// Shuts down as [`Writer::shutdown`] does (bounded by the same timeout), ignoring errors.
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             self.shared.signal.request_stop();
-            let _ = handle.join();
+            match self.shared.exit.wait() {
+                Some(_) => {
+                    let _ = handle.join();
+                }
+                None => {
+                    let _ = self.shared.stuck();
+                }
+            }
         }
     }
 }

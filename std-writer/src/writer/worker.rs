@@ -487,6 +487,9 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             .store(self.sink.segments() as u64, Ordering::Relaxed);
         p.last_seq_plus_one
             .store(self.appended_seq, Ordering::Relaxed);
+        p.durable
+            .store(durable.saturating_sub(self.start_seq), Ordering::Relaxed);
+        p.durable_seq.store(durable, Ordering::Relaxed);
         if done != self.done {
             self.done = done;
             self.shared.signal.publish_done(done);
@@ -550,7 +553,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                     return Ok(self.finish());
                 }
             }
-            if closing && deadline.is_some_and(|d| Instant::now() >= d) && self.retry_at.is_some() {
+            // Past the timeout, failing or merely slow: the timeout bounds the whole shutdown.
+            if closing && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.give_up(&mut consumer));
             }
             if took > 0 {
@@ -611,8 +615,8 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
         self.report()
     }
 
-    /// The disk stayed broken past the shutdown timeout: take everything left, and hand back
-    /// every record not confirmed written, encoded, in order.
+    /// The disk stayed broken (or too slow) past the shutdown timeout: take everything left,
+    /// and hand back every record not confirmed written, encoded, in order.
     fn give_up(mut self, consumer: &mut ringwal_core::Consumer<'_, T, N>) -> ShutdownError {
         // After close: take everything, including a push claimed just before close and still
         // being published.
@@ -625,7 +629,14 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
             crate::sync::relax(round);
             round = round.saturating_add(1);
         }
-        let error = self.shared.last_error();
+        let error = if self.retry_at.is_some() {
+            self.shared.last_error()
+        } else {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the sink did not take everything within the shutdown timeout",
+            )
+        };
         // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
         let mut unwritten = Vec::new();
         let mut rest = &self.buf[..];

@@ -1,0 +1,189 @@
+//! A sink that hangs (a dead NFS mount, a disk that stopped answering: a call that never
+//! returns, not one that fails): `shutdown` and `Drop` still return, bounded by
+//! `shutdown_timeout`, leave the writer thread detached, and claim durable only what was.
+//!
+//! A watchdog aborts the process if a test has not finished after a minute, so a regression
+//! fails instead of hanging CI.
+
+use ringwal::{Batch, EmitError, Emitter, FlushError, Sink, Writer};
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::Duration;
+
+/// Where the sink hangs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hang {
+    Append,
+    Sync,
+}
+
+#[derive(Default)]
+struct State {
+    /// From now on, this call never returns.
+    hang: Option<Hang>,
+    /// The writer is inside the hung call.
+    stuck: bool,
+    appended: u64,
+    synced: u64,
+}
+
+#[derive(Clone, Default)]
+struct Control(Arc<(Mutex<State>, Condvar)>);
+
+impl Control {
+    fn set(&self, hang: Hang) {
+        self.0 .0.lock().unwrap().hang = Some(hang);
+    }
+
+    /// Waits until the writer is inside the hung call.
+    fn wait_stuck(&self) {
+        let (lock, cv) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        while !state.stuck {
+            state = cv.wait(state).unwrap();
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let state = self.0 .0.lock().unwrap();
+        (state.appended, state.synced)
+    }
+
+    /// Called by the sink: never returns if `call` is the one that hangs.
+    fn maybe_hang(&self, call: Hang) {
+        let (lock, cv) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        if state.hang != Some(call) {
+            return;
+        }
+        state.stuck = true;
+        cv.notify_all();
+        // Nobody ever clears `hang`: this waits forever.
+        while state.hang == Some(call) {
+            state = cv.wait(state).unwrap();
+        }
+    }
+}
+
+/// Keeps record counts in memory; hangs where the control says.
+struct HangingSink {
+    next: u64,
+    control: Control,
+}
+
+impl Sink for HangingSink {
+    fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        self.control.maybe_hang(Hang::Append);
+        self.next = batch.first_seq() + batch.records();
+        self.control.0 .0.lock().unwrap().appended = self.next;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.control.maybe_hang(Hang::Sync);
+        self.control.0 .0.lock().unwrap().synced = self.next;
+        Ok(())
+    }
+}
+
+fn watchdog() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(60));
+            eprintln!("hung_sink: a test has not finished after 60 s: shutdown hangs");
+            std::process::abort();
+        });
+    });
+}
+
+/// A writer on a hanging sink: 5 events written and synced, then the sink hangs at `hang`
+/// with 10 more accepted.
+fn stuck_writer(hang: Hang) -> (Writer<Vec<u8>, 64>, Emitter<Vec<u8>, 64>, Control) {
+    watchdog();
+    let control = Control::default();
+    let sink = HangingSink {
+        next: 0,
+        control: control.clone(),
+    };
+    let (writer, emitter) = Writer::builder("unused-with-a-sink")
+        .shutdown_timeout(Duration::from_millis(200))
+        .start_with_sink::<Vec<u8>, 64, _>(sink)
+        .unwrap();
+    for i in 0..5u8 {
+        emitter.emit(vec![i]).unwrap();
+    }
+    emitter.flush().unwrap();
+    assert_eq!(control.counts(), (5, 5));
+    control.set(hang);
+    for i in 5..15u8 {
+        emitter.emit(vec![i]).unwrap();
+    }
+    control.wait_stuck();
+    (writer, emitter, control)
+}
+
+/// After a shutdown that gave up on a stuck writer: emits are refused, flushes return.
+fn assert_closed(emitter: &Emitter<Vec<u8>, 64>) {
+    assert!(matches!(emitter.emit(vec![99]), Err(EmitError::Closed(_))));
+    assert!(matches!(emitter.flush(), Err(FlushError::Closed)));
+}
+
+fn shutdown_returns(hang: Hang) {
+    let (writer, emitter, control) = stuck_writer(hang);
+    let err = match writer.shutdown() {
+        Ok(report) => panic!("shutdown on a hung sink succeeded: {report:?}"),
+        Err(e) => e,
+    };
+    eprintln!("{err}");
+    assert_eq!(err.error.kind(), io::ErrorKind::TimedOut, "{}", err.error);
+    // The stuck thread holds the records: none can be handed back.
+    assert!(err.unwritten.is_empty());
+    let report = &err.report;
+    assert_eq!(report.emitted, 15);
+    // Durable: the 5 synced before the hang, not the 10 appended (under `Sync`) but unsynced.
+    assert_eq!(report.persisted, 5, "{report:?}");
+    assert_eq!(report.dropped, 0);
+    assert_eq!(report.queued, 10);
+    assert_eq!(report.last_seq, Some(4));
+    assert!(!report.healthy);
+    assert!(
+        err.to_string().contains("10 records not confirmed durable"),
+        "{err}"
+    );
+    if hang == Hang::Sync {
+        // The sink did take the 10; only their sync hangs.
+        assert_eq!(control.counts(), (15, 5));
+    }
+    assert_closed(&emitter);
+}
+
+fn drop_returns(hang: Hang) {
+    let (writer, emitter, _control) = stuck_writer(hang);
+    drop(writer);
+    assert_closed(&emitter);
+}
+
+#[test]
+fn shutdown_returns_when_an_append_hangs() {
+    shutdown_returns(Hang::Append);
+}
+
+#[test]
+fn shutdown_returns_when_a_sync_hangs() {
+    shutdown_returns(Hang::Sync);
+}
+
+#[test]
+fn drop_returns_when_an_append_hangs() {
+    drop_returns(Hang::Append);
+}
+
+#[test]
+fn drop_returns_when_a_sync_hangs() {
+    drop_returns(Hang::Sync);
+}
