@@ -113,6 +113,7 @@
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
 //! models of weak memory. The tests also run under Miri and ThreadSanitizer.
 #![cfg_attr(not(loom), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -132,11 +133,13 @@ pub use sync::loom_workaround as __loom;
 mod channel;
 
 #[cfg(feature = "format")]
+#[cfg_attr(docsrs, doc(cfg(feature = "format")))]
 pub mod format;
 
 pub use ring::{Consumer, Drain, Full, Ring};
 
 #[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub use channel::{channel, Producer, Receiver};
 
 #[cfg(test)]

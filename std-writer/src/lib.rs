@@ -79,7 +79,7 @@ pub use crate::{
     reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, Emitter, Writer},
+    writer::{Builder, Emitter, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]

@@ -4,15 +4,18 @@
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
 //! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
 //! - [`exit`]: how a shutdown waits for the writer thread's result with a deadline;
+//! - [`guard`]: [`FlushGuard`], which flushes on drop;
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
 mod emitter;
 mod exit;
+mod guard;
 mod worker;
 
 pub use builder::Builder;
 pub use emitter::Emitter;
+pub use guard::FlushGuard;
 
 use crate::record::Record;
 use crate::signal::{Signal, STRIPES, UNHEALTHY};
