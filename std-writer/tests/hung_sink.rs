@@ -187,3 +187,127 @@ fn drop_returns_when_an_append_hangs() {
 fn drop_returns_when_a_sync_hangs() {
     drop_returns(Hang::Sync);
 }
+
+/// Keeps the payloads it was given. While `slow` is set, an append waits (with `inside` set)
+/// until `slow` is cleared: a call that takes long, but returns.
+struct SlowSink {
+    next: u64,
+    control: Arc<(Mutex<Slow>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Slow {
+    slow: bool,
+    inside: bool,
+    payloads: Vec<Vec<u8>>,
+}
+
+impl Sink for SlowSink {
+    fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        let (lock, cv) = &*self.control;
+        let mut state = lock.lock().unwrap();
+        if state.slow {
+            state.inside = true;
+            cv.notify_all();
+            while state.slow {
+                state = cv.wait(state).unwrap();
+            }
+        }
+        state.payloads.extend(
+            batch
+                .frames()
+                .filter(|f| !f.marker)
+                .map(|f| f.payload.to_vec()),
+        );
+        self.next = batch.first_seq() + batch.records();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that works but is slow: its append returns only after the shutdown timeout, with
+/// more events still in the ring. The writer gives up at the caller's deadline (it used to
+/// drain for as long as it took) and hands back exactly what the sink did not get.
+#[test]
+fn shutdown_gives_up_at_its_timeout_on_a_slow_sink() {
+    watchdog();
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let control = Arc::new((Mutex::new(Slow::default()), Condvar::new()));
+    let sink = SlowSink {
+        next: 0,
+        control: Arc::clone(&control),
+    };
+    let (writer, emitter) = Writer::builder("unused-with-a-sink")
+        .shutdown_timeout(TIMEOUT)
+        .start_with_sink::<Vec<u8>, 64, _>(sink)
+        .unwrap();
+    let ev = |i: u8| vec![i];
+    for i in 0..5 {
+        emitter.emit(ev(i)).unwrap();
+    }
+    emitter.flush().unwrap();
+    control.0.lock().unwrap().slow = true;
+    for i in 5..10 {
+        emitter.emit(ev(i)).unwrap();
+    }
+    {
+        let mut state = control.0.lock().unwrap();
+        while !state.inside {
+            state = control.1.wait(state).unwrap();
+        }
+    }
+    // The writer is inside the slow append (of 5..10); these wait in the ring.
+    for i in 10..30 {
+        emitter.emit(ev(i)).unwrap();
+    }
+    // The append returns 50 ms past the shutdown's deadline (well within the 100 ms after
+    // which a call counts as stuck).
+    let t0 = std::time::Instant::now();
+    let release = {
+        let control = Arc::clone(&control);
+        std::thread::spawn(move || {
+            std::thread::sleep(
+                (t0 + TIMEOUT + Duration::from_millis(50)) - std::time::Instant::now(),
+            );
+            control.0.lock().unwrap().slow = false;
+            control.1.notify_all();
+        })
+    };
+    let result = writer.shutdown();
+    release.join().unwrap();
+    let err = match result {
+        Ok(report) => panic!(
+            "shutdown took {:?}, past its timeout, and succeeded: {report:?}",
+            t0.elapsed()
+        ),
+        Err(e) => e,
+    };
+    assert_eq!(err.error.kind(), io::ErrorKind::TimedOut, "{}", err.error);
+    let report = &err.report;
+    assert_eq!(
+        (report.emitted, report.persisted, report.dropped),
+        (30, 10, 0),
+        "{report:?}"
+    );
+    let in_sink = control.0.lock().unwrap().payloads.clone();
+    assert_eq!(in_sink, (0..10).map(ev).collect::<Vec<_>>());
+    let unwritten: Vec<(u64, Vec<u8>)> = err
+        .unwritten
+        .iter()
+        .map(|e| (e.seq, e.payload.clone()))
+        .collect();
+    assert_eq!(
+        unwritten,
+        (10..30u8)
+            .map(|i| (u64::from(i), ev(i)))
+            .collect::<Vec<_>>(),
+        "the events still in the ring come back"
+    );
+}

@@ -26,6 +26,8 @@ pub(crate) struct Exit {
     /// Sink calls begun plus sink calls ended: odd while the writer is inside one.
     sink_calls: AtomicU64,
     timeout: Duration,
+    /// When the shutdown must be over: set when it is requested; the writer gives up then.
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Exit {
@@ -35,7 +37,21 @@ impl Exit {
             ready: Condvar::new(),
             sink_calls: AtomicU64::new(0),
             timeout,
+            deadline: Mutex::new(None),
         }
+    }
+
+    /// Called by the shutting-down caller before it asks the writer to stop: fixes the
+    /// shutdown's deadline (`None`: none), for the caller's wait and the writer's give-up alike.
+    pub(super) fn begin(&self) -> Option<Instant> {
+        let deadline = Instant::now().checked_add(self.timeout);
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+        deadline
+    }
+
+    /// The deadline [`begin`](Self::begin) fixed (`None` before it, or without one).
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The builder's `shutdown_timeout`.
@@ -49,14 +65,13 @@ impl Exit {
         self.ready.notify_all();
     }
 
-    /// Waits for the writer's result, started when the stop was requested: until the
-    /// shutdown timeout (the writer's own deadline, by which it finishes or gives up, is the
-    /// same, taken a moment later), then while the writer is handing back what it holds.
-    /// `None` if it is stuck in a sink call (one that has not returned for `STUCK_AFTER`), or
-    /// still has not answered `max(timeout, MIN_HAND_BACK)` after the deadline.
-    pub(super) fn wait(&self) -> Option<Result<Report, ShutdownError>> {
-        let start = Instant::now();
-        let Some(deadline) = start.checked_add(self.timeout) else {
+    /// Waits for the writer's result: until `deadline` (from [`begin`](Self::begin); the
+    /// writer finishes or gives up by then), then while the writer is handing back what it
+    /// holds. `None` if it is stuck in a sink call (one that has not returned for
+    /// `STUCK_AFTER`), or still has not answered `max(timeout, MIN_HAND_BACK)` after the
+    /// deadline.
+    pub(super) fn wait(&self, deadline: Option<Instant>) -> Option<Result<Report, ShutdownError>> {
+        let Some(deadline) = deadline else {
             // No deadline: wait as long as it takes.
             let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
             loop {

@@ -198,9 +198,11 @@ impl<T: Record, const N: usize> Writer<T, N> {
     /// could not be confirmed written, encoded, in order. If the sink is stuck inside a call
     /// (a hung disk: an `append` or `sync` that does not return), `shutdown` returns a
     /// [`TimedOut`](io::ErrorKind::TimedOut) error once that call has not returned for 100 ms
-    /// past the timeout, and leaves the writer thread running, detached. The records it holds
-    /// are then out of reach (`unwritten` is empty); the error's report counts as persisted
-    /// only what the writer had confirmed durable, and the rest in `queued`.
+    /// past the timeout, and leaves the writer thread running, detached. (A writer that does
+    /// not answer for another reason, say a record's `encode` that never returns, is given up
+    /// on the same way, at most `max(shutdown_timeout, 1 s)` past the timeout.) The records it
+    /// holds are then out of reach (`unwritten` is empty); the error's report counts as
+    /// persisted only what the writer had confirmed durable, and the rest in `queued`.
     pub fn shutdown(mut self) -> Result<Report, ShutdownError> {
         self.stop()
     }
@@ -211,8 +213,9 @@ impl<T: Record, const N: usize> Writer<T, N> {
                 stats: self.shared.stats(),
             });
         };
+        let deadline = self.shared.exit.begin();
         self.shared.signal.request_stop();
-        match self.shared.exit.wait() {
+        match self.shared.exit.wait(deadline) {
             Some(result) => {
                 // The thread has handed over its result and is ending: this join is short.
                 let _ = handle.join();
@@ -228,8 +231,9 @@ impl<T, const N: usize> Drop for Writer<T, N> {
     /// Shuts down as [`Writer::shutdown`] does (bounded by the same timeout), ignoring errors.
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
+            let deadline = self.shared.exit.begin();
             self.shared.signal.request_stop();
-            match self.shared.exit.wait() {
+            match self.shared.exit.wait(deadline) {
                 Some(_) => {
                     let _ = handle.join();
                 }

@@ -512,7 +512,18 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 // the drain below runs until the writer's position reaches it.
                 shared.signal.close();
                 closing = true;
-                deadline = Instant::now().checked_add(self.shutdown_timeout);
+                // The caller's (fixed before it asked us to stop), so a writer that was busy
+                // in the sink when asked still gives up in time.
+                deadline = shared
+                    .exit
+                    .deadline()
+                    .or_else(|| Instant::now().checked_add(self.shutdown_timeout));
+            }
+            // Past the deadline, failing or merely slow, with something still to write: no
+            // more sink calls; hand back what is left (the timeout bounds the whole shutdown).
+            let outstanding = self.retry_at.is_some() || !(self.buf.is_empty() && self.caught_up());
+            if closing && outstanding && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.give_up(&mut consumer));
             }
             let failing = self.retry_at.is_some();
             let mut took = 0;
@@ -552,10 +563,6 @@ impl<T: Record, const N: usize, S: Sink> Worker<T, N, S> {
                 if self.policy != SyncPolicy::Never || synced_at_close {
                     return Ok(self.finish());
                 }
-            }
-            // Past the timeout, failing or merely slow: the timeout bounds the whole shutdown.
-            if closing && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(self.give_up(&mut consumer));
             }
             if took > 0 {
                 idle_rounds = 0;
