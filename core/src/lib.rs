@@ -119,6 +119,7 @@
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
 //! models of weak memory. The tests also run under Miri and ThreadSanitizer.
 #![cfg_attr(not(loom), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -138,11 +139,13 @@ pub use sync::loom_workaround as __loom;
 mod channel;
 
 #[cfg(feature = "format")]
+#[cfg_attr(docsrs, doc(cfg(feature = "format")))]
 pub mod format;
 
 pub use ring::{Consumer, Drain, Full, Ring, TryPopError};
 
 #[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub use channel::{channel, channel_at, try_channel, CapacityError, Producer, Receiver};
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub use crate::{
     reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, Emitter, Writer},
+    writer::{Builder, Emitter, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]
@@ -258,21 +258,27 @@ impl std::ops::Deref for Report {
 /// panicked).
 #[derive(Debug)]
 pub struct ShutdownError {
-    /// The last write or sync error.
+    /// The last write or sync error; [`TimedOut`](io::ErrorKind::TimedOut) when the sink was
+    /// merely too slow, or stuck inside a call (then the writer thread is left detached).
     pub error: io::Error,
-    /// The counters at the end: `emitted == persisted + dropped + unwritten.len()`.
+    /// The counters at the end: `emitted == persisted + dropped + queued`, and `queued` is
+    /// what was not confirmed durable (`unwritten.len()`, unless the writer was stuck in the
+    /// sink: then `persisted` counts only what it had confirmed durable, and `unwritten` is
+    /// empty).
     pub report: Box<Report>,
     /// The records not confirmed written, encoded, in order, with the sequence numbers the
     /// writer gave them. Some may already be in the log (appended, but their sync failed).
+    /// Empty if the writer was stuck in a sink call: the records are out of reach.
     pub unwritten: Vec<Entry>,
 }
 
 impl fmt::Display for ShutdownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `unwritten` is empty when the writer was stuck in the sink: `queued` counts them.
+        let lost = self.report.queued.max(self.unwritten.len() as u64);
         write!(
             f,
-            "shutdown could not persist {} records: {}",
-            self.unwritten.len(),
+            "shutdown could not persist {lost} records: {}",
             self.error
         )
     }

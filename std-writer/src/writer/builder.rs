@@ -1,5 +1,6 @@
 //! [`Builder`]: the writer's settings, checked, and the start of its thread.
 
+use super::exit::{Exit, Watched};
 use super::worker::Worker;
 use super::{Emitter, Published, Shared, Writer};
 use crate::log::{LogOptions, Recovery, SegmentLog};
@@ -75,8 +76,10 @@ impl Builder {
         self
     }
 
-    /// How long `shutdown` keeps retrying a failing disk before it gives up and returns the
-    /// unwritten records in its error. Default 30 s.
+    /// How long a shutdown (also by `Drop`) may take: it keeps retrying a failing disk until
+    /// then, and then gives up and returns the records not confirmed written in its error.
+    /// It bounds the whole shutdown, even a sink that hangs inside a call (see
+    /// [`Writer::shutdown`]). Default 30 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -202,23 +205,25 @@ impl Builder {
         let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, _)>();
         let sync = self.sync;
         let shutdown_timeout = self.shutdown_timeout;
+        let exit = Arc::new(Exit::new(shutdown_timeout));
         let handle = std::thread::Builder::new()
             .name("ringwal-writer".into())
             .spawn(move || {
-                let (shared, receiver) = rx.recv().map_err(|_| ShutdownError {
-                    error: io::Error::other("writer never started"),
-                    report: Box::default(),
-                    unwritten: Vec::new(),
-                })?;
-                let worker = Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout);
-                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(receiver)));
+                // No shared state: `spawn` failed after starting the thread; nobody waits.
+                let Ok((shared, receiver)) = rx.recv() else {
+                    return;
+                };
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    let sink = Watched::new(sink, Arc::clone(&shared.exit));
+                    Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout).run(receiver)
+                }));
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
                     shared.signal.close();
                 }
                 // Release blocked emitters and flushers.
                 shared.signal.exited();
-                outcome.unwrap_or_else(|_| {
+                let result = outcome.unwrap_or_else(|_| {
                     Err(ShutdownError {
                         error: io::Error::other("the writer thread panicked"),
                         report: Box::new(Report {
@@ -226,7 +231,8 @@ impl Builder {
                         }),
                         unwritten: Vec::new(),
                     })
-                })
+                });
+                shared.exit.put(result);
             })?;
         let shared = Arc::new(Shared {
             ring: producer,
@@ -236,6 +242,7 @@ impl Builder {
             rejected: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             published: Published::default(),
             last_error: Mutex::new(None),
+            exit,
         });
         tx.send((Arc::clone(&shared), receiver))
             .map_err(|_| io::Error::other("writer thread died at start"))?;

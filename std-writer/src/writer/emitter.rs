@@ -16,7 +16,7 @@ const BLOCK_SPINS: u32 = 96;
 /// clones get their own in-flight counters (16 of them, round robin; more clones share), so
 /// emitters rarely share a cache line.
 pub struct Emitter<T> {
-    shared: Arc<Shared<T>>,
+    pub(super) shared: Arc<Shared<T>>,
     stripe: usize,
 }
 

@@ -3,19 +3,25 @@
 //! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
 //! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
+//! - [`exit`]: how a shutdown waits for the writer thread's result with a deadline;
+//! - [`guard`]: [`FlushGuard`], which flushes on drop;
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
 mod emitter;
+mod exit;
+mod guard;
 mod worker;
 
 pub use builder::Builder;
 pub use emitter::Emitter;
+pub use guard::FlushGuard;
 
 use crate::record::Record;
 use crate::signal::{Signal, STRIPES, UNHEALTHY};
 use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
 use crossbeam_utils::CachePadded;
+use exit::Exit;
 use ringwal_core::Producer;
 use std::io;
 use std::path::PathBuf;
@@ -34,6 +40,10 @@ pub(super) struct Published {
     pub(super) segments: AtomicU64,
     /// Last sequence number in the sink, plus one (0: none).
     pub(super) last_seq_plus_one: AtomicU64,
+    /// Records of this run confirmed durable (synced; under `SyncPolicy::Never`: appended).
+    pub(super) durable: AtomicU64,
+    /// The sequence number after the last durable record (0: none).
+    pub(super) durable_seq: AtomicU64,
 }
 
 /// What emitters, the writer handle and the writer thread share.
@@ -46,6 +56,7 @@ pub(crate) struct Shared<T> {
     pub(super) rejected: [CachePadded<AtomicU64>; STRIPES],
     pub(super) published: Published,
     pub(super) last_error: Mutex<Option<(io::ErrorKind, String)>>,
+    pub(super) exit: Arc<Exit>,
 }
 
 impl<T> Shared<T> {
@@ -75,6 +86,38 @@ impl<T> Shared<T> {
             segments: p.segments.load(Ordering::Relaxed),
             last_seq: last.checked_sub(1),
             healthy: state & UNHEALTHY == 0,
+        }
+    }
+
+    /// The error of a shutdown whose writer did not answer in time (stuck in a sink call):
+    /// refuses emits from now on (the writer may never have seen the stop), releases flushers
+    /// and blocked emitters, and reports only what the writer published as durable.
+    fn stuck(&self) -> ShutdownError {
+        self.signal.close();
+        self.signal.exited();
+        let mut stats = self.stats();
+        // Relaxed: snapshots of what the writer published; each only grows.
+        let durable = self.published.durable.load(Ordering::Relaxed);
+        stats.persisted = durable;
+        stats.queued = stats.emitted.saturating_sub(durable + stats.dropped);
+        stats.last_seq = self
+            .published
+            .durable_seq
+            .load(Ordering::Relaxed)
+            .checked_sub(1);
+        stats.healthy = false;
+        ShutdownError {
+            error: io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the sink did not return within the shutdown timeout ({:?}): {} records \
+                     not confirmed durable; the writer thread is left running, detached",
+                    self.exit.timeout(),
+                    stats.queued
+                ),
+            ),
+            report: Box::new(Report { stats }),
+            unwritten: Vec::new(),
         }
     }
 
@@ -112,7 +155,7 @@ impl<T> Shared<T> {
 /// ```
 pub struct Writer<T> {
     pub(super) shared: Arc<Shared<T>>,
-    pub(super) handle: Option<JoinHandle<Result<Report, ShutdownError>>>,
+    pub(super) handle: Option<JoinHandle<()>>,
     pub(super) recovery: Recovery,
 }
 
@@ -151,8 +194,16 @@ impl<T: Record> Writer<T> {
     /// everything accepted, joins the thread, and returns the final counters: then
     /// `emitted == persisted + dropped` exactly.
     ///
-    /// If the sink keeps failing past the builder's `shutdown_timeout`, the error carries the
-    /// records that could not be written, encoded, in order.
+    /// The builder's `shutdown_timeout` bounds the whole call. If the sink keeps failing past
+    /// it (or is too slow to take everything by then), the error carries the records that
+    /// could not be confirmed written, encoded, in order. If the sink is stuck inside a call
+    /// (a hung disk: an `append` or `sync` that does not return), `shutdown` returns a
+    /// [`TimedOut`](io::ErrorKind::TimedOut) error once that call has not returned for 100 ms
+    /// past the timeout, and leaves the writer thread running, detached. (A writer that does
+    /// not answer for another reason, say a record's `encode` that never returns, is given up
+    /// on the same way, at most `max(shutdown_timeout, 1 s)` past the timeout.) The records it
+    /// holds are then out of reach (`unwritten` is empty); the error's report counts as
+    /// persisted only what the writer had confirmed durable, and the rest in `queued`.
     pub fn shutdown(mut self) -> Result<Report, ShutdownError> {
         self.stop()
     }
@@ -163,25 +214,34 @@ impl<T: Record> Writer<T> {
                 stats: self.shared.stats(),
             });
         };
+        let deadline = self.shared.exit.begin();
         self.shared.signal.request_stop();
-        match handle.join() {
-            Ok(result) => result,
-            Err(_) => Err(ShutdownError {
-                error: io::Error::other("the writer thread panicked"),
-                report: Box::new(Report {
-                    stats: self.shared.stats(),
-                }),
-                unwritten: Vec::new(),
-            }),
+        match self.shared.exit.wait(deadline) {
+            Some(result) => {
+                // The thread has handed over its result and is ending: this join is short.
+                let _ = handle.join();
+                result
+            }
+            // Dropping the handle detaches the thread.
+            None => Err(self.shared.stuck()),
         }
     }
 }
 
 impl<T> Drop for Writer<T> {
+    /// Shuts down as [`Writer::shutdown`] does (bounded by the same timeout), ignoring errors.
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
+            let deadline = self.shared.exit.begin();
             self.shared.signal.request_stop();
-            let _ = handle.join();
+            match self.shared.exit.wait(deadline) {
+                Some(_) => {
+                    let _ = handle.join();
+                }
+                None => {
+                    let _ = self.shared.stuck();
+                }
+            }
         }
     }
 }

@@ -492,6 +492,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
             .store(self.sink.segments() as u64, Ordering::Relaxed);
         p.last_seq_plus_one
             .store(self.appended_seq, Ordering::Relaxed);
+        p.durable
+            .store(durable.saturating_sub(self.start_seq), Ordering::Relaxed);
+        p.durable_seq.store(durable, Ordering::Relaxed);
         if done != self.done {
             self.done = done;
             self.shared.signal.publish_done(done);
@@ -510,7 +513,18 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 // the drain below runs until the writer's position reaches it.
                 shared.signal.close();
                 closing = true;
-                deadline = Instant::now().checked_add(self.shutdown_timeout);
+                // The caller's (fixed before it asked us to stop), so a writer that was busy
+                // in the sink when asked still gives up in time.
+                deadline = shared
+                    .exit
+                    .deadline()
+                    .or_else(|| Instant::now().checked_add(self.shutdown_timeout));
+            }
+            // Past the deadline, failing or merely slow, with something still to write: no
+            // more sink calls; hand back what is left (the timeout bounds the whole shutdown).
+            let outstanding = self.retry_at.is_some() || !(self.buf.is_empty() && self.caught_up());
+            if closing && outstanding && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.give_up(&mut consumer));
             }
             let failing = self.retry_at.is_some();
             let mut took = 0;
@@ -550,9 +564,6 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 if self.policy != SyncPolicy::Never || synced_at_close {
                     return Ok(self.finish());
                 }
-            }
-            if closing && deadline.is_some_and(|d| Instant::now() >= d) && self.retry_at.is_some() {
-                return Err(self.give_up(&mut consumer));
             }
             if took > 0 {
                 idle_rounds = 0;
@@ -612,8 +623,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
         self.report()
     }
 
-    /// The disk stayed broken past the shutdown timeout: take everything left, and hand back
-    /// every record not confirmed written, encoded, in order.
+    /// The disk stayed broken (or too slow) past the shutdown timeout: take everything left,
+    /// and hand back every record not confirmed written, encoded, in order.
     fn give_up(mut self, consumer: &mut Receiver<T>) -> ShutdownError {
         // After close: take everything, including a push claimed just before close and still
         // being published.
@@ -626,7 +637,14 @@ impl<T: Record, S: Sink> Worker<T, S> {
             crate::sync::relax(round);
             round = round.saturating_add(1);
         }
-        let error = self.shared.last_error();
+        let error = if self.retry_at.is_some() {
+            self.shared.last_error()
+        } else {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the sink did not take everything within the shutdown timeout",
+            )
+        };
         // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
         let mut unwritten = Vec::new();
         let mut rest = &self.buf[..];
