@@ -697,9 +697,12 @@ impl<T, const N: usize> Ring<T, N> {
     /// slot first, so some push always makes progress). That makes it safe to call from an
     /// interrupt handler that may have preempted the consumer or another producer.
     ///
-    /// "No free slot" means the slot this push would use still holds a value: the ring holds `N`
-    /// values, or the consumer has claimed the oldest and is in the few instructions between
-    /// claiming and freeing its slot.
+    /// "No free slot" means the slot this push would use still holds a value as far as this
+    /// thread can see: the ring holds `N` values, or the consumer has claimed the oldest and is
+    /// in the few instructions between claiming and freeing its slot, or it freed the slot so
+    /// recently that the freeing store has not reached this thread yet (nothing orders a pop on
+    /// one thread before a push on another unless the program does, e.g. with a lock or a
+    /// channel; a retry sees the slot free soon after).
     ///
     /// ```
     /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
