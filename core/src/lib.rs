@@ -126,6 +126,17 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(all(
+    not(target_has_atomic = "ptr"),
+    not(feature = "portable-atomic"),
+    not(loom)
+))]
+compile_error!(
+    "ringwal-core: this target has no compare-and-swap; enable the `critical-section` feature \
+     (and link a `critical-section` implementation), or the `portable-atomic` feature with \
+     `--cfg portable_atomic_unsafe_assume_single_core` on a single-core chip"
+);
+
 mod ring;
 mod sync;
 
@@ -134,6 +145,18 @@ mod sync;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use sync::loom_workaround as __loom;
+
+/// The atomic counter type this crate is built on, for callers that hand one in
+/// ([`Ring::try_push_releasing`]): `core`'s, or portable-atomic's with the feature of that
+/// name (a different type, same API; `Ordering` is `core`'s either way).
+pub mod atomic {
+    #[cfg(loom)]
+    pub use crate::sync::loom_workaround::AtomicUsize;
+    #[cfg(all(not(loom), not(feature = "portable-atomic")))]
+    pub use core::sync::atomic::AtomicUsize;
+    #[cfg(all(not(loom), feature = "portable-atomic"))]
+    pub use portable_atomic::AtomicUsize;
+}
 
 #[cfg(feature = "alloc")]
 mod channel;

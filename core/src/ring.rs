@@ -732,7 +732,8 @@ impl<T, const N: usize> Ring<T, N> {
     /// `pushed()`.
     ///
     /// ```
-    /// use core::sync::atomic::{AtomicUsize, Ordering};
+    /// use core::sync::atomic::Ordering;
+    /// use ringwal_core::atomic::AtomicUsize;
     /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
     /// let in_flight = AtomicUsize::new(0);
     /// for v in 1..=3 {
@@ -778,7 +779,8 @@ impl<T, const N: usize> Ring<T, N> {
     /// `Release`, exactly once, once the position is claimed and before it is published.
     ///
     /// ```
-    /// use core::sync::atomic::{AtomicUsize, Ordering};
+    /// use core::sync::atomic::Ordering;
+    /// use ringwal_core::atomic::AtomicUsize;
     /// let ring: ringwal_core::Ring<u8, 2> = ringwal_core::Ring::new();
     /// let in_flight = AtomicUsize::new(0);
     /// for v in 1..=3 {

@@ -13,14 +13,23 @@ pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
 #[cfg(loom)]
 pub(crate) use loom_workaround::AtomicUsize;
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(feature = "portable-atomic")))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Feature `portable-atomic`: the same API, from a crate that also serves chips without
+/// compare-and-swap (`Ordering` is `core`'s, re-exported).
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[cfg(all(loom, feature = "alloc"))]
 pub(crate) use loom::sync::Arc;
 
-#[cfg(all(not(loom), feature = "alloc"))]
+#[cfg(all(not(loom), feature = "alloc", not(feature = "portable-atomic")))]
 pub(crate) use alloc::sync::Arc;
+
+/// `alloc::sync::Arc` exists only where the target has pointer-sized CAS.
+#[cfg(all(not(loom), feature = "alloc", feature = "portable-atomic"))]
+pub(crate) use portable_atomic_util::Arc;
 
 /// Called in every retry loop. Under loom it yields, which is what lets loom bound a spin loop.
 #[inline(always)]

@@ -4,10 +4,11 @@
 //! `usize::MAX` wrap of the counters. Every value is tracked, so a double drop or a leak fails
 //! the test.
 
+use ringwal_core::atomic::AtomicUsize;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use ringwal_core::{channel_at, Consumer, Full, Producer, Receiver, Ring, TryPopError};
