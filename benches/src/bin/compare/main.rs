@@ -9,6 +9,7 @@
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
 
+mod idle;
 mod peers;
 mod report;
 mod scenarios;
@@ -496,6 +497,8 @@ fn main() {
             run: cfg.sustained_run,
         }),
     );
+
+    idle::run(n, quick);
 
     println!(
         "core-to-core round trip at end: {:.0} ns; wall time {:.1} s",
