@@ -143,8 +143,11 @@ pub enum Idle {
     /// `Duration`; a quiet writer so wakes once per `Duration`, a busy one often enough that
     /// the ring does not fill. Latency to the sink: a record is written within about the
     /// `Duration` (plus the timer's slack, ~50 µs on Linux, and the write itself); `flush`
-    /// does not wait for the timer. Between 1 µs and one hour; else `start` fails with
-    /// [`io::ErrorKind::InvalidInput`].
+    /// does not wait for the timer. A burst that starts while the writer sleeps its full
+    /// `Duration` must fit in the ring until it wakes (nothing wakes it sooner): size the ring
+    /// for at least *peak rate × `Duration`* (at one event per µs and `Poll(10 ms)`, 10,000
+    /// slots: `capacity(1 << 14)`), or the overflow policy applies to the rest. Between 1 µs
+    /// and one hour; else `start` fails with [`io::ErrorKind::InvalidInput`].
     Poll(Duration),
     /// Busy-poll (spin, yielding now and then), never sleep: for a writer with a core of its
     /// own. Lowest latency to disk, no syscall on `emit`, one core's worth of CPU.
