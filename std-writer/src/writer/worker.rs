@@ -675,9 +675,10 @@ impl<T: Record, S: Sink> Worker<T, S> {
     fn next_poll_sleep(&mut self, max: Duration, capacity: usize) -> Duration {
         let took = std::mem::take(&mut self.taken_since_sleep);
         let floor = POLL_MIN.min(max);
-        self.poll_sleep = if took > capacity / POLL_BUSY {
+        // Multiplied, not divided: on a tiny ring an empty wake still doubles the sleep.
+        self.poll_sleep = if took.saturating_mul(POLL_BUSY) > capacity {
             (self.poll_sleep / 2).max(floor)
-        } else if took < capacity / POLL_QUIET {
+        } else if took.saturating_mul(POLL_QUIET) < capacity {
             self.poll_sleep.saturating_mul(2).min(max)
         } else {
             self.poll_sleep

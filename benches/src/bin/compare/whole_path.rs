@@ -284,7 +284,12 @@ pub fn throughput<P: Pipeline>(run: Duration) -> Vec<f64> {
     let d = pipeline.drain(h);
     let elapsed = start.elapsed();
     pipeline.close();
-    assert_eq!(d.persisted + d.dropped, emitted, "records unaccounted for");
+    assert_eq!(
+        d.persisted + d.dropped,
+        emitted,
+        "{}: records unaccounted for",
+        P::NAME
+    );
     vec![
         d.persisted as f64 / elapsed.as_secs_f64(),
         d.dropped as f64 / emitted as f64,
