@@ -207,7 +207,7 @@ fn main() {
             _ => {
                 eprintln!(
                     "usage: compare [--quick] [--only TEXT]\n  every peer side by side, rounds \
-                     interleaved; --quick: 3 short rounds (under a minute), the full run takes \
+                     interleaved; --quick: 3 short rounds (a minute or two), the full run takes \
                      minutes; --only TEXT: only the scenarios whose title contains TEXT"
                 );
                 std::process::exit(if arg == "--help" || arg == "-h" { 0 } else { 2 });
