@@ -1,6 +1,8 @@
 //! loom models of the std writer's handshakes (`ringwal::signal`): the writer parking against
 //! racing emits, `close` against late emits, a `Block` emitter against the writer freeing
-//! space, and a flush or stop request against the writer parking. Run with
+//! space, and a flush or stop request against the writer parking; and a polled writer
+//! (`Idle::Poll`/`Spin`, never SLEEPING) against a flush, a stop and a blocked emitter, each
+//! of which must unpark it itself. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p ringwal-loom-tests --release --test writer`.
 //!
 //! Each model drives `Signal` exactly as `std-writer/src/writer.rs` does (`Emitter::emit`,
@@ -364,5 +366,186 @@ fn stop_then_close_keeps_every_accepted_emit() {
         stopper.join().unwrap();
         assert_eq!(got, if accepted { &[1][..] } else { &[][..] });
         assert!(ring.is_empty());
+    });
+}
+
+// ---- a polled writer (`Idle::Poll`, `Idle::Spin`) ----
+//
+// A polled writer never sets SLEEPING (emitters never wake it) and sleeps with
+// `Signal::poll_sleep`, which under loom parks until unparked: the timer that would end it in
+// real life is not modelled, so a model that terminates shows the explicit unpark arrived.
+
+/// A polling writer's signal (the calling thread is the writer).
+fn setup_polled() -> (Arc<Signal>, Arc<Ring2>) {
+    (
+        Arc::new(Signal::polled(thread::current())),
+        Arc::new(Ring::new()),
+    )
+}
+
+/// A flush racing the polled writer's sleep: the writer looks for a flush request and then
+/// sleeps without announcing it; the flusher sets its target and unparks it unconditionally.
+/// The writer must not sleep through the request, nor the flusher through `done`.
+///
+/// Mutation checked: `request_flush` unparking only on SLEEPING (as for a parking writer)
+/// deadlocks this model (the writer parks forever with the request pending).
+#[test]
+fn polled_writer_serves_a_racing_flush() {
+    check(None, || {
+        let (signal, _) = setup_polled();
+        let flusher = {
+            let signal = signal.clone();
+            thread::spawn(move || {
+                signal.request_flush(1);
+                signal
+                    .flushed
+                    .wait(None, || Signal::reached(signal.done(), 1).then_some(()))
+                    .expect("no deadline");
+            })
+        };
+        let done = 0;
+        loop {
+            let target = signal.flush_target();
+            if !Signal::reached(done, target) {
+                signal.publish_done(target);
+                break;
+            }
+            signal.poll_sleep(std::time::Duration::from_secs(3600));
+        }
+        flusher.join().unwrap();
+        assert_eq!(signal.done(), 1);
+    });
+}
+
+/// An emit, then a flush of it, on one thread, racing the polled writer: the emit never wakes
+/// it (its state never says SLEEPING), the flush does; the writer then takes the value and
+/// reaches the flush target (waiting out the value if it sees the target first, as
+/// `Worker::run` relaxes while a flush is wanted).
+///
+/// Mutation checked: as for the model above, `request_flush` unparking only on SLEEPING
+/// deadlocks it.
+#[test]
+fn polled_writer_serves_an_emit_then_flush() {
+    check(None, || {
+        let (signal, ring) = setup_polled();
+        let stripe = signal.stripe();
+        let emitter = {
+            let (signal, ring) = (signal.clone(), ring.clone());
+            thread::spawn(move || {
+                let state = signal.enter(stripe);
+                assert_eq!(
+                    state & ringwal::signal::SLEEPING,
+                    0,
+                    "a polled writer slept"
+                );
+                ring.try_push_releasing(1, signal.in_flight(stripe))
+                    .expect("room");
+                signal.woke(state);
+                let target = ring.pushed();
+                signal.request_flush(target);
+                signal
+                    .flushed
+                    .wait(None, || {
+                        Signal::reached(signal.done(), target).then_some(())
+                    })
+                    .expect("no deadline");
+            })
+        };
+        let mut consumer = ring.consumer().unwrap();
+        let mut got = Vec::new();
+        loop {
+            got.extend(consumer.drain());
+            let target = signal.flush_target();
+            if !Signal::reached(got.len(), target) {
+                // Flush wanted, value not yet seen: look again (no sleep).
+                thread::yield_now();
+                continue;
+            }
+            if target == 1 {
+                signal.publish_done(got.len());
+                break;
+            }
+            signal.poll_sleep(std::time::Duration::from_secs(3600));
+        }
+        emitter.join().unwrap();
+        assert_eq!(got, [1]);
+    });
+}
+
+/// A stop racing the polled writer's sleep: `request_stop` unparks it unconditionally.
+///
+/// Mutation checked: `request_stop` unparking only when its RMW saw SLEEPING (as for a
+/// parking writer) deadlocks this model.
+#[test]
+fn polled_writer_serves_a_racing_stop() {
+    check(None, || {
+        let (signal, _) = setup_polled();
+        let stopper = {
+            let signal = signal.clone();
+            thread::spawn(move || signal.request_stop())
+        };
+        while signal.state() & STOP == 0 {
+            signal.poll_sleep(std::time::Duration::from_secs(3600));
+        }
+        stopper.join().unwrap();
+    });
+}
+
+/// A `Block` emitter on a ring that filled while the polled writer slept (nothing woke it):
+/// the emitter, finding no room, nudges the writer (`Signal::nudge`) and waits on `space`; the
+/// writer wakes, drains, notifies. The emitter's value then goes in; the writer's next timer
+/// (not modelled: the model collects it after the join) would take it.
+///
+/// Mutation checked: `nudge` doing nothing for a polled writer deadlocks this model (the writer
+/// sleeps on its timer, the emitter waits for space).
+#[test]
+fn polled_writer_serves_a_blocked_emitter() {
+    check(None, || {
+        let (signal, ring) = setup_polled();
+        ring.try_push(1).unwrap();
+        ring.try_push(2).unwrap();
+        let stripe = signal.stripe();
+        let emitter = {
+            let (signal, ring) = (signal.clone(), ring.clone());
+            thread::spawn(move || {
+                let mut slot = Some(3);
+                signal
+                    .space
+                    .wait(None, || {
+                        let v = slot.take()?;
+                        let state = signal.enter(stripe);
+                        match ring.try_push_releasing(v, signal.in_flight(stripe)) {
+                            Ok(()) => {
+                                signal.woke(state);
+                                Some(())
+                            }
+                            Err(full) => {
+                                slot = Some(full.into_inner());
+                                signal.nudge();
+                                None
+                            }
+                        }
+                    })
+                    .expect("no deadline");
+            })
+        };
+        let mut consumer = ring.consumer().unwrap();
+        let mut got = Vec::new();
+        // It was asleep when the ring filled.
+        signal.poll_sleep(std::time::Duration::from_secs(3600));
+        loop {
+            let before = got.len();
+            got.extend(consumer.drain());
+            if got.len() > before {
+                signal.space.notify();
+            }
+            if got.len() >= 2 {
+                break;
+            }
+            signal.poll_sleep(std::time::Duration::from_secs(3600));
+        }
+        emitter.join().unwrap();
+        got.extend(consumer.drain());
+        assert_eq!(got, [1, 2, 3]);
     });
 }

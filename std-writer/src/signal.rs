@@ -41,6 +41,19 @@
 //! A single shared in-flight counter would give the same guarantee, but every emitter would
 //! then bounce one cache line; striping keeps the emit path on a line its own handle owns.
 //!
+//! # A polled writer (`Idle::Poll`, `Idle::Spin`)
+//!
+//! A writer built with [`Signal::polled`] never sets `SLEEPING`: it sleeps on a timer
+//! ([`Signal::poll_sleep`]) or not at all, so every emit reads a state without `SLEEPING` and
+//! never unparks it (no syscall on the emit path). Whoever needs it sooner than its timer
+//! unparks it unconditionally: a flusher ([`Signal::request_flush`]), a stopper
+//! ([`Signal::request_stop`]) and a `Block` emitter about to wait for space
+//! ([`Signal::nudge`]). That needs no fence: each makes its change (flush target, `STOP`, or
+//! the full ring it saw) before calling `unpark`, and a thread's park token makes an unpark
+//! that comes before the writer's `park` end that park at once, while `unpark`
+//! happens-before the `park` it ends returns. So a writer that looked for work before the
+//! change was made still parks only until the unpark, and then sees the change.
+//!
 //! [`Waiters`] is the same argument for blocked emitters and flushers: the waiter registers,
 //! fences, and re-checks its condition under a mutex; the notifier makes its change, fences, and
 //! takes the mutex to notify when it sees a registered waiter.
@@ -141,6 +154,9 @@ pub struct Signal {
     busy: [CachePadded<AtomicUsize>; STRIPES],
     next_stripe: AtomicUsize,
     writer: Thread,
+    /// The writer polls (`Idle::Poll` or `Idle::Spin`): it never sets `SLEEPING`, and
+    /// flushers, stoppers and blocked emitters unpark it unconditionally.
+    polled: bool,
     /// Emitters blocked on a full ring (`Overflow::Block`).
     pub space: Waiters,
     /// Flushers waiting for `done` to reach their target.
@@ -157,7 +173,17 @@ pub struct Signal {
 impl Signal {
     /// A signal for the writer thread `writer` (the one that will call the writer-side methods).
     pub fn new(writer: Thread) -> Self {
+        Self::with_polling(writer, false)
+    }
+
+    /// A signal for a polling writer thread (`Idle::Poll`, `Idle::Spin`): see the module docs.
+    pub fn polled(writer: Thread) -> Self {
+        Self::with_polling(writer, true)
+    }
+
+    fn with_polling(writer: Thread, polled: bool) -> Self {
         Signal {
+            polled,
             state: CachePadded::new(AtomicUsize::new(0)),
             busy: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
             next_stripe: AtomicUsize::new(0),
@@ -263,9 +289,26 @@ impl Signal {
         // Pairs with the fence in `prepare_sleep`: either the writer sees our target before
         // parking, or we see SLEEPING and wake it.
         fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) & SLEEPING != 0 {
+        if self.polled {
+            // Never SLEEPING: unpark it ourselves (module docs, "A polled writer").
+            self.writer.unpark();
+        } else if self.state.load(Ordering::Relaxed) & SLEEPING != 0 {
             self.wake_writer();
         }
+    }
+
+    /// A `Block` emitter found the ring full and is about to wait for space: a polling writer
+    /// is unparked, so it frees space now rather than at its next timer. (A parking writer
+    /// needs nothing: the push that filled the ring woke it.)
+    pub fn nudge(&self) {
+        if self.polled {
+            self.writer.unpark();
+        }
+    }
+
+    /// Whether the writer polls (see [`polled`](Self::polled)).
+    pub fn is_polled(&self) -> bool {
+        self.polled
     }
 
     /// The position a flusher waits for.
@@ -325,6 +368,7 @@ impl Signal {
     /// flight, and `idle()` (the writer's check for work: ring empty, no flush wanted, not
     /// closed) holds. Otherwise SLEEPING is cleared again and the writer must look for work.
     pub fn prepare_sleep(&self, idle: impl FnOnce() -> bool) -> bool {
+        debug_assert!(!self.polled, "a polling writer must never set SLEEPING");
         // Relaxed: ordered before the loads below by the fence. The RMW's return value pairs
         // with `request_stop` through the state word's modification order.
         let prev = self.state.fetch_or(SLEEPING, Ordering::Relaxed);
@@ -344,13 +388,25 @@ impl Signal {
         self.state.fetch_and(!SLEEPING, Ordering::Relaxed);
     }
 
+    /// A polling writer's sleep: parks for at most `timeout` without announcing it (no
+    /// `SLEEPING`, so emitters never wake it); a flush, a stop or a blocked emitter ends it
+    /// early (see the module docs).
+    pub fn poll_sleep(&self, timeout: Duration) {
+        debug_assert!(self.polled, "poll_sleep on a parking writer's signal");
+        sync::park(Some(timeout));
+    }
+
     /// Asks the writer to shut down: it will [`close`](Self::close), drain and exit.
     pub fn request_stop(&self) {
         // The RMW's place in the state word's modification order does the pairing: if the
         // writer's `fetch_or(SLEEPING)` came first we see SLEEPING and wake it; if ours came
         // first, its RMW returns STOP and it does not park.
         let prev = self.state.fetch_or(STOP, Ordering::Relaxed);
-        if prev & SLEEPING != 0 {
+        if self.polled {
+            // Never SLEEPING: unpark it ourselves (module docs, "A polled writer"). The RMW
+            // above comes before the unpark, which happens-before its park returns.
+            self.writer.unpark();
+        } else if prev & SLEEPING != 0 {
             self.wake_writer();
         }
     }

@@ -7,7 +7,7 @@ use crate::log::{LogOptions, Recovery, SegmentLog};
 use crate::record::Record;
 use crate::signal::Signal;
 use crate::sink::Sink;
-use crate::{Overflow, Report, Retain, ShutdownError, SyncPolicy};
+use crate::{Idle, Overflow, Report, Retain, ShutdownError, SyncPolicy};
 use crossbeam_utils::CachePadded;
 use ringwal_core::{try_channel, CapacityError};
 use std::io;
@@ -28,7 +28,13 @@ pub struct Builder {
     reject_when_unhealthy: bool,
     shutdown_timeout: Duration,
     capacity: usize,
+    idle: Idle,
 }
+
+/// The longest `Idle::Poll` interval `start` accepts.
+const MAX_POLL: Duration = Duration::from_secs(60 * 60);
+/// The shortest (below it, use `Idle::Spin`).
+const MIN_POLL: Duration = Duration::from_micros(1);
 
 impl Builder {
     pub(crate) fn new(dir: PathBuf) -> Self {
@@ -41,6 +47,7 @@ impl Builder {
             reject_when_unhealthy: false,
             shutdown_timeout: Duration::from_secs(30),
             capacity: 4096,
+            idle: Idle::Park,
         }
     }
 
@@ -110,6 +117,36 @@ impl Builder {
         self
     }
 
+    /// What the writer does while the ring is empty (default [`Idle::Park`]): park and be
+    /// woken by the next emit (which then pays a futex wake), poll on a timer so that `emit`
+    /// never makes a syscall ([`Idle::Poll`]; a record reaches the sink within about its
+    /// interval, `flush` still returns promptly), or spin on a core of its own ([`Idle::Spin`]).
+    /// `Poll` needs an interval from 1 µs to one hour; anything else is an
+    /// [`io::ErrorKind::InvalidInput`] error from `start` (the directory is not touched).
+    ///
+    /// ```
+    /// use ringwal::{Idle, Writer};
+    /// use std::time::Duration;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = Writer::builder(dir.path())
+    ///     .idle(Idle::Poll(Duration::from_millis(1)))
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// emitter.emit("no syscall here".to_string()).unwrap();
+    /// writer.shutdown().unwrap(); // wakes the writer at once, whatever its interval
+    ///
+    /// let err = Writer::builder(dir.path())
+    ///     .idle(Idle::Poll(Duration::ZERO))
+    ///     .start::<String>()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn idle(mut self, idle: Idle) -> Self {
+        self.idle = idle;
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
         let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         match self.sync {
@@ -130,6 +167,13 @@ impl Builder {
                 "capacity {} is not a power of two of at least 2",
                 self.capacity
             ));
+        }
+        if let Idle::Poll(d) = self.idle {
+            if !(MIN_POLL..=MAX_POLL).contains(&d) {
+                return bad(format!(
+                    "Idle::Poll interval {d:?} is outside {MIN_POLL:?}..={MAX_POLL:?} (use Idle::Spin to never sleep)"
+                ));
+            }
         }
         if let Overflow::Block(Some(d)) = self.overflow {
             if d > Duration::from_secs(60 * 60 * 24 * 365) {
@@ -205,6 +249,7 @@ impl Builder {
         let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, _)>();
         let sync = self.sync;
         let shutdown_timeout = self.shutdown_timeout;
+        let idle = self.idle;
         let exit = Arc::new(Exit::new(shutdown_timeout));
         let handle = std::thread::Builder::new()
             .name("ringwal-writer".into())
@@ -215,7 +260,8 @@ impl Builder {
                 };
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     let sink = Watched::new(sink, Arc::clone(&shared.exit));
-                    Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout).run(receiver)
+                    Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout, idle)
+                        .run(receiver)
                 }));
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
@@ -236,7 +282,10 @@ impl Builder {
             })?;
         let shared = Arc::new(Shared {
             ring: producer,
-            signal: Signal::new(handle.thread().clone()),
+            signal: match idle {
+                Idle::Park => Signal::new(handle.thread().clone()),
+                Idle::Poll(_) | Idle::Spin => Signal::polled(handle.thread().clone()),
+            },
             overflow: self.overflow,
             reject_when_unhealthy: self.reject_when_unhealthy,
             rejected: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),

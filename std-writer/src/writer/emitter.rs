@@ -172,12 +172,17 @@ impl<T> Emitter<T> {
             }
         }
         let mut slot = Some(event);
-        let waited = self.shared.signal.space.wait(deadline, || {
+        let signal = &self.shared.signal;
+        let waited = signal.space.wait(deadline, || {
             let event = slot.take()?;
             match self.attempt(event) {
                 Attempt::Done(r) => Some(r),
                 Attempt::Retry(e) => {
                     slot = Some(e);
+                    // Still full: a polling writer is woken to free space now (a parking one
+                    // was woken by the push that filled the ring). Only this waiting emit
+                    // makes the syscall.
+                    signal.nudge();
                     None
                 }
             }

@@ -7,7 +7,7 @@ use crate::reader::Entry;
 use crate::record::Record;
 use crate::signal::{Signal, STOP};
 use crate::sink::{Batch, Sink};
-use crate::{Report, ShutdownError, SyncPolicy};
+use crate::{Idle, Report, ShutdownError, SyncPolicy};
 use ringwal_core::Receiver;
 use std::collections::VecDeque;
 use std::io;
@@ -22,6 +22,17 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// microseconds) before it parks. Under a steady stream of events it so stays awake, and
 /// emitters never pay for an unpark; an idle writer still sleeps.
 const IDLE_POLLS: u32 = 256;
+/// A polling writer (`Idle::Poll`) never sleeps shorter than this (Linux's default timer slack
+/// is 50 µs: a shorter sleep would cost a wake without being shorter).
+const POLL_MIN: Duration = Duration::from_micros(50);
+/// A polling writer halves its sleep after a wake that found more than `capacity / POLL_BUSY`
+/// events (the ring is filling: wake sooner), and doubles it after one that found fewer than
+/// `capacity / POLL_QUIET` (up to the configured interval).
+const POLL_BUSY: usize = 8;
+const POLL_QUIET: usize = 32;
+/// A spinning writer (`Idle::Spin`) yields once every this many idle rounds (and otherwise
+/// spins), so a core it shares is not starved.
+const SPIN_YIELD_EVERY: u32 = 64;
 /// The batch buffer's capacity at start.
 const BUF_START: usize = 64 << 10;
 /// A batch buffer emptied with more capacity than this and than four times the batch just
@@ -35,6 +46,11 @@ pub(super) struct Worker<T, S> {
     sink: S,
     policy: SyncPolicy,
     shutdown_timeout: Duration,
+    idle: Idle,
+    /// Under `Idle::Poll`: the next timed sleep (adapted to the event rate, see `POLL_BUSY`).
+    poll_sleep: Duration,
+    /// Under `Idle::Poll`: events taken since the last timed sleep.
+    taken_since_sleep: usize,
     /// Frames not yet durable: `buf[..appended]` is in the sink (awaiting sync), the rest is
     /// not yet appended. Frame sequence numbers run from `buf_first_seq` to `next_seq`.
     buf: Vec<u8>,
@@ -81,6 +97,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
         sink: S,
         policy: SyncPolicy,
         shutdown_timeout: Duration,
+        idle: Idle,
     ) -> Self {
         let seq = sink.next_seq();
         Worker {
@@ -88,6 +105,12 @@ impl<T: Record, S: Sink> Worker<T, S> {
             sink,
             policy,
             shutdown_timeout,
+            idle,
+            poll_sleep: match idle {
+                Idle::Poll(d) => d,
+                _ => Duration::ZERO,
+            },
+            taken_since_sleep: 0,
             buf: Vec::with_capacity(BUF_START),
             scratch: Vec::with_capacity(256),
             buf_first_seq: seq,
@@ -567,6 +590,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
             }
             if took > 0 {
                 idle_rounds = 0;
+                self.taken_since_sleep = self.taken_since_sleep.saturating_add(took);
                 continue;
             }
             // Nothing taken: wait for the next reason to work.
@@ -582,6 +606,41 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 crate::sync::relax(idle_rounds);
                 idle_rounds = idle_rounds.saturating_add(1);
                 continue;
+            }
+            match self.idle {
+                Idle::Park => {}
+                Idle::Spin => {
+                    // Never sleeps, never SLEEPING: emitters never wake it. A flush or a stop is
+                    // seen on the next round.
+                    let round = if idle_rounds % SPIN_YIELD_EVERY == SPIN_YIELD_EVERY - 1 {
+                        u32::MAX
+                    } else {
+                        0
+                    };
+                    crate::sync::relax(round);
+                    idle_rounds = idle_rounds.wrapping_add(1);
+                    continue;
+                }
+                Idle::Poll(max) => {
+                    if self.flush_wanted() {
+                        // Waiting for a push mid-publish, or a sync due for the flusher: the
+                        // next round does it.
+                        crate::sync::relax(idle_rounds);
+                        idle_rounds = idle_rounds.saturating_add(1);
+                        continue;
+                    }
+                    let sleep = self.next_poll_sleep(max, consumer.capacity());
+                    let sleep = match self.policy {
+                        SyncPolicy::Interval(d) if self.appended > 0 => {
+                            sleep.min(d.saturating_sub(self.last_sync.elapsed()))
+                        }
+                        _ => sleep,
+                    };
+                    // No SLEEPING: emitters never unpark a polling writer. Flushers, stoppers
+                    // and blocked emitters do (signal's module docs, "A polled writer").
+                    shared.signal.poll_sleep(sleep);
+                    continue;
+                }
             }
             if idle_rounds < IDLE_POLLS && !self.flush_wanted() {
                 crate::sync::relax(idle_rounds);
@@ -607,6 +666,25 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 idle_rounds = idle_rounds.saturating_add(1);
             }
         }
+    }
+
+    /// The next sleep of a polling writer with interval `max` and a ring of `capacity`: halved
+    /// if the last one let the ring fill past an eighth, doubled if it found less than a
+    /// thirty-second, kept otherwise; within `POLL_MIN..=max`. A quiet writer so sleeps `max`
+    /// (one wake per interval), a busy one often enough that the ring keeps room for bursts.
+    fn next_poll_sleep(&mut self, max: Duration, capacity: usize) -> Duration {
+        let took = std::mem::take(&mut self.taken_since_sleep);
+        let floor = POLL_MIN.min(max);
+        // Multiplied, not divided: on a tiny ring an empty wake still doubles the sleep.
+        self.poll_sleep = if took.saturating_mul(POLL_BUSY) > capacity {
+            (self.poll_sleep / 2).max(floor)
+        } else if took.saturating_mul(POLL_QUIET) < capacity {
+            self.poll_sleep.saturating_mul(2).min(max)
+        } else {
+            self.poll_sleep
+        }
+        .clamp(floor, max);
+        self.poll_sleep
     }
 
     fn report(&self) -> Report {

@@ -9,6 +9,7 @@
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
 
+mod idle;
 mod peers;
 mod report;
 mod scenarios;
@@ -206,7 +207,7 @@ fn main() {
             _ => {
                 eprintln!(
                     "usage: compare [--quick] [--only TEXT]\n  every peer side by side, rounds \
-                     interleaved; --quick: 3 short rounds (under a minute), the full run takes \
+                     interleaved; --quick: 3 short rounds (a minute or two), the full run takes \
                      minutes; --only TEXT: only the scenarios whose title contains TEXT"
                 );
                 std::process::exit(if arg == "--help" || arg == "-h" { 0 } else { 2 });
@@ -496,6 +497,8 @@ fn main() {
             run: cfg.sustained_run,
         }),
     );
+
+    idle::run(n, quick);
 
     println!(
         "core-to-core round trip at end: {:.0} ns; wall time {:.1} s",

@@ -1,0 +1,193 @@
+//! Under `Idle::Poll` and `Idle::Spin` an emit makes no syscall, ever; under `Idle::Park` the
+//! first emit after a quiet period wakes the writer (a futex wake), which shows the check can
+//! see what it looks for.
+//!
+//! How: the test re-runs its own binary under `strace -f` with `RINGWAL_IDLE_SYSCALLS_CHILD`
+//! naming the strategy. The child starts a writer with it, lets it go idle, and then, on one
+//! thread whose id it prints, makes `EMITS` emits, each between two markers: `getpid` before
+//! (`std::process::id`) and `getppid` after (`std::os::unix::process::parent_id`), both real
+//! syscalls (glibc caches neither), with a pause after each so the writer goes idle again. The
+//! parent reads strace's log and counts the syscalls that thread made inside the windows.
+//!
+//! Without strace: fails under `CI=true`, else prints a loud NOT RUN and passes.
+
+use ringwal::{Idle, Writer};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const CHILD_ENV: &str = "RINGWAL_IDLE_SYSCALLS_CHILD";
+const EMITS: usize = 12;
+/// After each emit: long enough for a parking writer to finish its polling rounds and park,
+/// even slowed down by strace (each of its yields is traced).
+const PAUSE: Duration = Duration::from_millis(40);
+
+fn strategy(name: &str) -> Idle {
+    match name {
+        "park" => Idle::Park,
+        // Far longer than the run: only the explicit wakes (flush, stop) end its sleeps.
+        "poll" => Idle::Poll(Duration::from_secs(3600)),
+        "poll-short" => Idle::Poll(Duration::from_millis(1)),
+        "spin" => Idle::Spin,
+        other => panic!("unknown strategy {other}"),
+    }
+}
+
+/// The child's role: emit inside marked windows on this thread, print its id.
+fn child(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .idle(strategy(name))
+        .start::<u64>()
+        .unwrap();
+    // This thread's id, from /proc (a syscall, but outside the windows).
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
+    println!("EMITTER_TID={tid}");
+    std::thread::sleep(PAUSE);
+    for i in 0..EMITS as u64 {
+        let a = std::process::id(); // getpid: the window opens
+        let r = emitter.emit(i);
+        let b = std::os::unix::process::parent_id(); // getppid: it closes
+        std::hint::black_box((a, b));
+        r.unwrap();
+        std::thread::sleep(PAUSE);
+    }
+    emitter.flush().unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!(report.persisted, EMITS as u64);
+}
+
+/// The syscall a strace line of thread `tid` reports, if it is one (resumed calls count under
+/// their name; signals and exits are not calls).
+fn syscall_of<'a>(line: &'a str, tid: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(tid)?.strip_prefix(' ')?.trim_start();
+    if let Some(resumed) = rest.strip_prefix("<... ") {
+        return resumed.split_whitespace().next();
+    }
+    if rest.starts_with("---") || rest.starts_with("+++") {
+        return None;
+    }
+    let end = rest.find('(')?;
+    Some(&rest[..end])
+}
+
+/// The calls thread `tid` made inside its marker windows, and how many windows there were.
+fn calls_in_windows(log: &str, tid: &str) -> (Vec<String>, usize) {
+    let mut inside = false;
+    let mut windows = 0;
+    let mut calls = Vec::new();
+    for line in log.lines() {
+        let Some(call) = syscall_of(line, tid) else {
+            continue;
+        };
+        let resumed = line.contains("resumed>");
+        match call {
+            "getpid" if !resumed => {
+                inside = true;
+                windows += 1;
+            }
+            "getppid" => inside = false,
+            _ if inside && !resumed => calls.push(line.to_owned()),
+            _ => {}
+        }
+    }
+    (calls, windows)
+}
+
+fn strace_usable() -> bool {
+    Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the child for `name` under strace; returns the emitting thread's calls in its windows.
+fn traced(name: &str, out: &Path) -> (Vec<String>, usize) {
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("strace")
+        .arg("-f")
+        .arg("-qq")
+        .arg("-o")
+        .arg(out)
+        .arg(&exe)
+        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child {name} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tid = stdout
+        .lines()
+        .find_map(|l| l.split("EMITTER_TID=").nth(1))
+        .unwrap_or_else(|| panic!("child {name} printed no thread id: {stdout}"))
+        .trim()
+        .to_owned();
+    let log = std::fs::read_to_string(out).unwrap();
+    calls_in_windows(&log, &tid)
+}
+
+/// The child's entry point: does nothing unless `CHILD_ENV` is set.
+#[test]
+fn child_role() {
+    if let Ok(name) = std::env::var(CHILD_ENV) {
+        child(&name);
+    }
+}
+
+#[test]
+fn emits_make_no_syscall_under_poll_and_spin() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    if !strace_usable() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("strace is missing or cannot trace here, and CI=true: install strace");
+        }
+        eprintln!("!!! NOT RUN: idle_syscalls needs a working strace (apt-get install strace)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Non-vacuous: under Park the writer sleeps between emits, and the emits wake it.
+    let (park, windows) = traced("park", &tmp.path().join("park.log"));
+    assert_eq!(windows, EMITS, "park: the markers were not all seen");
+    let wakes = park.iter().filter(|l| l.contains("futex(")).count();
+    assert!(
+        wakes > 0,
+        "under Park the emits after a pause should wake the writer (futex), saw: {park:#?}"
+    );
+    for name in ["poll", "poll-short", "spin"] {
+        let (calls, windows) = traced(name, &tmp.path().join(format!("{name}.log")));
+        assert_eq!(windows, EMITS, "{name}: the markers were not all seen");
+        assert!(
+            calls.is_empty(),
+            "{name}: the emitting thread made syscalls while emitting: {calls:#?}"
+        );
+    }
+    println!(
+        "idle_syscalls: Park emits made {wakes} futex calls in {EMITS} windows; Poll and Spin none"
+    );
+}
+
+#[test]
+fn the_parser_sees_calls_in_windows_only() {
+    let log = "\
+7 getpid()                    = 5
+7 futex(0x1, FUTEX_WAKE_PRIVATE, 1) = 1
+8 futex(0x1, FUTEX_WAIT_PRIVATE, 0, NULL <unfinished ...>
+7 getppid()                   = 1
+7 clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=0, tv_nsec=1}, NULL) = 0
+7 getpid()                    = 5
+7 getppid()                   = 1
+8 <... futex resumed>) = 0
+";
+    let (calls, windows) = calls_in_windows(log, "7");
+    assert_eq!(windows, 2);
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].contains("FUTEX_WAKE"));
+    assert_eq!(calls_in_windows(log, "8").0.len(), 0);
+}
