@@ -27,6 +27,7 @@
 use core::convert::Infallible;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(not(feature = "ring-only"))]
 use ringwal_core::format::Framer;
 use ringwal_core::Ring;
 
@@ -80,9 +81,19 @@ fn encode(r: &Reading, out: &mut [u8]) -> Option<usize> {
 /// The reset handler: the main loop.
 #[no_mangle]
 pub extern "C" fn _start() -> ! {
-    let mut consumer = READINGS
+    let consumer = READINGS
         .consumer()
         .expect("the main loop is the only consumer");
+    #[cfg(feature = "ring-only")]
+    raw_loop(consumer);
+    #[cfg(not(feature = "ring-only"))]
+    framed_loop(consumer);
+}
+
+/// The main loop: drain the ring, write CRC-framed records (and how many readings were
+/// refused, where it happened) to the UART.
+#[cfg(not(feature = "ring-only"))]
+fn framed_loop(mut consumer: ringwal_core::Consumer<'static, Reading, 64>) -> ! {
     let mut framer = Framer::new(0);
     let mut sink = uart_write;
     let mut buf = [0u8; 16];
@@ -94,6 +105,20 @@ pub extern "C" fn _start() -> ! {
         refused_seen = refused;
         let Ok(_) = framer.write_all(consumer.drain(), &mut buf, encode, &mut sink);
         // A real firmware sleeps until the next interrupt here (`wfi`).
+        core::hint::spin_loop();
+    }
+}
+
+/// Feature `ring-only`, for the size figure of the ring alone: raw readings, no framing.
+#[cfg(feature = "ring-only")]
+fn raw_loop(mut consumer: ringwal_core::Consumer<'static, Reading, 64>) -> ! {
+    let mut buf = [0u8; 6];
+    loop {
+        for r in consumer.drain() {
+            if let Some(n) = encode(&r, &mut buf) {
+                let Ok(()) = uart_write(&buf[..n]);
+            }
+        }
         core::hint::spin_loop();
     }
 }
