@@ -1,5 +1,5 @@
 //! Idle strategies: emit latency at low event rates, and the writer thread's CPU, for
-//! `Idle::Park`, `Idle::Poll(1 ms)`, `Idle::Poll(10 ms)`, `Idle::Spin`, tracing-appender's `non_blocking` worker, and
+//! `Idle::Park`, `Idle::Poll(1 ms)`, `Idle::Poll(100 ms)` (with the ring sized for it), `Idle::Spin`, tracing-appender's `non_blocking` worker, and
 //! a bare ring (ringwal-core's heap channel, drained by a thread that sleeps 1 ms between
 //! drains: no writer, no handshake) on the same events.
 //!
@@ -25,7 +25,11 @@ type Rec = [u8; 64];
 /// The Poll interval measured (see the README: a record is written within about this), and a
 /// longer one: a polling writer's idle CPU is about one timer wake per interval.
 pub const POLL: Duration = Duration::from_millis(1);
-pub const POLL_LONG: Duration = Duration::from_millis(10);
+pub const POLL_LONG: Duration = Duration::from_millis(100);
+/// The README's sizing rule for a polled writer: capacity >= peak rate x interval. The busiest
+/// rate here (one event per 10 us) for 100 ms is 10,000 events; with 4096 slots about 5,100
+/// of the 20,000 were refused before the writer's first wake.
+pub const POLL_LONG_CAPACITY: usize = 16384;
 
 /// How the emitting thread waits for the next event's time.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -130,7 +134,12 @@ trait Design {
 }
 
 fn ringwal_design(idle: Idle, dir: &Path) -> Started {
+    ringwal_design_sized(idle, 4096, dir)
+}
+
+fn ringwal_design_sized(idle: Idle, capacity: usize, dir: &Path) -> Started {
     let (writer, emitter) = Writer::builder(dir)
+        .capacity(capacity)
         .overflow(Overflow::Reject)
         .sync(SyncPolicy::Never)
         .idle(idle)
@@ -165,7 +174,7 @@ impl Design for Poll {
 }
 impl Design for PollLong {
     fn start(dir: &Path) -> Started {
-        ringwal_design(Idle::Poll(POLL_LONG), dir)
+        ringwal_design_sized(Idle::Poll(POLL_LONG), POLL_LONG_CAPACITY, dir)
     }
 }
 impl Design for Spin {
@@ -283,7 +292,7 @@ fn contestants(rate: Rate) -> Vec<Contestant> {
             run: Box::new(move || measure::<Poll>(rate)),
         },
         Contestant {
-            name: format!("ringwal Idle::Poll({POLL_LONG:?})"),
+            name: format!("ringwal Idle::Poll({POLL_LONG:?}), capacity {POLL_LONG_CAPACITY}"),
             run: Box::new(move || measure::<PollLong>(rate)),
         },
         Contestant {
