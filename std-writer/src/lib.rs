@@ -71,6 +71,9 @@ pub mod signal;
 mod sink;
 mod sync;
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub mod vfs;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]

@@ -2,10 +2,11 @@
 
 use crate::format::{self, FileSource, HeaderError, ReadAt, ScanEnd, ScanError, HEADER_LEN};
 use crate::sink::{Batch, Sink};
+use crate::vfs::{StdFs, Vfs};
 use crate::Retain;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Settings of a [`SegmentLog`].
@@ -109,7 +110,9 @@ struct Mark {
 /// assert_eq!(log.next_seq(), 1);
 /// ```
 #[derive(Debug)]
-pub struct SegmentLog {
+pub struct SegmentLog<V: Vfs = StdFs> {
+    /// Every change to the disk goes through it (`std::fs`, or a test's recorder).
+    vfs: V,
     dir: PathBuf,
     options: LogOptions,
     /// The log directory, open and `flock`ed: the lock no file deletion undoes.
@@ -147,10 +150,8 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
 }
 
 /// fsyncs a directory, so file creations and deletions in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| annotate(dir, e))
+fn sync_dir(vfs: &impl Vfs, dir: &Path) -> io::Result<()> {
+    vfs.sync_dir(dir).map_err(|e| annotate(dir, e))
 }
 
 /// The segments in `dir`, sorted by first sequence number. Other files are ignored.
@@ -242,6 +243,15 @@ impl SegmentLog {
     /// from a newer format version is an `InvalidData` error naming the file (and offset);
     /// nothing is changed then.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
+        SegmentLog::open_with(StdFs, dir, options)
+    }
+}
+
+impl<V: Vfs> SegmentLog<V> {
+    /// [`open`](SegmentLog::open), with every change to the disk made through `vfs` (the
+    /// power-loss test's recorder; see [`vfs`](crate::vfs)).
+    #[doc(hidden)]
+    pub fn open_with(vfs: V, dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if options.segment_bytes < (HEADER_LEN + format::FRAME_HEADER_LEN) as u64 {
             return Err(io::Error::new(
@@ -312,12 +322,10 @@ impl SegmentLog {
                     match scan.end {
                         ScanEnd::Clean => {}
                         ScanEnd::Torn { offset, reason } => {
-                            let file = OpenOptions::new()
-                                .write(true)
-                                .open(&path)
+                            let file = vfs.open_append(&path).map_err(|e| annotate(&path, e))?;
+                            vfs.set_len(&file, &path, offset)
                                 .map_err(|e| annotate(&path, e))?;
-                            file.set_len(offset).map_err(|e| annotate(&path, e))?;
-                            file.sync_all().map_err(|e| annotate(&path, e))?;
+                            vfs.sync_all(&file, &path).map_err(|e| annotate(&path, e))?;
                             recovery.bytes_cut = file_len - offset;
                             recovery.truncated = Some(path.clone());
                             recovery.reason =
@@ -341,8 +349,8 @@ impl SegmentLog {
                 }
                 Err(ScanError::Header(HeaderError::Short(n))) => {
                     // A crash while the segment was being created: it holds no record.
-                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&dir)?;
+                    vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
+                    sync_dir(&vfs, &dir)?;
                     recovery.bytes_cut = n as u64;
                     recovery.truncated = Some(path.clone());
                     recovery.reason = Some(format!(
@@ -353,8 +361,8 @@ impl SegmentLog {
                     if src.is_unwritten_header().map_err(|e| annotate(&path, e))? =>
                 {
                     // Same, on a file system that extended the file before writing it.
-                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&dir)?;
+                    vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
+                    sync_dir(&vfs, &dir)?;
                     recovery.bytes_cut = HEADER_LEN as u64;
                     recovery.truncated = Some(path.clone());
                     recovery.reason =
@@ -395,20 +403,17 @@ impl SegmentLog {
             // of the same name replaces it below.
             let seg = segments.pop_back().expect("last_len implies a segment");
             let path = dir.join(format::segment_file_name(seg.first_seq));
-            fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-            sync_dir(&dir)?;
+            vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
+            sync_dir(&vfs, &dir)?;
             last_len = None;
         }
         let active = match (segments.back(), last_len) {
             (Some(seg), Some(_)) if last_version == format::Version::CURRENT => {
                 let path = dir.join(format::segment_file_name(seg.first_seq));
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| annotate(&path, e))?
+                vfs.open_append(&path).map_err(|e| annotate(&path, e))?
             }
             _ => {
-                let file = create_segment(&dir, next_seq)?;
+                let file = create_segment(&vfs, &dir, next_seq)?;
                 segments.push_back(Seg {
                     first_seq: next_seq,
                     len: HEADER_LEN as u64,
@@ -420,6 +425,7 @@ impl SegmentLog {
         recovery.segments = segments.len();
         recovery.next_seq = next_seq;
         Ok(SegmentLog {
+            vfs,
             dir,
             options,
             dir_lock: dir_handle,
@@ -486,7 +492,7 @@ impl SegmentLog {
                 break;
             }
             let path = self.path(seg.first_seq);
-            match fs::remove_file(&path) {
+            match self.vfs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
@@ -495,17 +501,21 @@ impl SegmentLog {
             removed = true;
         }
         let path = self.path(mark.segment);
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
+        let file = self
+            .vfs
+            .open_append(&path)
             .map_err(|e| annotate(&path, e))?;
-        file.set_len(mark.len).map_err(|e| annotate(&path, e))?;
+        self.vfs
+            .set_len(&file, &path, mark.len)
+            .map_err(|e| annotate(&path, e))?;
         if sync {
-            file.sync_all().map_err(|e| annotate(&path, e))?;
+            self.vfs
+                .sync_all(&file, &path)
+                .map_err(|e| annotate(&path, e))?;
         }
         if removed || self.dir_dirty {
             self.dir_dirty = true;
-            sync_dir(&self.dir)?;
+            sync_dir(&self.vfs, &self.dir)?;
             self.dir_dirty = false;
         }
         self.active = file;
@@ -531,7 +541,8 @@ impl SegmentLog {
         self.check_present()?;
         if self.options.durable {
             // Sealed with an fsync, so only the newest segment can ever have a torn tail.
-            if let Err(e) = self.active.sync_data() {
+            let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+            if let Err(e) = self.vfs.sync_data(&self.active, &path) {
                 // Unknown what reached the disk since the mark: roll back to it.
                 self.poisoned = true;
                 return Err(e);
@@ -543,7 +554,7 @@ impl SegmentLog {
             let sealed = self.segments.back().expect("a segment exists").first_seq;
             self.unsynced_sealed.push(sealed);
         }
-        let file = create_segment(&self.dir, self.next_seq)?;
+        let file = create_segment(&self.vfs, &self.dir, self.next_seq)?;
         self.segments.push_back(Seg {
             first_seq: self.next_seq,
             len: HEADER_LEN as u64,
@@ -578,7 +589,9 @@ impl SegmentLog {
                 self.rotate()?;
                 continue;
             }
-            self.active.write_all(&bytes[start..end])?;
+            let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+            self.vfs
+                .append(&mut self.active, &path, &bytes[start..end])?;
             self.segments.back_mut().expect("a segment exists").len += (end - start) as u64;
             self.next_seq += records;
         }
@@ -607,7 +620,7 @@ impl SegmentLog {
                 self.check_present()?;
             }
             let path = self.path(oldest.first_seq);
-            match fs::remove_file(&path) {
+            match self.vfs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
@@ -617,14 +630,14 @@ impl SegmentLog {
         }
         if removed || self.dir_dirty {
             self.dir_dirty = true;
-            sync_dir(&self.dir)?;
+            sync_dir(&self.vfs, &self.dir)?;
             self.dir_dirty = false;
         }
         Ok(())
     }
 }
 
-impl SegmentLog {
+impl<V: Vfs> SegmentLog<V> {
     /// Fails if the log's directory or its active segment was removed (found so now or
     /// before); see [`SegmentLog`].
     fn check_present(&mut self) -> io::Result<()> {
@@ -712,26 +725,22 @@ fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
     }
 }
 
-fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
+fn create_segment(vfs: &impl Vfs, dir: &Path, first_seq: u64) -> io::Result<File> {
     let path = dir.join(format::segment_file_name(first_seq));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| annotate(&path, e))?;
+    let mut file = vfs.create_new(&path).map_err(|e| annotate(&path, e))?;
     #[cfg(debug_assertions)]
     crash_point("segment-created");
-    let written = file
-        .write_all(&format::encode_header(first_seq))
-        .and_then(|()| file.sync_all());
+    let written = vfs
+        .append(&mut file, &path, &format::encode_header(first_seq))
+        .and_then(|()| vfs.sync_all(&file, &path));
     // On any failure the file goes again: an untracked file would make every retry of this
     // creation fail with AlreadyExists.
     if let Err(e) = written
         .map_err(|e| annotate(&path, e))
-        .and_then(|()| sync_dir(dir))
+        .and_then(|()| sync_dir(vfs, dir))
     {
         drop(file);
-        let _ = fs::remove_file(&path);
+        let _ = vfs.remove_file(&path);
         return Err(e);
     }
     Ok(file)
@@ -762,7 +771,7 @@ fn crash_point(name: &str) {
     }
 }
 
-impl Sink for SegmentLog {
+impl<V: Vfs> Sink for SegmentLog<V> {
     fn next_seq(&self) -> u64 {
         // Removed: what was appended since the last sync went with the files.
         if self.poisoned || self.removed.is_some() {
@@ -827,14 +836,15 @@ impl Sink for SegmentLog {
         // some: nothing to sync then).
         while let Some(&first) = self.unsynced_sealed.first() {
             let path = self.path(first);
-            match File::open(&path).and_then(|f| f.sync_data()) {
+            match File::open(&path).and_then(|f| self.vfs.sync_data(&f, &path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.unsynced_sealed.remove(0);
         }
-        if let Err(e) = self.active.sync_data() {
+        let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+        if let Err(e) = self.vfs.sync_data(&self.active, &path) {
             self.poisoned = true;
             if self.restore(self.mark, true).is_ok() {
                 self.poisoned = false;
