@@ -78,7 +78,7 @@ mod writer;
 
 #[cfg(not(loom))]
 pub use crate::{
-    log::{LogOptions, Recovery, SegmentLog},
+    log::{LogOptions, Recovery, RecoveryMode, SegmentLog},
     reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},

@@ -25,6 +25,56 @@ pub struct LogOptions {
     /// are fsynced before the next one is created, and only the newest can be torn.
     /// Default true.
     pub durable: bool,
+    /// What opening does with damage a crash or a power loss can leave. Default
+    /// [`RecoveryMode::PointInTime`].
+    pub recovery: RecoveryMode,
+}
+
+/// What opening a log does with damage (RocksDB's WAL recovery modes are the model).
+///
+/// Which bytes can a power loss damage? Only those written since the last successful fsync
+/// of their file: an fsync makes everything written to the file before it durable, and a
+/// `sync` (which every acknowledgement — a returned `flush`, a shutdown — waits for) fsyncs
+/// the active segment, after the sealed ones. So in the newest segment the acknowledged
+/// records are a prefix made of valid frames only, and everything from the first invalid
+/// frame on was written after the last acknowledgement: a power loss may have lost, torn or
+/// reordered it (a later write reaching the disk while an earlier one did not leaves valid
+/// frames after a hole of zeros). Cutting there loses nothing that was acknowledged.
+///
+/// Damage that a power loss cannot explain is an `InvalidData` error naming file and offset
+/// in every mode, and nothing is changed: a bad header, and under a durable log
+/// ([`LogOptions::durable`]) any damage in a segment older than the newest (sealed segments
+/// are fsynced before the next one is created, so their bytes precede the last
+/// acknowledgement).
+///
+/// ```
+/// use ringwal::{LogOptions, RecoveryMode, SegmentLog};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// // Refuse a log whose newest segment has valid records after damage, instead of cutting.
+/// let options = LogOptions { recovery: RecoveryMode::Strict, ..LogOptions::default() };
+/// let log = SegmentLog::open(dir.path(), options).unwrap();
+/// assert_eq!(log.recovery().bytes_cut, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Recover to the last consistent point (RocksDB's `kPointInTimeRecovery`): the newest
+    /// segment is cut at its first invalid frame — a torn tail, or damage that valid frames
+    /// follow (a reordered write) — and the cut is reported in [`Recovery`] (bytes and
+    /// records cut, the file, the offset, why). Not durable (`SyncPolicy::Never`): the same
+    /// in any segment, since none was fsynced before the shutdown's sync — the first damaged
+    /// segment (or the first one that ends short of where the next begins) is cut and every
+    /// later one removed. Every acknowledged record survives every power loss. The default.
+    #[default]
+    PointInTime,
+    /// Cut only a torn tail (no valid frame after the damage; RocksDB's
+    /// `kTolerateCorruptedTailRecords`); refuse, with an `InvalidData` error naming file and
+    /// offset and changing nothing, any damage that valid frames follow, and (not durable)
+    /// any damage in an older segment. For logs where a bit flip must never be mistaken for a
+    /// lost write: after a power loss that reordered writes it refuses to open (the log is
+    /// then intact up to the damage, and [`PointInTime`](Self::PointInTime) opens it).
+    Strict,
 }
 
 impl Default for LogOptions {
@@ -33,6 +83,7 @@ impl Default for LogOptions {
             segment_bytes: 64 << 20,
             retain: Retain::All,
             durable: true,
+            recovery: RecoveryMode::PointInTime,
         }
     }
 }
