@@ -104,6 +104,9 @@ pub struct Recovery {
     pub truncated: Option<PathBuf>,
     /// Why it was cut.
     pub reason: Option<String>,
+    /// Segments removed: an empty one whose creation a crash cut short, or (point-in-time
+    /// recovery of a log that is not durable) the segments after a damaged one.
+    pub segments_removed: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +273,14 @@ pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64, format::Version)
     Ok((header.first_seq, len, header.version))
 }
 
+/// The first [`HEADER_LEN`] bytes of `src` (fewer if it is shorter).
+fn read_prefix(src: &mut FileSource, path: &Path) -> io::Result<Vec<u8>> {
+    let mut header = vec![0u8; src.len().min(HEADER_LEN as u64) as usize];
+    src.read_exact_at(0, &mut header)
+        .map_err(|e| annotate(path, e))?;
+    Ok(header)
+}
+
 /// Reads until `buf` is full or the input ends; returns how many bytes it read.
 pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -331,122 +342,196 @@ impl<V: Vfs> SegmentLog<V> {
             .map_err(|e| annotate(&lock_path, e))?;
         lock_exclusive(&lock, &lock_path, &dir)?;
 
+        let mut next_seq_if_empty = 0;
+        // Durable and the newest segment was removed: the one now newest was sealed with an
+        // fsync before that one was created, so damage in it is not a power loss's.
+        let mut sealed_newest = false;
         let mut recovery = Recovery::default();
         let mut listed = list_segments(&dir)?;
+        // The newest segment first: a crash while it was being created leaves it shorter than
+        // a header (or a header of zeros, on a file system that extended the file before
+        // writing it); it holds no record and goes.
+        if let Some((_, path)) = listed.last() {
+            let mut src = FileSource::open(path)?;
+            let short = match format::decode_segment_header(&read_prefix(&mut src, path)?) {
+                Err(HeaderError::Short(n)) => Some((n as u64, "cut short")),
+                Err(HeaderError::BadMagic | HeaderError::BadChecksum)
+                    if src.is_unwritten_header().map_err(|e| annotate(path, e))? =>
+                {
+                    Some((HEADER_LEN as u64, "never written"))
+                }
+                _ => None,
+            };
+            if let Some((n, what)) = short {
+                vfs.remove_file(path).map_err(|e| annotate(path, e))?;
+                sync_dir(&vfs, &dir)?;
+                recovery.bytes_cut = n;
+                recovery.truncated = Some(path.clone());
+                recovery.reason = Some(if what == "cut short" {
+                    format!("segment header cut short ({n} bytes): removed the empty segment")
+                } else {
+                    "segment header never written: removed the empty segment".into()
+                });
+                recovery.segments_removed = 1;
+                let (name_seq, _) = listed.pop().expect("a last segment");
+                sealed_newest = options.durable;
+                if listed.is_empty() {
+                    next_seq_if_empty = name_seq;
+                }
+            }
+        }
+        // Which segments are read frame by frame: the newest (the only one a power loss can
+        // damage when durable: the others were fsynced before the next one was created);
+        // when not durable, every one (none was fsynced before the shutdown's sync).
+        let newest = listed.len().saturating_sub(1);
         let mut segments = VecDeque::new();
-        // Every header but the last segment's must be valid.
-        for (name_seq, path) in listed.iter().take(listed.len().saturating_sub(1)) {
-            let (first, len, _) = read_header(path)?;
-            if first != *name_seq {
+        let mut last_scan = None;
+        for (i, (name_seq, path)) in listed.iter().enumerate() {
+            if i < newest && options.durable {
+                let (first, len, _) = read_header(path)?;
+                if first != *name_seq {
+                    return Err(invalid(
+                        path,
+                        format!("header says first record {first}, file name says {name_seq}"),
+                    ));
+                }
+                segments.push_back(Seg {
+                    first_seq: first,
+                    len,
+                });
+                continue;
+            }
+            // Streamed: a segment of any size (a sparse 1 GiB file) is checked in constant
+            // memory.
+            let mut src = FileSource::open(path)?;
+            let file_len = src.len();
+            let scan = format::scan_segment_in(&mut src).map_err(|e| match e {
+                ScanError::Header(e) => invalid(path, e),
+                ScanError::Read(e) => annotate(path, e),
+            })?;
+            if scan.first_seq != *name_seq {
                 return Err(invalid(
                     path,
-                    format!("header says first record {first}, file name says {name_seq}"),
+                    format!(
+                        "header says first record {}, file name says {name_seq}",
+                        scan.first_seq
+                    ),
                 ));
             }
-            segments.push_back(Seg {
-                first_seq: first,
-                len,
-            });
+            let next = checked_next(path, &scan)?;
+            // Where this segment's valid frames stop being the log, and why.
+            let damage = match scan.end {
+                ScanEnd::Clean => match listed.get(i + 1) {
+                    Some(&(following, _)) if next < following => Some((
+                        scan.valid_len,
+                        format!(
+                            "segment ends at record {next} but the next one starts at \
+                             {following} (its tail was lost)"
+                        ),
+                        false,
+                    )),
+                    Some(&(following, _)) if next > following => {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "segment ends at record {next} but the next one starts at \
+                                 {following}: they overlap"
+                            ),
+                        ))
+                    }
+                    _ => None,
+                },
+                ScanEnd::Torn { offset, reason } => Some((
+                    offset,
+                    format!("torn tail at offset {offset}: {reason}"),
+                    true,
+                )),
+                ScanEnd::Corrupt { offset, reason } => Some((
+                    offset,
+                    format!("corrupt at offset {offset}: {reason}"),
+                    false,
+                )),
+            };
+            let mut seg = Seg {
+                first_seq: *name_seq,
+                len: scan.valid_len,
+            };
+            if let Some((offset, why, torn)) = damage {
+                if sealed_newest {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "damaged: {why} (a sealed segment, fsynced before the next one \
+                             was created: not damage a crash can cause); not truncating"
+                        ),
+                    ));
+                }
+                let later = listed.len() - 1 - i;
+                // Strict cuts only a torn tail with nothing after it.
+                let tolerated =
+                    options.recovery == RecoveryMode::PointInTime || (torn && later == 0);
+                if !tolerated {
+                    let follows = if later > 0 {
+                        format!("; {later} later segment(s) follow")
+                    } else {
+                        String::new()
+                    };
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{why}{follows}; not truncating (RecoveryMode::Strict; \
+                             RecoveryMode::PointInTime would cut there)"
+                        ),
+                    ));
+                }
+                // Point in time: everything from the damage on was written after the last
+                // acknowledged sync (see `RecoveryMode`). Later segments go first, newest
+                // first, each deletion made durable before the next, so a crash meanwhile
+                // leaves a log whose recovery cuts at the same place.
+                let mut cut = file_len - offset;
+                for (_, later_path) in listed[i + 1..].iter().rev() {
+                    let len = fs::metadata(later_path)
+                        .map_err(|e| annotate(later_path, e))?
+                        .len();
+                    vfs.remove_file(later_path)
+                        .map_err(|e| annotate(later_path, e))?;
+                    sync_dir(&vfs, &dir)?;
+                    cut += len;
+                    recovery.segments_removed += 1;
+                }
+                if file_len > offset {
+                    let file = vfs.open_append(path).map_err(|e| annotate(path, e))?;
+                    vfs.set_len(&file, path, offset)
+                        .map_err(|e| annotate(path, e))?;
+                    vfs.sync_all(&file, path).map_err(|e| annotate(path, e))?;
+                }
+                recovery.bytes_cut += cut;
+                recovery.truncated = Some(path.clone());
+                let removed = match later {
+                    0 => String::new(),
+                    n => format!("; removed the {n} later segment(s)"),
+                };
+                recovery.reason = Some(format!("{why}: cut there{removed}"));
+                seg.len = offset;
+                segments.push_back(seg);
+                last_scan = Some(scan);
+                break;
+            }
+            segments.push_back(seg);
+            last_scan = Some(scan);
         }
-        let mut next_seq = 0;
+        let mut next_seq = next_seq_if_empty;
         let mut last_len = None;
         // The newest segment's format version and record count: an older version is never
         // appended to (a fresh segment follows it).
         let mut last_version = format::Version::CURRENT;
         let mut last_records = 0;
-        if let Some((name_seq, path)) = listed.pop() {
-            // Streamed: a segment of any size (a sparse 1 GiB file) is checked in constant
-            // memory.
-            let mut src = FileSource::open(&path)?;
-            let file_len = src.len();
-            match format::scan_segment_in(&mut src) {
-                Ok(scan) => {
-                    if scan.first_seq != name_seq {
-                        return Err(invalid(
-                            &path,
-                            format!(
-                                "header says first record {}, file name says {name_seq}",
-                                scan.first_seq
-                            ),
-                        ));
-                    }
-                    match scan.end {
-                        ScanEnd::Clean => {}
-                        ScanEnd::Torn { offset, reason } => {
-                            let file = vfs.open_append(&path).map_err(|e| annotate(&path, e))?;
-                            vfs.set_len(&file, &path, offset)
-                                .map_err(|e| annotate(&path, e))?;
-                            vfs.sync_all(&file, &path).map_err(|e| annotate(&path, e))?;
-                            recovery.bytes_cut = file_len - offset;
-                            recovery.truncated = Some(path.clone());
-                            recovery.reason =
-                                Some(format!("torn tail at offset {offset}: {reason}"));
-                        }
-                        ScanEnd::Corrupt { offset, reason } => {
-                            return Err(invalid(
-                                &path,
-                                format!("corrupt at offset {offset}: {reason}; not truncating"),
-                            ));
-                        }
-                    }
-                    recovery.records_kept = scan.records;
-                    next_seq = checked_next(&path, &scan)?;
-                    last_len = Some(scan.valid_len);
-                    (last_version, last_records) = (scan.version, scan.records);
-                    segments.push_back(Seg {
-                        first_seq: name_seq,
-                        len: scan.valid_len,
-                    });
-                }
-                Err(ScanError::Header(HeaderError::Short(n))) => {
-                    // A crash while the segment was being created: it holds no record.
-                    vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&vfs, &dir)?;
-                    recovery.bytes_cut = n as u64;
-                    recovery.truncated = Some(path.clone());
-                    recovery.reason = Some(format!(
-                        "segment header cut short ({n} bytes): removed the empty segment"
-                    ));
-                }
-                Err(ScanError::Header(HeaderError::BadMagic | HeaderError::BadChecksum))
-                    if src.is_unwritten_header().map_err(|e| annotate(&path, e))? =>
-                {
-                    // Same, on a file system that extended the file before writing it.
-                    vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&vfs, &dir)?;
-                    recovery.bytes_cut = HEADER_LEN as u64;
-                    recovery.truncated = Some(path.clone());
-                    recovery.reason =
-                        Some("segment header never written: removed the empty segment".into());
-                }
-                Err(ScanError::Header(e)) => return Err(invalid(&path, e)),
-                Err(ScanError::Read(e)) => return Err(annotate(&path, e)),
-            }
-            if last_len.is_none() {
-                // The removed segment starts where the previous one ends; find that end.
-                if let Some(prev) = segments.pop_back() {
-                    let path = dir.join(format::segment_file_name(prev.first_seq));
-                    let scan = format::scan_segment_in(&mut FileSource::open(&path)?).map_err(
-                        |e| match e {
-                            ScanError::Header(e) => invalid(&path, e),
-                            ScanError::Read(e) => annotate(&path, e),
-                        },
-                    )?;
-                    if scan.end != ScanEnd::Clean {
-                        return Err(invalid(
-                            &path,
-                            format!("damaged at offset {}: {:?}", scan.valid_len, scan.end),
-                        ));
-                    }
-                    recovery.records_kept = scan.records;
-                    next_seq = checked_next(&path, &scan)?;
-                    last_len = Some(scan.valid_len);
-                    (last_version, last_records) = (scan.version, scan.records);
-                    segments.push_back(prev);
-                } else {
-                    next_seq = name_seq;
-                }
-            }
+        if let (Some(scan), Some(last)) = (&last_scan, segments.back()) {
+            let path = dir.join(format::segment_file_name(last.first_seq));
+            recovery.records_kept = scan.records;
+            next_seq = checked_next(&path, scan)?;
+            last_len = Some(last.len);
+            (last_version, last_records) = (scan.version, scan.records);
         }
 
         if last_len.is_some() && last_version != format::Version::CURRENT && last_records == 0 {
@@ -537,11 +622,12 @@ impl<V: Vfs> SegmentLog<V> {
     fn restore(&mut self, mark: Mark, sync: bool) -> io::Result<()> {
         // Deletes and truncates by path: never in a directory that is no longer the log's.
         self.check_present()?;
-        let mut removed = false;
-        while let Some(seg) = self.segments.back() {
+        while let Some(&seg) = self.segments.back() {
             if seg.first_seq <= mark.segment {
                 break;
             }
+            // Newest first, each deletion durable before the next (see `apply_retention`).
+            self.sync_dir_if_dirty()?;
             let path = self.path(seg.first_seq);
             match self.vfs.remove_file(&path) {
                 Ok(()) => {}
@@ -549,7 +635,7 @@ impl<V: Vfs> SegmentLog<V> {
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.segments.pop_back();
-            removed = true;
+            self.dir_dirty = true;
         }
         let path = self.path(mark.segment);
         let file = self
@@ -564,11 +650,7 @@ impl<V: Vfs> SegmentLog<V> {
                 .sync_all(&file, &path)
                 .map_err(|e| annotate(&path, e))?;
         }
-        if removed || self.dir_dirty {
-            self.dir_dirty = true;
-            sync_dir(&self.vfs, &self.dir)?;
-            self.dir_dirty = false;
-        }
+        self.sync_dir_if_dirty()?;
         self.active = file;
         if let Some(seg) = self.segments.back_mut() {
             seg.len = mark.len;
@@ -670,6 +752,10 @@ impl<V: Vfs> SegmentLog<V> {
                 // Deletes by path: never in a directory that is no longer the log's.
                 self.check_present()?;
             }
+            // The deletion before this one is made durable first: two deletions under one
+            // directory fsync may reach the disk in either order, and the newer one alone
+            // would leave a hole in the middle of the log after a power loss.
+            self.sync_dir_if_dirty()?;
             let path = self.path(oldest.first_seq);
             match self.vfs.remove_file(&path) {
                 Ok(()) => {}
@@ -677,10 +763,15 @@ impl<V: Vfs> SegmentLog<V> {
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.segments.pop_front();
+            self.dir_dirty = true;
             removed = true;
         }
-        if removed || self.dir_dirty {
-            self.dir_dirty = true;
+        self.sync_dir_if_dirty()
+    }
+
+    /// fsyncs the directory if a deletion is not durable yet.
+    fn sync_dir_if_dirty(&mut self) -> io::Result<()> {
+        if self.dir_dirty {
             sync_dir(&self.vfs, &self.dir)?;
             self.dir_dirty = false;
         }

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use ringwal::format::{self, ScanEnd, FRAME_HEADER_LEN, HEADER_LEN};
-use ringwal::{Entry, Overflow, Reader, Report, Retain, SyncPolicy, Writer};
+use ringwal::{Entry, Overflow, Reader, RecoveryMode, Report, Retain, SyncPolicy, Writer};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -100,6 +100,26 @@ fn segment_firsts(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Opens `dir` with the builder under the default [`RecoveryMode::PointInTime`] and expects
+/// `seg` cut at `bad_at`, reported, and the `kept` records before it read back cleanly.
+fn assert_cut_at(dir: &Path, seg: &Path, segment_bytes: u64, bad_at: u64, kept: u64) {
+    let (writer, _emitter) = Writer::builder(dir)
+        .segment_bytes(segment_bytes)
+        .start::<Vec<u8>>()
+        .unwrap();
+    let recovery = writer.recovery().clone();
+    writer.shutdown().unwrap();
+    assert_eq!(recovery.truncated.as_deref(), Some(seg), "{recovery:?}");
+    assert!(recovery.bytes_cut > 0, "{recovery:?}");
+    let reason = recovery.reason.clone().unwrap();
+    assert!(reason.contains(&format!("offset {bad_at}")), "{reason}");
+    assert_eq!(recovery.next_seq, kept, "{recovery:?}");
+    assert_eq!(fs::metadata(seg).unwrap().len(), bad_at);
+    let items: Vec<_> = Reader::open(dir).unwrap().iter().collect();
+    assert_eq!(items.len() as u64, kept);
+    assert!(items.iter().all(|i| i.is_ok()));
+}
+
 /// Every file in `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
@@ -114,12 +134,14 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Opens `dir` with the builder (segments of `segment_bytes`) and expects the refusal
-/// damage gets: `InvalidData`, naming `seg`, with nothing on disk changed. Returns the message.
+/// Opens `dir` with the builder (segments of `segment_bytes`, [`RecoveryMode::Strict`]) and
+/// expects the refusal damage gets: `InvalidData`, naming `seg`, with nothing on disk
+/// changed. Returns the message.
 fn assert_open_refused(dir: &Path, seg: &Path, segment_bytes: u64, why: &str) -> String {
     let before = snapshot(dir);
     let err = Writer::builder(dir)
         .segment_bytes(segment_bytes)
+        .recovery(RecoveryMode::Strict)
         .start::<Vec<u8>>()
         .expect_err(why);
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
@@ -710,7 +732,7 @@ fn bit_flip_in_length_field_of_older_segment_is_an_error() {
 }
 
 #[test]
-fn bit_flip_in_last_segment_with_records_after_refuses_to_open() {
+fn bit_flip_in_last_segment_with_records_after_is_refused_by_strict_and_cut_by_point_in_time() {
     let dir = tempfile::tempdir().unwrap();
     write_fixed(dir.path(), 0, 35, seg_bytes_for(10));
     let seg = segment_path(dir.path(), 30);
@@ -735,10 +757,14 @@ fn bit_flip_in_last_segment_with_records_after_refuses_to_open() {
     let msg = items[31].as_ref().unwrap_err().to_string();
     assert!(msg.contains(&seg.display().to_string()), "{msg}");
     assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
+
+    // The default, point in time, cuts there (nothing after the first invalid frame of the
+    // newest segment can have been acknowledged) and says so.
+    assert_cut_at(dir.path(), &seg, seg_bytes_for(10), bad_at, 31);
 }
 
 #[test]
-fn sequence_break_in_last_segment_refuses_to_open() {
+fn sequence_break_in_last_segment_is_refused_by_strict_and_cut_by_point_in_time() {
     // A valid frame with the wrong sequence number followed by valid ones.
     let dir = tempfile::tempdir().unwrap();
     write_fixed(dir.path(), 0, 5, 64 << 20);
@@ -746,8 +772,10 @@ fn sequence_break_in_last_segment_refuses_to_open() {
     let mut tail = Vec::new();
     format::encode_frame(&mut tail, 7, 0, b"skips ahead");
     format::encode_frame(&mut tail, 8, 0, b"follows");
+    let bad_at = fs::metadata(&seg).unwrap().len();
     append_bytes(&seg, &tail);
     assert_open_refused(dir.path(), &seg, 64 << 20, "a sequence break is damage");
+    assert_cut_at(dir.path(), &seg, 64 << 20, bad_at, 5);
 }
 
 #[test]
@@ -770,6 +798,8 @@ fn stale_sequence_number_at_the_end_of_the_newest_segment_is_an_error_everywhere
     assert!(msg.contains("sequence break"), "{msg}");
     assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
     assert_open_refused(dir.path(), &seg, 64 << 20, "a stale frame is damage");
+    // Point in time (the default) cuts it, reporting the sequence break.
+    assert_cut_at(dir.path(), &seg, 64 << 20, bad_at, 5);
 }
 
 // ---------------------------------------------------------------------------------------------

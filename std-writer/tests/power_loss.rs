@@ -849,7 +849,7 @@ fn power_loss_never() {
 /// after the sync, only states that keep the synced bytes; before it, states that lose them.
 #[test]
 fn generator_loses_only_what_was_not_synced() {
-    let trace = vec![
+    let trace = [
         Op::Create("a".into()),
         Op::Append("a".into(), vec![1; 1000]),
         Op::SyncDir,
