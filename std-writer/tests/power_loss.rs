@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Random states per crash point, on top of the enumerated ones.
-const RANDOM_PER_POINT: usize = 6;
+const RANDOM_PER_POINT: usize = 24;
 /// Segments this small make the runs rotate every few batches.
 const SEGMENT_BYTES: u64 = 2048;
 
@@ -798,8 +798,8 @@ fn power_loss(policy: Policy, retain: Retain) {
     let random = env("RINGWAL_POWER_RANDOM", RANDOM_PER_POINT as u64) as usize;
     let started = Instant::now();
     let runs = [
-        record_direct(policy, retain, 24),
-        record_writer(policy, Retain::All, 30),
+        record_direct(policy, retain, 40),
+        record_writer(policy, Retain::All, 40),
     ];
     let mut total = 0;
     let mut failures = Vec::new();
