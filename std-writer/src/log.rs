@@ -20,10 +20,10 @@ pub struct LogOptions {
     /// Whether `sync` is part of the deal: then a failed fsync rolls back to the last
     /// successful `sync`. Off for `SyncPolicy::Never`: rollback points then follow every
     /// successful append, and a segment is not fsynced when it is sealed (only at the next
-    /// `sync`): so after a power loss an older segment, too, can have a torn tail, which
-    /// opening does not check and the `Reader` reports as damage. When on, sealed segments
-    /// are fsynced before the next one is created, and only the newest can be torn.
-    /// Default true.
+    /// `sync`): so after a power loss an older segment, too, can be damaged, and opening
+    /// reads every segment frame by frame (see [`RecoveryMode`]). When on, sealed segments
+    /// are fsynced before the next one is created, only the newest can be damaged, and
+    /// opening reads only that one frame by frame (the others' headers). Default true.
     pub durable: bool,
     /// What opening does with damage a crash or a power loss can leave. Default
     /// [`RecoveryMode::PointInTime`].
@@ -61,8 +61,8 @@ pub struct LogOptions {
 pub enum RecoveryMode {
     /// Recover to the last consistent point (RocksDB's `kPointInTimeRecovery`): the newest
     /// segment is cut at its first invalid frame — a torn tail, or damage that valid frames
-    /// follow (a reordered write) — and the cut is reported in [`Recovery`] (bytes and
-    /// records cut, the file, the offset, why). Not durable (`SyncPolicy::Never`): the same
+    /// follow (a reordered write) — and the cut is reported in [`Recovery`] (the bytes cut,
+    /// the file, and in `reason` the offset and why). Not durable (`SyncPolicy::Never`): the same
     /// in any segment, since none was fsynced before the shutdown's sync — the first damaged
     /// segment (or the first one that ends short of where the next begins) is cut and every
     /// later one removed. Every acknowledged record survives every power loss. The default.
@@ -97,8 +97,8 @@ pub struct Recovery {
     pub records_kept: u64,
     /// The sequence number the writer continues with.
     pub next_seq: u64,
-    /// Bytes removed: a torn or corrupt tail of the last segment, or a segment whose creation
-    /// a crash cut short.
+    /// Bytes removed: the tail cut from the segment in `truncated` (see [`RecoveryMode`]), the
+    /// segments removed after it, or a segment whose creation a crash cut short.
     pub bytes_cut: u64,
     /// The file that was cut, if any.
     pub truncated: Option<PathBuf>,
@@ -298,10 +298,12 @@ pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usi
 impl SegmentLog {
     /// Opens (creating it if missing) and recovers the log in `dir`.
     ///
-    /// Recovery checks every segment's header, and the last segment frame by frame: a torn or
-    /// corrupt tail (no valid record after it) is truncated, and a last segment whose creation
-    /// was cut short (shorter than a header) is removed; both are reported in
-    /// [`recovery`](Self::recovery). Damage that valid records follow, a bad header, or a file
+    /// Recovery checks every segment's header, and the last segment frame by frame (every
+    /// segment, when not [`durable`](LogOptions::durable)): a last segment whose creation was
+    /// cut short (shorter than a header) is removed, and damage is cut as
+    /// [`options.recovery`](LogOptions::recovery) says ([`RecoveryMode`]: by default at the
+    /// first invalid frame of the newest segment); both are reported in
+    /// [`recovery`](Self::recovery). Damage the mode does not cut, a bad header, or a file
     /// from a newer format version is an `InvalidData` error naming the file (and offset);
     /// nothing is changed then.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
