@@ -27,7 +27,10 @@
 //!    consecutive; the `Reader` returns no error and nothing that is not a record the run
 //!    wrote; a second recovery changes nothing; writing continues (append + sync + reopen,
 //!    and a `Writer` started on the directory). Under `RecoveryMode::Strict` the open either
-//!    agrees or refuses with `InvalidData`, never panics.
+//!    agrees or refuses with `InvalidData`, never panics;
+//! 4. **recovery is crash-safe**: for every [`RECOVERY_EVERY`]th state whose recovery changes
+//!    the disk (cuts a tail, removes segments), that recovery is recorded in turn and every
+//!    state a power cut during it may leave is checked the same way.
 //!
 //! Runs for every `SyncPolicy`, with rotation (small segments) and retention, both driving
 //! `SegmentLog` directly (deterministic traces) and through a `Writer` on the recording log.
@@ -315,6 +318,20 @@ struct Model {
 }
 
 impl Model {
+    /// `files`, all durable (data and entries): a state a power cut left, before recovery.
+    fn from_files(files: &BTreeMap<String, Vec<u8>>) -> Model {
+        let mut model = Model::default();
+        for (name, data) in files {
+            model.inodes.push(Inode {
+                durable: data.clone(),
+                pending: Vec::new(),
+            });
+            model.current.insert(name.clone(), model.inodes.len() - 1);
+        }
+        model.durable_dir = model.current.clone();
+        model
+    }
+
     fn touch(&mut self, name: &str, now: Option<usize>) {
         let durable = self.durable_dir.get(name).copied();
         let h = self
@@ -723,8 +740,71 @@ fn check_strict(run: &Run, state: &State) -> Result<(), String> {
     }
 }
 
-/// Generates and checks every state of `run`; returns (states checked, failures).
-fn check_run(run: &Run, seed: u64, random: usize) -> (usize, Vec<String>) {
+/// Recovery is crash-safe too: records the recovery of `state` (which cuts or removes
+/// something) and checks every state a power cut during it may leave, as [`check_run`] does
+/// for a run. Returns (states checked, failures).
+fn check_recovery_crashes(run: &Run, state: &State, seed: u64) -> (usize, Vec<String>) {
+    let dir = scratch();
+    for (name, data) in &state.files {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    let rec = Recorder::default();
+    match SegmentLog::open_with(
+        rec.clone(),
+        dir.path(),
+        run.options(RecoveryMode::default()),
+    ) {
+        Ok(log) => drop(log),
+        Err(e) => {
+            return (
+                0,
+                vec![describe(run, state, &format!("recorded open: {e}"))],
+            )
+        }
+    }
+    let trace = rec.trace();
+    let mut model = Model::from_files(&state.files);
+    model.acked = state.acked;
+    let mut rng = Rng(seed | 1);
+    let mut seen = HashSet::new();
+    let mut failures = Vec::new();
+    for point in 0..=trace.len() {
+        if point > 0 {
+            model.apply(point - 1, &trace[point - 1]);
+        }
+        for choice in choices(&model, &mut rng, 4) {
+            let files = materialise(&model, &choice);
+            if !seen.insert(files.clone()) {
+                continue;
+            }
+            let during = State {
+                point,
+                files,
+                acked: state.acked,
+                choice,
+            };
+            if let Err(e) = check(run, &during) {
+                let what = match point {
+                    0 => "before its first operation".to_string(),
+                    p => format!("after its op {} {:?}", p - 1, trace[p - 1]),
+                };
+                failures.push(format!(
+                    "power cut during the recovery of ({}) {what}: {e}",
+                    describe(run, state, "")
+                ));
+            }
+        }
+    }
+    (seen.len(), failures)
+}
+
+/// Every how many states (of those whose recovery changes something) the crashes during
+/// recovery are checked too.
+const RECOVERY_EVERY: usize = 8;
+
+/// Generates and checks every state of `run`; returns (states checked, crash states during
+/// recovery checked, failures).
+fn check_run(run: &Run, seed: u64, random: usize) -> (usize, usize, Vec<String>) {
     let mut model = Model::default();
     let mut rng = Rng(seed | 1);
     let mut seen = HashSet::new();
@@ -749,6 +829,8 @@ fn check_run(run: &Run, seed: u64, random: usize) -> (usize, Vec<String>) {
     }
     let failures = Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let during = std::sync::atomic::AtomicUsize::new(0);
+    let cutting = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| loop {
@@ -760,11 +842,46 @@ fn check_run(run: &Run, seed: u64, random: usize) -> (usize, Vec<String>) {
                 .unwrap_or_else(|_| Err("panicked".into()));
                 if let Err(e) = outcome {
                     failures.lock().unwrap().push(describe(run, state, &e));
+                    continue;
+                }
+                if recovery_changes(run, state)
+                    && cutting
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        .is_multiple_of(RECOVERY_EVERY)
+                {
+                    let (n, f) = std::panic::catch_unwind(|| {
+                        check_recovery_crashes(run, state, seed ^ i as u64)
+                    })
+                    .unwrap_or_else(|_| (0, vec![describe(run, state, "recovery check panicked")]));
+                    during.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    failures.lock().unwrap().extend(f);
                 }
             });
         }
     });
-    (states.len(), failures.into_inner().unwrap())
+    (
+        states.len(),
+        during.into_inner(),
+        failures.into_inner().unwrap(),
+    )
+}
+
+/// Whether recovering `state` changes anything on disk (cuts, removes or creates).
+fn recovery_changes(run: &Run, state: &State) -> bool {
+    let dir = scratch();
+    for (name, data) in &state.files {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    let rec = Recorder::default();
+    match SegmentLog::open_with(
+        rec.clone(),
+        dir.path(),
+        run.options(RecoveryMode::default()),
+    ) {
+        Ok(log) => drop(log),
+        Err(_) => return false,
+    }
+    rec.trace().iter().any(|op| !matches!(op, Op::Ack(_)))
 }
 
 fn describe(run: &Run, state: &State, error: &str) -> String {
@@ -804,14 +921,15 @@ fn power_loss(policy: Policy, retain: Retain) {
     let mut total = 0;
     let mut failures = Vec::new();
     for run in &runs {
-        let (n, f) = check_run(run, seed, random);
+        let (n, during, f) = check_run(run, seed, random);
         println!(
-            "{}: {} operations, {n} crash states checked, {} failed",
+            "{}: {} operations, {n} crash states checked, {during} more during the recovery \
+             of every {RECOVERY_EVERY}th state recovery changes; {} failed",
             run.label,
             run.trace.len(),
             f.len()
         );
-        total += n;
+        total += n + during;
         failures.extend(f);
     }
     println!(
