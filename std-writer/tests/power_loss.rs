@@ -190,12 +190,17 @@ fn scratch() -> tempfile::TempDir {
 
 /// Drives a `SegmentLog` as the writer does under `policy`: batches of 1..=3 records, a sync
 /// after every batch (EveryBatch), after every third (Interval), or only at the end (Never,
-/// as its shutdown does).
-fn record_direct(policy: Policy, retain: Retain, batches: u64) -> Run {
+/// as its shutdown does). With `killed_at`, the process is killed (SIGKILL: the page cache
+/// keeps every write, nothing is synced) before that batch and the log opened again.
+fn record_direct(policy: Policy, retain: Retain, batches: u64, killed_at: Option<u64>) -> Run {
     let rec = Recorder::default();
     let dir = scratch();
+    let killed = match killed_at {
+        Some(b) => format!(", killed before batch {b} and reopened"),
+        None => String::new(),
+    };
     let mut run = Run {
-        label: format!("direct {policy:?} {retain:?}"),
+        label: format!("direct {policy:?} {retain:?}{killed}"),
         policy,
         retain,
         trace: Vec::new(),
@@ -208,6 +213,15 @@ fn record_direct(policy: Policy, retain: Retain, batches: u64) -> Run {
     .unwrap();
     let mut seq = 0;
     for b in 0..batches {
+        if killed_at == Some(b) {
+            drop(log);
+            log = SegmentLog::open_with(
+                rec.clone(),
+                dir.path(),
+                run.options(RecoveryMode::default()),
+            )
+            .unwrap();
+        }
         let n = 1 + b % 3;
         let mut frames = Vec::new();
         for s in seq..seq + n {
@@ -915,7 +929,8 @@ fn power_loss(policy: Policy, retain: Retain) {
     let random = env("RINGWAL_POWER_RANDOM", RANDOM_PER_POINT as u64) as usize;
     let started = Instant::now();
     let runs = [
-        record_direct(policy, retain, 40),
+        record_direct(policy, retain, 40, None),
+        record_direct(policy, Retain::All, 24, Some(13)),
         record_writer(policy, Retain::All, 40),
     ];
     let mut total = 0;
