@@ -186,7 +186,8 @@ pub struct SegmentLog<V: Vfs = StdFs> {
     poisoned: bool,
     /// A directory fsync is owed (a deletion whose directory sync failed).
     dir_dirty: bool,
-    /// Segments sealed without an fsync (not `durable`); `sync` fsyncs them first.
+    /// Segments sealed without an fsync (not `durable`), and those recovery kept; `sync`
+    /// fsyncs them first.
     unsynced_sealed: Vec<u64>,
     recovery: Recovery,
 }
@@ -560,6 +561,15 @@ impl<V: Vfs> SegmentLog<V> {
             }
         };
         let last = *segments.back().expect("a segment exists");
+        // The first sync fsyncs every segment kept, not only the active one: the previous run
+        // may have been killed before it synced the segments it sealed (under
+        // `SyncPolicy::Never` it seals without an fsync), and that sync acknowledges their
+        // records too. (A file with nothing unwritten makes its fsync a quick no-op.)
+        let unsynced_sealed = segments
+            .iter()
+            .take(segments.len() - 1)
+            .map(|s| s.first_seq)
+            .collect();
         recovery.segments = segments.len();
         recovery.next_seq = next_seq;
         Ok(SegmentLog {
@@ -579,7 +589,7 @@ impl<V: Vfs> SegmentLog<V> {
             },
             poisoned: false,
             dir_dirty: false,
-            unsynced_sealed: Vec::new(),
+            unsynced_sealed,
             recovery,
         })
     }
