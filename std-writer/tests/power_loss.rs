@@ -72,6 +72,9 @@ enum Op {
 #[derive(Debug, Clone, Default)]
 struct Recorder {
     ops: Arc<Mutex<Vec<Op>>>,
+    /// fdatasync calls made so far, and the ones (by number) that fail with EIO, doing
+    /// nothing (what they should have written stays unsynced: it may or may not be lost).
+    syncs: Arc<Mutex<(usize, Vec<usize>)>>,
 }
 
 fn name(path: &Path) -> String {
@@ -108,6 +111,13 @@ impl Vfs for Recorder {
         Ok(())
     }
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()> {
+        {
+            let mut syncs = self.syncs.lock().unwrap();
+            syncs.0 += 1;
+            if syncs.1.contains(&syncs.0) {
+                return Err(io::Error::other("injected fdatasync failure (EIO)"));
+            }
+        }
         StdFs.sync_data(file, path)?;
         self.push(Op::Sync(name(path)));
         Ok(())
@@ -192,13 +202,25 @@ fn scratch() -> tempfile::TempDir {
 /// after every batch (EveryBatch), after every third (Interval), or only at the end (Never,
 /// as its shutdown does). With `killed_at`, the process is killed (SIGKILL: the page cache
 /// keeps every write, nothing is synced) before that batch and the log opened again.
-fn record_direct(policy: Policy, retain: Retain, batches: u64, killed_at: Option<u64>) -> Run {
+/// The fdatasync calls numbered in `failing` fail: the log rolls back to its last sync and
+/// the driver appends again from where the log says it is (as the writer does).
+fn record_direct(
+    policy: Policy,
+    retain: Retain,
+    batches: u64,
+    killed_at: Option<u64>,
+    failing: &[usize],
+) -> Run {
     let rec = Recorder::default();
+    rec.syncs.lock().unwrap().1 = failing.to_vec();
     let dir = scratch();
-    let killed = match killed_at {
+    let mut killed = match killed_at {
         Some(b) => format!(", killed before batch {b} and reopened"),
         None => String::new(),
     };
+    if !failing.is_empty() {
+        killed += &format!(", fdatasync calls {failing:?} failing");
+    }
     let mut run = Run {
         label: format!("direct {policy:?} {retain:?}{killed}"),
         policy,
@@ -227,7 +249,11 @@ fn record_direct(policy: Policy, retain: Retain, batches: u64, killed_at: Option
         for s in seq..seq + n {
             format::encode_frame(&mut frames, s, 0, &payload(s));
         }
-        log.append(&Batch::new(&frames, seq, n).unwrap()).unwrap();
+        if log.append(&Batch::new(&frames, seq, n).unwrap()).is_err() {
+            assert!(!failing.is_empty(), "append failed with no fault injected");
+            seq = log.next_seq();
+            continue;
+        }
         seq += n;
         let sync = match policy {
             Policy::EveryBatch => true,
@@ -235,11 +261,28 @@ fn record_direct(policy: Policy, retain: Retain, batches: u64, killed_at: Option
             Policy::Never => false,
         };
         if sync {
-            log.sync().unwrap();
-            rec.ack(seq);
+            match log.sync() {
+                Ok(()) => rec.ack(seq),
+                Err(_) => {
+                    assert!(!failing.is_empty(), "sync failed with no fault injected");
+                    seq = log.next_seq();
+                }
+            }
         }
     }
-    log.sync().unwrap();
+    while log.sync().is_err() {
+        assert!(!failing.is_empty(), "sync failed with no fault injected");
+        // Rolled back: append what was lost again, then sync.
+        let next = log.next_seq();
+        let mut frames = Vec::new();
+        for s in next..seq {
+            format::encode_frame(&mut frames, s, 0, &payload(s));
+        }
+        if next < seq {
+            log.append(&Batch::new(&frames, next, seq - next).unwrap())
+                .unwrap();
+        }
+    }
     rec.ack(seq);
     drop(log);
     run.trace = rec.trace();
@@ -929,8 +972,9 @@ fn power_loss(policy: Policy, retain: Retain) {
     let random = env("RINGWAL_POWER_RANDOM", RANDOM_PER_POINT as u64) as usize;
     let started = Instant::now();
     let runs = [
-        record_direct(policy, retain, 40, None),
-        record_direct(policy, Retain::All, 24, Some(13)),
+        record_direct(policy, retain, 40, None, &[]),
+        record_direct(policy, Retain::All, 24, Some(13), &[]),
+        record_direct(policy, retain, 24, None, &[3, 7, 8, 14]),
         record_writer(policy, Retain::All, 40),
     ];
     let mut total = 0;
