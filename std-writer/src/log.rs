@@ -649,6 +649,11 @@ impl<V: Vfs> SegmentLog<V> {
             self.segments.pop_back();
             self.dir_dirty = true;
         }
+        // The deletions are durable before the truncation is: the other way round, a power
+        // cut between them would bring a deleted segment back after a shortened one (a gap
+        // in the sequence numbers). This way round it leaves the longer segment, whose
+        // extra bytes, never acknowledged, recovery cuts or keeps as a consistent tail.
+        self.sync_dir_if_dirty()?;
         let path = self.path(mark.segment);
         let file = self
             .vfs

@@ -857,7 +857,7 @@ fn check_recovery_crashes(run: &Run, state: &State, seed: u64) -> (usize, Vec<St
 
 /// Every how many states (of those whose recovery changes something) the crashes during
 /// recovery are checked too.
-const RECOVERY_EVERY: usize = 8;
+const RECOVERY_EVERY: usize = 16;
 
 /// Generates and checks every state of `run`; returns (states checked, crash states during
 /// recovery checked, failures).
@@ -983,7 +983,7 @@ fn power_loss(policy: Policy, retain: Retain) {
         let (n, during, f) = check_run(run, seed, random);
         println!(
             "{}: {} operations, {n} crash states checked, {during} more during the recovery \
-             of every {RECOVERY_EVERY}th state recovery changes; {} failed",
+             of every {RECOVERY_EVERY}th state whose recovery changes the disk; {} failed",
             run.label,
             run.trace.len(),
             f.len()
