@@ -39,9 +39,14 @@
 //!   [`Overflow::DropOldest`] show in the log itself, as the next record's
 //!   [`Entry::dropped_before`].
 //! - **Crash safety.** A record is durable once a [`flush`](Emitter::flush) that covers it has
-//!   returned (under [`SyncPolicy::EveryBatch`] and [`SyncPolicy::Interval`]). Opening a
-//!   directory recovers it: a torn tail is cut and reported ([`Recovery`]); damage anywhere
-//!   else is an error naming the file and offset. Nothing on disk makes the library panic.
+//!   returned (under [`SyncPolicy::EveryBatch`] and [`SyncPolicy::Interval`]), also across a
+//!   power loss. Opening a directory recovers it: by default ([`RecoveryMode::PointInTime`])
+//!   the newest segment is cut at its first invalid frame — a torn tail, or lost and reordered
+//!   writes — which no acknowledged record follows, and the cut is reported ([`Recovery`]);
+//!   [`RecoveryMode::Strict`] refuses damage that valid records follow instead. Damage a crash
+//!   cannot cause (a bad header, a sealed segment) is an error naming the file and offset.
+//!   `tests/power_loss.rs` checks every crash state a POSIX file system allows (a bounded
+//!   enumeration). Nothing on disk makes the library panic.
 //! - **A failing disk** (ENOSPC, EIO) loses nothing accepted: the writer keeps the batch and
 //!   retries with capped exponential backoff (1 ms doubling to 250 ms), `healthy` turns false,
 //!   the ring fills and the overflow policy applies. A failed fsync is never retried as if
@@ -71,11 +76,14 @@ pub mod signal;
 mod sink;
 mod sync;
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub mod vfs;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]
 pub use crate::{
-    log::{LogOptions, Recovery, SegmentLog},
+    log::{LogOptions, Recovery, RecoveryMode, SegmentLog},
     reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},
@@ -163,9 +171,13 @@ pub enum SyncPolicy {
     /// At most this long after a batch is written (and whenever a `flush` asks).
     Interval(Duration),
     /// Never during the run (the OS writes back when it likes); `flush` waits only for the
-    /// write. Shutdown syncs once, every segment. After a power loss (not a process crash)
-    /// any segment written since the last sync may be torn: recovery cuts the newest one's
-    /// tail; an older one's damage is reported by the `Reader`.
+    /// write. Shutdown syncs once, every segment. What survives a power loss (not a process
+    /// crash: then everything written survives) is what the last shutdown synced, and of what
+    /// was written since, a prefix: recovery ([`RecoveryMode::PointInTime`]) reads every
+    /// segment, cuts the log at the first damaged one (torn, holes of lost writes, or ending
+    /// short of the next) and removes the segments after it. The writer opens its log as not
+    /// durable under this policy; a log written under it and not shut down cleanly should be
+    /// opened so too (a durable open checks only the newest segment frame by frame).
     Never,
 }
 

@@ -2,10 +2,11 @@
 
 use crate::format::{self, FileSource, HeaderError, ReadAt, ScanEnd, ScanError, HEADER_LEN};
 use crate::sink::{Batch, Sink};
+use crate::vfs::{StdFs, Vfs};
 use crate::Retain;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Settings of a [`SegmentLog`].
@@ -19,11 +20,61 @@ pub struct LogOptions {
     /// Whether `sync` is part of the deal: then a failed fsync rolls back to the last
     /// successful `sync`. Off for `SyncPolicy::Never`: rollback points then follow every
     /// successful append, and a segment is not fsynced when it is sealed (only at the next
-    /// `sync`): so after a power loss an older segment, too, can have a torn tail, which
-    /// opening does not check and the `Reader` reports as damage. When on, sealed segments
-    /// are fsynced before the next one is created, and only the newest can be torn.
-    /// Default true.
+    /// `sync`): so after a power loss an older segment, too, can be damaged, and opening
+    /// reads every segment frame by frame (see [`RecoveryMode`]). When on, sealed segments
+    /// are fsynced before the next one is created, only the newest can be damaged, and
+    /// opening reads only that one frame by frame (the others' headers). Default true.
     pub durable: bool,
+    /// What opening does with damage a crash or a power loss can leave. Default
+    /// [`RecoveryMode::PointInTime`].
+    pub recovery: RecoveryMode,
+}
+
+/// What opening a log does with damage (RocksDB's WAL recovery modes are the model).
+///
+/// Which bytes can a power loss damage? Only those written since the last successful fsync
+/// of their file: an fsync makes everything written to the file before it durable, and a
+/// `sync` (which every acknowledgement — a returned `flush`, a shutdown — waits for) fsyncs
+/// the active segment, after the sealed ones. So in the newest segment the acknowledged
+/// records are a prefix made of valid frames only, and everything from the first invalid
+/// frame on was written after the last acknowledgement: a power loss may have lost, torn or
+/// reordered it (a later write reaching the disk while an earlier one did not leaves valid
+/// frames after a hole of zeros). Cutting there loses nothing that was acknowledged.
+///
+/// Damage that a power loss cannot explain is an `InvalidData` error naming file and offset
+/// in every mode, and nothing is changed: a bad header, and under a durable log
+/// ([`LogOptions::durable`]) any damage in a segment older than the newest (sealed segments
+/// are fsynced before the next one is created, so their bytes precede the last
+/// acknowledgement).
+///
+/// ```
+/// use ringwal::{LogOptions, RecoveryMode, SegmentLog};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// // Refuse a log whose newest segment has valid records after damage, instead of cutting.
+/// let options = LogOptions { recovery: RecoveryMode::Strict, ..LogOptions::default() };
+/// let log = SegmentLog::open(dir.path(), options).unwrap();
+/// assert_eq!(log.recovery().bytes_cut, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Recover to the last consistent point (RocksDB's `kPointInTimeRecovery`): the newest
+    /// segment is cut at its first invalid frame — a torn tail, or damage that valid frames
+    /// follow (a reordered write) — and the cut is reported in [`Recovery`] (the bytes cut,
+    /// the file, and in `reason` the offset and why). Not durable (`SyncPolicy::Never`): the same
+    /// in any segment, since none was fsynced before the shutdown's sync — the first damaged
+    /// segment (or the first one that ends short of where the next begins) is cut and every
+    /// later one removed. Every acknowledged record survives every power loss. The default.
+    #[default]
+    PointInTime,
+    /// Cut only a torn tail (no valid frame after the damage; RocksDB's
+    /// `kTolerateCorruptedTailRecords`); refuse, with an `InvalidData` error naming file and
+    /// offset and changing nothing, any damage that valid frames follow, and (not durable)
+    /// any damage in an older segment. For logs where a bit flip must never be mistaken for a
+    /// lost write: after a power loss that reordered writes it refuses to open (the log is
+    /// then intact up to the damage, and [`PointInTime`](Self::PointInTime) opens it).
+    Strict,
 }
 
 impl Default for LogOptions {
@@ -32,6 +83,7 @@ impl Default for LogOptions {
             segment_bytes: 64 << 20,
             retain: Retain::All,
             durable: true,
+            recovery: RecoveryMode::PointInTime,
         }
     }
 }
@@ -45,13 +97,16 @@ pub struct Recovery {
     pub records_kept: u64,
     /// The sequence number the writer continues with.
     pub next_seq: u64,
-    /// Bytes removed: a torn or corrupt tail of the last segment, or a segment whose creation
-    /// a crash cut short.
+    /// Bytes removed: the tail cut from the segment in `truncated` (see [`RecoveryMode`]), the
+    /// segments removed after it, or a segment whose creation a crash cut short.
     pub bytes_cut: u64,
     /// The file that was cut, if any.
     pub truncated: Option<PathBuf>,
     /// Why it was cut.
     pub reason: Option<String>,
+    /// Segments removed: an empty one whose creation a crash cut short, or (point-in-time
+    /// recovery of a log that is not durable) the segments after a damaged one.
+    pub segments_removed: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +164,9 @@ struct Mark {
 /// assert_eq!(log.next_seq(), 1);
 /// ```
 #[derive(Debug)]
-pub struct SegmentLog {
+pub struct SegmentLog<V: Vfs = StdFs> {
+    /// Every change to the disk goes through it (`std::fs`, or a test's recorder).
+    vfs: V,
     dir: PathBuf,
     options: LogOptions,
     /// The log directory, open and `flock`ed: the lock no file deletion undoes.
@@ -129,7 +186,8 @@ pub struct SegmentLog {
     poisoned: bool,
     /// A directory fsync is owed (a deletion whose directory sync failed).
     dir_dirty: bool,
-    /// Segments sealed without an fsync (not `durable`); `sync` fsyncs them first.
+    /// Segments sealed without an fsync (not `durable`), and those recovery kept; `sync`
+    /// fsyncs them first.
     unsynced_sealed: Vec<u64>,
     recovery: Recovery,
 }
@@ -147,10 +205,8 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
 }
 
 /// fsyncs a directory, so file creations and deletions in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| annotate(dir, e))
+fn sync_dir(vfs: &impl Vfs, dir: &Path) -> io::Result<()> {
+    vfs.sync_dir(dir).map_err(|e| annotate(dir, e))
 }
 
 /// The segments in `dir`, sorted by first sequence number. Other files are ignored.
@@ -218,6 +274,14 @@ pub(crate) fn read_header(path: &Path) -> io::Result<(u64, u64, format::Version)
     Ok((header.first_seq, len, header.version))
 }
 
+/// The first [`HEADER_LEN`] bytes of `src` (fewer if it is shorter).
+fn read_prefix(src: &mut FileSource, path: &Path) -> io::Result<Vec<u8>> {
+    let mut header = vec![0u8; src.len().min(HEADER_LEN as u64) as usize];
+    src.read_exact_at(0, &mut header)
+        .map_err(|e| annotate(path, e))?;
+    Ok(header)
+}
+
 /// Reads until `buf` is full or the input ends; returns how many bytes it read.
 pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -235,13 +299,24 @@ pub(crate) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usi
 impl SegmentLog {
     /// Opens (creating it if missing) and recovers the log in `dir`.
     ///
-    /// Recovery checks every segment's header, and the last segment frame by frame: a torn or
-    /// corrupt tail (no valid record after it) is truncated, and a last segment whose creation
-    /// was cut short (shorter than a header) is removed; both are reported in
-    /// [`recovery`](Self::recovery). Damage that valid records follow, a bad header, or a file
+    /// Recovery checks every segment's header, and the last segment frame by frame (every
+    /// segment, when not [`durable`](LogOptions::durable)): a last segment whose creation was
+    /// cut short (shorter than a header) is removed, and damage is cut as
+    /// [`options.recovery`](LogOptions::recovery) says ([`RecoveryMode`]: by default at the
+    /// first invalid frame of the newest segment); both are reported in
+    /// [`recovery`](Self::recovery). Damage the mode does not cut, a bad header, or a file
     /// from a newer format version is an `InvalidData` error naming the file (and offset);
     /// nothing is changed then.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
+        SegmentLog::open_with(StdFs, dir, options)
+    }
+}
+
+impl<V: Vfs> SegmentLog<V> {
+    /// [`open`](SegmentLog::open), with every change to the disk made through `vfs` (the
+    /// power-loss test's recorder; see [`vfs`](crate::vfs)).
+    #[doc(hidden)]
+    pub fn open_with(vfs: V, dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if options.segment_bytes < (HEADER_LEN + format::FRAME_HEADER_LEN) as u64 {
             return Err(io::Error::new(
@@ -270,124 +345,196 @@ impl SegmentLog {
             .map_err(|e| annotate(&lock_path, e))?;
         lock_exclusive(&lock, &lock_path, &dir)?;
 
+        let mut next_seq_if_empty = 0;
+        // Durable and the newest segment was removed: the one now newest was sealed with an
+        // fsync before that one was created, so damage in it is not a power loss's.
+        let mut sealed_newest = false;
         let mut recovery = Recovery::default();
         let mut listed = list_segments(&dir)?;
+        // The newest segment first: a crash while it was being created leaves it shorter than
+        // a header (or a header of zeros, on a file system that extended the file before
+        // writing it); it holds no record and goes.
+        if let Some((_, path)) = listed.last() {
+            let mut src = FileSource::open(path)?;
+            let short = match format::decode_segment_header(&read_prefix(&mut src, path)?) {
+                Err(HeaderError::Short(n)) => Some((n as u64, "cut short")),
+                Err(HeaderError::BadMagic | HeaderError::BadChecksum)
+                    if src.is_unwritten_header().map_err(|e| annotate(path, e))? =>
+                {
+                    Some((HEADER_LEN as u64, "never written"))
+                }
+                _ => None,
+            };
+            if let Some((n, what)) = short {
+                vfs.remove_file(path).map_err(|e| annotate(path, e))?;
+                sync_dir(&vfs, &dir)?;
+                recovery.bytes_cut = n;
+                recovery.truncated = Some(path.clone());
+                recovery.reason = Some(if what == "cut short" {
+                    format!("segment header cut short ({n} bytes): removed the empty segment")
+                } else {
+                    "segment header never written: removed the empty segment".into()
+                });
+                recovery.segments_removed = 1;
+                let (name_seq, _) = listed.pop().expect("a last segment");
+                sealed_newest = options.durable;
+                if listed.is_empty() {
+                    next_seq_if_empty = name_seq;
+                }
+            }
+        }
+        // Which segments are read frame by frame: the newest (the only one a power loss can
+        // damage when durable: the others were fsynced before the next one was created);
+        // when not durable, every one (none was fsynced before the shutdown's sync).
+        let newest = listed.len().saturating_sub(1);
         let mut segments = VecDeque::new();
-        // Every header but the last segment's must be valid.
-        for (name_seq, path) in listed.iter().take(listed.len().saturating_sub(1)) {
-            let (first, len, _) = read_header(path)?;
-            if first != *name_seq {
+        let mut last_scan = None;
+        for (i, (name_seq, path)) in listed.iter().enumerate() {
+            if i < newest && options.durable {
+                let (first, len, _) = read_header(path)?;
+                if first != *name_seq {
+                    return Err(invalid(
+                        path,
+                        format!("header says first record {first}, file name says {name_seq}"),
+                    ));
+                }
+                segments.push_back(Seg {
+                    first_seq: first,
+                    len,
+                });
+                continue;
+            }
+            // Streamed: a segment of any size (a sparse 1 GiB file) is checked in constant
+            // memory.
+            let mut src = FileSource::open(path)?;
+            let file_len = src.len();
+            let scan = format::scan_segment_in(&mut src).map_err(|e| match e {
+                ScanError::Header(e) => invalid(path, e),
+                ScanError::Read(e) => annotate(path, e),
+            })?;
+            if scan.first_seq != *name_seq {
                 return Err(invalid(
                     path,
-                    format!("header says first record {first}, file name says {name_seq}"),
+                    format!(
+                        "header says first record {}, file name says {name_seq}",
+                        scan.first_seq
+                    ),
                 ));
             }
-            segments.push_back(Seg {
-                first_seq: first,
-                len,
-            });
+            let next = checked_next(path, &scan)?;
+            // Where this segment's valid frames stop being the log, and why.
+            let damage = match scan.end {
+                ScanEnd::Clean => match listed.get(i + 1) {
+                    Some(&(following, _)) if next < following => Some((
+                        scan.valid_len,
+                        format!(
+                            "segment ends at record {next} but the next one starts at \
+                             {following} (its tail was lost)"
+                        ),
+                        false,
+                    )),
+                    Some(&(following, _)) if next > following => {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "segment ends at record {next} but the next one starts at \
+                                 {following}: they overlap"
+                            ),
+                        ))
+                    }
+                    _ => None,
+                },
+                ScanEnd::Torn { offset, reason } => Some((
+                    offset,
+                    format!("torn tail at offset {offset}: {reason}"),
+                    true,
+                )),
+                ScanEnd::Corrupt { offset, reason } => Some((
+                    offset,
+                    format!("corrupt at offset {offset}: {reason}"),
+                    false,
+                )),
+            };
+            let mut seg = Seg {
+                first_seq: *name_seq,
+                len: scan.valid_len,
+            };
+            if let Some((offset, why, torn)) = damage {
+                if sealed_newest {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "damaged: {why} (a sealed segment, fsynced before the next one \
+                             was created: not damage a crash can cause); not truncating"
+                        ),
+                    ));
+                }
+                let later = listed.len() - 1 - i;
+                // Strict cuts only a torn tail with nothing after it.
+                let tolerated =
+                    options.recovery == RecoveryMode::PointInTime || (torn && later == 0);
+                if !tolerated {
+                    let follows = if later > 0 {
+                        format!("; {later} later segment(s) follow")
+                    } else {
+                        String::new()
+                    };
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{why}{follows}; not truncating (RecoveryMode::Strict; \
+                             RecoveryMode::PointInTime would cut there)"
+                        ),
+                    ));
+                }
+                // Point in time: everything from the damage on was written after the last
+                // acknowledged sync (see `RecoveryMode`). Later segments go first, newest
+                // first, each deletion made durable before the next, so a crash meanwhile
+                // leaves a log whose recovery cuts at the same place.
+                let mut cut = file_len - offset;
+                for (_, later_path) in listed[i + 1..].iter().rev() {
+                    let len = fs::metadata(later_path)
+                        .map_err(|e| annotate(later_path, e))?
+                        .len();
+                    vfs.remove_file(later_path)
+                        .map_err(|e| annotate(later_path, e))?;
+                    sync_dir(&vfs, &dir)?;
+                    cut += len;
+                    recovery.segments_removed += 1;
+                }
+                if file_len > offset {
+                    let file = vfs.open_append(path).map_err(|e| annotate(path, e))?;
+                    vfs.set_len(&file, path, offset)
+                        .map_err(|e| annotate(path, e))?;
+                    vfs.sync_all(&file, path).map_err(|e| annotate(path, e))?;
+                }
+                recovery.bytes_cut += cut;
+                recovery.truncated = Some(path.clone());
+                let removed = match later {
+                    0 => String::new(),
+                    n => format!("; removed the {n} later segment(s)"),
+                };
+                recovery.reason = Some(format!("{why}: cut there{removed}"));
+                seg.len = offset;
+                segments.push_back(seg);
+                last_scan = Some(scan);
+                break;
+            }
+            segments.push_back(seg);
+            last_scan = Some(scan);
         }
-        let mut next_seq = 0;
+        let mut next_seq = next_seq_if_empty;
         let mut last_len = None;
         // The newest segment's format version and record count: an older version is never
         // appended to (a fresh segment follows it).
         let mut last_version = format::Version::CURRENT;
         let mut last_records = 0;
-        if let Some((name_seq, path)) = listed.pop() {
-            // Streamed: a segment of any size (a sparse 1 GiB file) is checked in constant
-            // memory.
-            let mut src = FileSource::open(&path)?;
-            let file_len = src.len();
-            match format::scan_segment_in(&mut src) {
-                Ok(scan) => {
-                    if scan.first_seq != name_seq {
-                        return Err(invalid(
-                            &path,
-                            format!(
-                                "header says first record {}, file name says {name_seq}",
-                                scan.first_seq
-                            ),
-                        ));
-                    }
-                    match scan.end {
-                        ScanEnd::Clean => {}
-                        ScanEnd::Torn { offset, reason } => {
-                            let file = OpenOptions::new()
-                                .write(true)
-                                .open(&path)
-                                .map_err(|e| annotate(&path, e))?;
-                            file.set_len(offset).map_err(|e| annotate(&path, e))?;
-                            file.sync_all().map_err(|e| annotate(&path, e))?;
-                            recovery.bytes_cut = file_len - offset;
-                            recovery.truncated = Some(path.clone());
-                            recovery.reason =
-                                Some(format!("torn tail at offset {offset}: {reason}"));
-                        }
-                        ScanEnd::Corrupt { offset, reason } => {
-                            return Err(invalid(
-                                &path,
-                                format!("corrupt at offset {offset}: {reason}; not truncating"),
-                            ));
-                        }
-                    }
-                    recovery.records_kept = scan.records;
-                    next_seq = checked_next(&path, &scan)?;
-                    last_len = Some(scan.valid_len);
-                    (last_version, last_records) = (scan.version, scan.records);
-                    segments.push_back(Seg {
-                        first_seq: name_seq,
-                        len: scan.valid_len,
-                    });
-                }
-                Err(ScanError::Header(HeaderError::Short(n))) => {
-                    // A crash while the segment was being created: it holds no record.
-                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&dir)?;
-                    recovery.bytes_cut = n as u64;
-                    recovery.truncated = Some(path.clone());
-                    recovery.reason = Some(format!(
-                        "segment header cut short ({n} bytes): removed the empty segment"
-                    ));
-                }
-                Err(ScanError::Header(HeaderError::BadMagic | HeaderError::BadChecksum))
-                    if src.is_unwritten_header().map_err(|e| annotate(&path, e))? =>
-                {
-                    // Same, on a file system that extended the file before writing it.
-                    fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-                    sync_dir(&dir)?;
-                    recovery.bytes_cut = HEADER_LEN as u64;
-                    recovery.truncated = Some(path.clone());
-                    recovery.reason =
-                        Some("segment header never written: removed the empty segment".into());
-                }
-                Err(ScanError::Header(e)) => return Err(invalid(&path, e)),
-                Err(ScanError::Read(e)) => return Err(annotate(&path, e)),
-            }
-            if last_len.is_none() {
-                // The removed segment starts where the previous one ends; find that end.
-                if let Some(prev) = segments.pop_back() {
-                    let path = dir.join(format::segment_file_name(prev.first_seq));
-                    let scan = format::scan_segment_in(&mut FileSource::open(&path)?).map_err(
-                        |e| match e {
-                            ScanError::Header(e) => invalid(&path, e),
-                            ScanError::Read(e) => annotate(&path, e),
-                        },
-                    )?;
-                    if scan.end != ScanEnd::Clean {
-                        return Err(invalid(
-                            &path,
-                            format!("damaged at offset {}: {:?}", scan.valid_len, scan.end),
-                        ));
-                    }
-                    recovery.records_kept = scan.records;
-                    next_seq = checked_next(&path, &scan)?;
-                    last_len = Some(scan.valid_len);
-                    (last_version, last_records) = (scan.version, scan.records);
-                    segments.push_back(prev);
-                } else {
-                    next_seq = name_seq;
-                }
-            }
+        if let (Some(scan), Some(last)) = (&last_scan, segments.back()) {
+            let path = dir.join(format::segment_file_name(last.first_seq));
+            recovery.records_kept = scan.records;
+            next_seq = checked_next(&path, scan)?;
+            last_len = Some(last.len);
+            (last_version, last_records) = (scan.version, scan.records);
         }
 
         if last_len.is_some() && last_version != format::Version::CURRENT && last_records == 0 {
@@ -395,20 +542,17 @@ impl SegmentLog {
             // of the same name replaces it below.
             let seg = segments.pop_back().expect("last_len implies a segment");
             let path = dir.join(format::segment_file_name(seg.first_seq));
-            fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-            sync_dir(&dir)?;
+            vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
+            sync_dir(&vfs, &dir)?;
             last_len = None;
         }
         let active = match (segments.back(), last_len) {
             (Some(seg), Some(_)) if last_version == format::Version::CURRENT => {
                 let path = dir.join(format::segment_file_name(seg.first_seq));
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| annotate(&path, e))?
+                vfs.open_append(&path).map_err(|e| annotate(&path, e))?
             }
             _ => {
-                let file = create_segment(&dir, next_seq)?;
+                let file = create_segment(&vfs, &dir, next_seq)?;
                 segments.push_back(Seg {
                     first_seq: next_seq,
                     len: HEADER_LEN as u64,
@@ -417,9 +561,19 @@ impl SegmentLog {
             }
         };
         let last = *segments.back().expect("a segment exists");
+        // The first sync fsyncs every segment kept, not only the active one: the previous run
+        // may have been killed before it synced the segments it sealed (under
+        // `SyncPolicy::Never` it seals without an fsync), and that sync acknowledges their
+        // records too. (A file with nothing unwritten makes its fsync a quick no-op.)
+        let unsynced_sealed = segments
+            .iter()
+            .take(segments.len() - 1)
+            .map(|s| s.first_seq)
+            .collect();
         recovery.segments = segments.len();
         recovery.next_seq = next_seq;
         Ok(SegmentLog {
+            vfs,
             dir,
             options,
             dir_lock: dir_handle,
@@ -435,7 +589,7 @@ impl SegmentLog {
             },
             poisoned: false,
             dir_dirty: false,
-            unsynced_sealed: Vec::new(),
+            unsynced_sealed,
             recovery,
         })
     }
@@ -480,34 +634,40 @@ impl SegmentLog {
     fn restore(&mut self, mark: Mark, sync: bool) -> io::Result<()> {
         // Deletes and truncates by path: never in a directory that is no longer the log's.
         self.check_present()?;
-        let mut removed = false;
-        while let Some(seg) = self.segments.back() {
+        while let Some(&seg) = self.segments.back() {
             if seg.first_seq <= mark.segment {
                 break;
             }
+            // Newest first, each deletion durable before the next (see `apply_retention`).
+            self.sync_dir_if_dirty()?;
             let path = self.path(seg.first_seq);
-            match fs::remove_file(&path) {
+            match self.vfs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.segments.pop_back();
-            removed = true;
-        }
-        let path = self.path(mark.segment);
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| annotate(&path, e))?;
-        file.set_len(mark.len).map_err(|e| annotate(&path, e))?;
-        if sync {
-            file.sync_all().map_err(|e| annotate(&path, e))?;
-        }
-        if removed || self.dir_dirty {
             self.dir_dirty = true;
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
         }
+        // The deletions are durable before the truncation is: the other way round, a power
+        // cut between them would bring a deleted segment back after a shortened one (a gap
+        // in the sequence numbers). This way round it leaves the longer segment, whose
+        // extra bytes, never acknowledged, recovery cuts or keeps as a consistent tail.
+        self.sync_dir_if_dirty()?;
+        let path = self.path(mark.segment);
+        let file = self
+            .vfs
+            .open_append(&path)
+            .map_err(|e| annotate(&path, e))?;
+        self.vfs
+            .set_len(&file, &path, mark.len)
+            .map_err(|e| annotate(&path, e))?;
+        if sync {
+            self.vfs
+                .sync_all(&file, &path)
+                .map_err(|e| annotate(&path, e))?;
+        }
+        self.sync_dir_if_dirty()?;
         self.active = file;
         if let Some(seg) = self.segments.back_mut() {
             seg.len = mark.len;
@@ -531,7 +691,8 @@ impl SegmentLog {
         self.check_present()?;
         if self.options.durable {
             // Sealed with an fsync, so only the newest segment can ever have a torn tail.
-            if let Err(e) = self.active.sync_data() {
+            let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+            if let Err(e) = self.vfs.sync_data(&self.active, &path) {
                 // Unknown what reached the disk since the mark: roll back to it.
                 self.poisoned = true;
                 return Err(e);
@@ -543,7 +704,7 @@ impl SegmentLog {
             let sealed = self.segments.back().expect("a segment exists").first_seq;
             self.unsynced_sealed.push(sealed);
         }
-        let file = create_segment(&self.dir, self.next_seq)?;
+        let file = create_segment(&self.vfs, &self.dir, self.next_seq)?;
         self.segments.push_back(Seg {
             first_seq: self.next_seq,
             len: HEADER_LEN as u64,
@@ -578,7 +739,9 @@ impl SegmentLog {
                 self.rotate()?;
                 continue;
             }
-            self.active.write_all(&bytes[start..end])?;
+            let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+            self.vfs
+                .append(&mut self.active, &path, &bytes[start..end])?;
             self.segments.back_mut().expect("a segment exists").len += (end - start) as u64;
             self.next_seq += records;
         }
@@ -606,25 +769,34 @@ impl SegmentLog {
                 // Deletes by path: never in a directory that is no longer the log's.
                 self.check_present()?;
             }
+            // The deletion before this one is made durable first: two deletions under one
+            // directory fsync may reach the disk in either order, and the newer one alone
+            // would leave a hole in the middle of the log after a power loss.
+            self.sync_dir_if_dirty()?;
             let path = self.path(oldest.first_seq);
-            match fs::remove_file(&path) {
+            match self.vfs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.segments.pop_front();
+            self.dir_dirty = true;
             removed = true;
         }
-        if removed || self.dir_dirty {
-            self.dir_dirty = true;
-            sync_dir(&self.dir)?;
+        self.sync_dir_if_dirty()
+    }
+
+    /// fsyncs the directory if a deletion is not durable yet.
+    fn sync_dir_if_dirty(&mut self) -> io::Result<()> {
+        if self.dir_dirty {
+            sync_dir(&self.vfs, &self.dir)?;
             self.dir_dirty = false;
         }
         Ok(())
     }
 }
 
-impl SegmentLog {
+impl<V: Vfs> SegmentLog<V> {
     /// Fails if the log's directory or its active segment was removed (found so now or
     /// before); see [`SegmentLog`].
     fn check_present(&mut self) -> io::Result<()> {
@@ -712,26 +884,22 @@ fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
     }
 }
 
-fn create_segment(dir: &Path, first_seq: u64) -> io::Result<File> {
+fn create_segment(vfs: &impl Vfs, dir: &Path, first_seq: u64) -> io::Result<File> {
     let path = dir.join(format::segment_file_name(first_seq));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| annotate(&path, e))?;
+    let mut file = vfs.create_new(&path).map_err(|e| annotate(&path, e))?;
     #[cfg(debug_assertions)]
     crash_point("segment-created");
-    let written = file
-        .write_all(&format::encode_header(first_seq))
-        .and_then(|()| file.sync_all());
+    let written = vfs
+        .append(&mut file, &path, &format::encode_header(first_seq))
+        .and_then(|()| vfs.sync_all(&file, &path));
     // On any failure the file goes again: an untracked file would make every retry of this
     // creation fail with AlreadyExists.
     if let Err(e) = written
         .map_err(|e| annotate(&path, e))
-        .and_then(|()| sync_dir(dir))
+        .and_then(|()| sync_dir(vfs, dir))
     {
         drop(file);
-        let _ = fs::remove_file(&path);
+        let _ = vfs.remove_file(&path);
         return Err(e);
     }
     Ok(file)
@@ -762,7 +930,7 @@ fn crash_point(name: &str) {
     }
 }
 
-impl Sink for SegmentLog {
+impl<V: Vfs> Sink for SegmentLog<V> {
     fn next_seq(&self) -> u64 {
         // Removed: what was appended since the last sync went with the files.
         if self.poisoned || self.removed.is_some() {
@@ -827,14 +995,15 @@ impl Sink for SegmentLog {
         // some: nothing to sync then).
         while let Some(&first) = self.unsynced_sealed.first() {
             let path = self.path(first);
-            match File::open(&path).and_then(|f| f.sync_data()) {
+            match File::open(&path).and_then(|f| self.vfs.sync_data(&f, &path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(annotate(&path, e)),
             }
             self.unsynced_sealed.remove(0);
         }
-        if let Err(e) = self.active.sync_data() {
+        let path = self.path(self.segments.back().expect("a segment exists").first_seq);
+        if let Err(e) = self.vfs.sync_data(&self.active, &path) {
             self.poisoned = true;
             if self.restore(self.mark, true).is_ok() {
                 self.poisoned = false;

@@ -6,7 +6,10 @@
 
 use proptest::prelude::*;
 use ringwal::format::{self, ScanEnd, FRAME_HEADER_LEN, HEADER_LEN};
-use ringwal::{Entry, Overflow, Reader, Report, Retain, SyncPolicy, Writer};
+use ringwal::{
+    Entry, LogOptions, Overflow, Reader, RecoveryMode, Report, Retain, SegmentLog, Sink,
+    SyncPolicy, Writer,
+};
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -100,6 +103,26 @@ fn segment_firsts(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Opens `dir` with the builder under the default [`RecoveryMode::PointInTime`] and expects
+/// `seg` cut at `bad_at`, reported, and the `kept` records before it read back cleanly.
+fn assert_cut_at(dir: &Path, seg: &Path, segment_bytes: u64, bad_at: u64, kept: u64) {
+    let (writer, _emitter) = Writer::builder(dir)
+        .segment_bytes(segment_bytes)
+        .start::<Vec<u8>>()
+        .unwrap();
+    let recovery = writer.recovery().clone();
+    writer.shutdown().unwrap();
+    assert_eq!(recovery.truncated.as_deref(), Some(seg), "{recovery:?}");
+    assert!(recovery.bytes_cut > 0, "{recovery:?}");
+    let reason = recovery.reason.clone().unwrap();
+    assert!(reason.contains(&format!("offset {bad_at}")), "{reason}");
+    assert_eq!(recovery.next_seq, kept, "{recovery:?}");
+    assert_eq!(fs::metadata(seg).unwrap().len(), bad_at);
+    let items: Vec<_> = Reader::open(dir).unwrap().iter().collect();
+    assert_eq!(items.len() as u64, kept);
+    assert!(items.iter().all(|i| i.is_ok()));
+}
+
 /// Every file in `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
@@ -114,12 +137,14 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Opens `dir` with the builder (segments of `segment_bytes`) and expects the refusal
-/// damage gets: `InvalidData`, naming `seg`, with nothing on disk changed. Returns the message.
+/// Opens `dir` with the builder (segments of `segment_bytes`, [`RecoveryMode::Strict`]) and
+/// expects the refusal damage gets: `InvalidData`, naming `seg`, with nothing on disk
+/// changed. Returns the message.
 fn assert_open_refused(dir: &Path, seg: &Path, segment_bytes: u64, why: &str) -> String {
     let before = snapshot(dir);
     let err = Writer::builder(dir)
         .segment_bytes(segment_bytes)
+        .recovery(RecoveryMode::Strict)
         .start::<Vec<u8>>()
         .expect_err(why);
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
@@ -710,7 +735,7 @@ fn bit_flip_in_length_field_of_older_segment_is_an_error() {
 }
 
 #[test]
-fn bit_flip_in_last_segment_with_records_after_refuses_to_open() {
+fn bit_flip_in_last_segment_with_records_after_is_refused_by_strict_and_cut_by_point_in_time() {
     let dir = tempfile::tempdir().unwrap();
     write_fixed(dir.path(), 0, 35, seg_bytes_for(10));
     let seg = segment_path(dir.path(), 30);
@@ -735,10 +760,14 @@ fn bit_flip_in_last_segment_with_records_after_refuses_to_open() {
     let msg = items[31].as_ref().unwrap_err().to_string();
     assert!(msg.contains(&seg.display().to_string()), "{msg}");
     assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
+
+    // The default, point in time, cuts there (nothing after the first invalid frame of the
+    // newest segment can have been acknowledged) and says so.
+    assert_cut_at(dir.path(), &seg, seg_bytes_for(10), bad_at, 31);
 }
 
 #[test]
-fn sequence_break_in_last_segment_refuses_to_open() {
+fn sequence_break_in_last_segment_is_refused_by_strict_and_cut_by_point_in_time() {
     // A valid frame with the wrong sequence number followed by valid ones.
     let dir = tempfile::tempdir().unwrap();
     write_fixed(dir.path(), 0, 5, 64 << 20);
@@ -746,8 +775,10 @@ fn sequence_break_in_last_segment_refuses_to_open() {
     let mut tail = Vec::new();
     format::encode_frame(&mut tail, 7, 0, b"skips ahead");
     format::encode_frame(&mut tail, 8, 0, b"follows");
+    let bad_at = fs::metadata(&seg).unwrap().len();
     append_bytes(&seg, &tail);
     assert_open_refused(dir.path(), &seg, 64 << 20, "a sequence break is damage");
+    assert_cut_at(dir.path(), &seg, 64 << 20, bad_at, 5);
 }
 
 #[test]
@@ -770,6 +801,8 @@ fn stale_sequence_number_at_the_end_of_the_newest_segment_is_an_error_everywhere
     assert!(msg.contains("sequence break"), "{msg}");
     assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
     assert_open_refused(dir.path(), &seg, 64 << 20, "a stale frame is damage");
+    // Point in time (the default) cuts it, reporting the sequence break.
+    assert_cut_at(dir.path(), &seg, 64 << 20, bad_at, 5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1504,4 +1537,122 @@ fn a_directory_named_like_a_segment_is_named_in_the_error() {
     let sub = segment_path(dir.path(), 3);
     fs::create_dir(&sub).unwrap();
     assert_refused_entry(dir.path(), &sub, "a directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery modes after a power loss (tests/power_loss.rs enumerates the states)
+// ---------------------------------------------------------------------------------------------
+
+fn options(durable: bool, mode: RecoveryMode) -> LogOptions {
+    LogOptions {
+        segment_bytes: seg_bytes_for(10),
+        durable,
+        recovery: mode,
+        ..LogOptions::default()
+    }
+}
+
+#[test]
+fn not_durable_older_segment_lost_tail_is_cut_with_the_later_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 35, seg_bytes_for(10)); // segments 0, 10, 20, 30
+    let seg = segment_path(dir.path(), 10);
+    // A power cut under SyncPolicy::Never: the last 4 records of segment 10 never reached the
+    // disk (its size did: zeros), the later segments did.
+    let cut_at = HEADER_LEN as u64 + 6 * FIXED_FRAME;
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[cut_at as usize..].fill(0);
+    fs::write(&seg, bytes).unwrap();
+
+    // Strict refuses, naming the file and the offset, and changes nothing.
+    let before = snapshot(dir.path());
+    let err = SegmentLog::open(dir.path(), options(false, RecoveryMode::Strict)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    assert!(msg.contains(&format!("offset {cut_at}")), "{msg}");
+    assert_eq!(snapshot(dir.path()), before);
+
+    // Point in time cuts the log at the damage: segment 10 there, 20 and 30 removed (nothing
+    // after it was synced, so nothing after it was acknowledged).
+    let log = SegmentLog::open(dir.path(), options(false, RecoveryMode::PointInTime)).unwrap();
+    let rec = log.recovery().clone();
+    drop(log);
+    assert_eq!(rec.next_seq, 16, "{rec:?}");
+    assert_eq!(rec.segments_removed, 2, "{rec:?}");
+    assert_eq!(rec.truncated.as_deref(), Some(seg.as_path()), "{rec:?}");
+    assert!(
+        rec.reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("offset {cut_at}")),
+        "{rec:?}"
+    );
+    assert_eq!(segment_firsts(dir.path()), vec![0, 10]);
+    assert_fixed_log(dir.path(), 0, 16);
+    // A second recovery changes nothing; the writer continues at 16.
+    let log = SegmentLog::open(dir.path(), options(false, RecoveryMode::PointInTime)).unwrap();
+    assert_eq!((log.recovery().bytes_cut, log.next_seq()), (0, 16));
+    drop(log);
+    write_fixed(dir.path(), 16, 3, seg_bytes_for(10));
+    assert_fixed_log(dir.path(), 0, 19);
+}
+
+#[test]
+fn not_durable_older_segment_ending_short_of_the_next_is_cut_there() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 25, seg_bytes_for(10)); // segments 0, 10, 20
+    let seg = segment_path(dir.path(), 0);
+    // Whole frames lost (the size never grew): segment 0 ends at record 7, 10 starts at 10.
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    file.set_len(HEADER_LEN as u64 + 7 * FIXED_FRAME).unwrap();
+    drop(file);
+    let err = SegmentLog::open(dir.path(), options(false, RecoveryMode::Strict)).unwrap_err();
+    assert!(err.to_string().contains("next one starts at 10"), "{err}");
+    let log = SegmentLog::open(dir.path(), options(false, RecoveryMode::PointInTime)).unwrap();
+    assert_eq!(log.next_seq(), 7);
+    assert_eq!(log.recovery().segments_removed, 2);
+    drop(log);
+    assert_fixed_log(dir.path(), 0, 7);
+}
+
+#[test]
+fn damage_in_a_sealed_segment_of_a_durable_log_is_an_error_in_every_mode() {
+    // Durable: a sealed segment was fsynced before the next one was created, so its damage
+    // is before the last acknowledged record and no power loss explains it.
+    for mode in [RecoveryMode::PointInTime, RecoveryMode::Strict] {
+        let dir = tempfile::tempdir().unwrap();
+        write_fixed(dir.path(), 0, 25, seg_bytes_for(10)); // segments 0, 10, 20
+        let sealed = segment_path(dir.path(), 10);
+        let bad_at = HEADER_LEN as u64 + 3 * FIXED_FRAME;
+        flip_byte(&sealed, bad_at + FRAME_HEADER_LEN as u64 + 2);
+        // The newest segment's creation cut short: recovery removes it, and then reads the
+        // sealed one to find the end.
+        fs::write(segment_path(dir.path(), 20), b"").unwrap();
+        let err = SegmentLog::open(dir.path(), options(true, mode)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&sealed.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("offset {bad_at}")), "{msg}");
+        assert!(msg.contains("sealed segment"), "{msg}");
+        assert_eq!(fs::metadata(&sealed).unwrap().len(), seg_bytes_for(10));
+    }
+}
+
+#[test]
+fn reordered_tail_of_the_newest_segment_is_cut_by_default() {
+    // A power cut that kept a later append but not the one before it: a hole of zeros with
+    // valid records after it, at the end of the newest segment.
+    let dir = tempfile::tempdir().unwrap();
+    write_fixed(dir.path(), 0, 8, 64 << 20);
+    let seg = segment_path(dir.path(), 0);
+    let hole = HEADER_LEN as u64 + 5 * FIXED_FRAME;
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[hole as usize..(hole + FIXED_FRAME) as usize].fill(0);
+    fs::write(&seg, bytes).unwrap();
+    for durable in [true, false] {
+        let err = SegmentLog::open(dir.path(), options(durable, RecoveryMode::Strict)).unwrap_err();
+        assert!(err.to_string().contains(&format!("offset {hole}")), "{err}");
+    }
+    assert_cut_at(dir.path(), &seg, 64 << 20, hole, 5);
 }

@@ -3,7 +3,7 @@
 use super::exit::{Exit, Watched};
 use super::worker::Worker;
 use super::{Emitter, Published, Shared, Writer};
-use crate::log::{LogOptions, Recovery, SegmentLog};
+use crate::log::{LogOptions, Recovery, RecoveryMode, SegmentLog};
 use crate::record::Record;
 use crate::signal::Signal;
 use crate::sink::Sink;
@@ -29,6 +29,7 @@ pub struct Builder {
     shutdown_timeout: Duration,
     capacity: usize,
     idle: Idle,
+    recovery: RecoveryMode,
 }
 
 /// The longest `Idle::Poll` interval `start` accepts.
@@ -48,6 +49,7 @@ impl Builder {
             shutdown_timeout: Duration::from_secs(30),
             capacity: 4096,
             idle: Idle::Park,
+            recovery: RecoveryMode::PointInTime,
         }
     }
 
@@ -147,6 +149,26 @@ impl Builder {
         self
     }
 
+    /// What opening the log does with damage a crash or power loss left: cut the newest
+    /// segment at its first invalid frame ([`RecoveryMode::PointInTime`], the default), or
+    /// refuse damage that valid records follow ([`RecoveryMode::Strict`]). See
+    /// [`RecoveryMode`].
+    ///
+    /// ```
+    /// use ringwal::{RecoveryMode, Writer};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, _emitter) = Writer::builder(dir.path())
+    ///     .recovery(RecoveryMode::Strict)
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// assert_eq!(writer.recovery().bytes_cut, 0);
+    /// ```
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
         let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         match self.sync {
@@ -208,6 +230,7 @@ impl Builder {
                 segment_bytes: self.segment_bytes,
                 retain: self.retain,
                 durable: self.sync != SyncPolicy::Never,
+                recovery: self.recovery,
             },
         )?;
         let recovery = log.recovery().clone();
