@@ -9,8 +9,7 @@
 //! callgrind_annotate --inclusive=yes cg.out | grep 'uncontended::loop_'
 //! ```
 //!
-//! Each loop runs `ops` push+pop pairs on one thread, capacity 4096 (heapless 128, see
-//! `compare`). The binary also prints nanoseconds per pair from a plain timed run, and, when run
+//! Each loop runs `ops` push+pop pairs on one thread, capacity 4096. The binary also prints nanoseconds per pair from a plain timed run, and, when run
 //! under callgrind, nothing else differs between the loops.
 
 use crossbeam_queue::ArrayQueue;
@@ -64,7 +63,9 @@ fn loop_array_queue(ops: u64) {
 
 #[inline(never)]
 fn loop_heapless(ops: u64) {
-    let q: Box<heapless::mpmc::MpMcQueue<u64, 128>> = Box::new(heapless::mpmc::MpMcQueue::new());
+    // Deprecated in heapless 0.9 (not lock-free, heapless#583); fine single-threaded.
+    #[expect(deprecated)]
+    let q: Box<heapless::mpmc::Queue<u64, CAP>> = Box::new(heapless::mpmc::Queue::new());
     for i in 0..ops {
         q.enqueue(black_box(i)).expect("empty queue");
         black_box(q.dequeue().expect("just pushed"));
@@ -109,7 +110,7 @@ fn main() {
             loop_ablation_no_rmw,
         ),
         ("crossbeam-queue ArrayQueue", loop_array_queue),
-        ("heapless MpMcQueue (cap 128)", loop_heapless),
+        ("heapless mpmc::Queue", loop_heapless),
         ("rtrb (SPSC)", loop_rtrb),
         ("std sync_channel", loop_sync_channel),
     ];

@@ -4,7 +4,7 @@
 //! `cargo run --release -p ringwal-benches --bin compare` (add `-- --quick` for the short run
 //! CI does).
 //!
-//! Fairness rules: every queue has capacity 4096 (heapless: see the note it prints), carries the
+//! Fairness rules: every queue has capacity 4096, carries the
 //! same values, is driven only through its non-blocking calls, and waits on full/empty with the
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
@@ -400,7 +400,7 @@ fn main() {
         &[format!(
             "The producer pushes {} bursts of {} values back to back as fast as it can \
              (backoff and retry when full); the consumer pops up to {}, then spins {:?}, and \
-             again. \"failed\" = failed push calls / all push calls. heapless holds only 128.",
+             again. \"failed\" = failed push calls / all push calls.",
             cfg.bursts,
             scenarios::BURST,
             scenarios::SLOW_BATCH,
