@@ -1070,8 +1070,22 @@ fn never_policy_shutdown_with_a_failing_final_sync_ends_by_its_timeout() {
     shutting.join().unwrap();
     match outcome.unwrap() {
         Ok(report) => panic!("shutdown reported success although its sync failed: {report:?}"),
+        Err(err) if err.error.kind() == io::ErrorKind::TimedOut => {
+            // The other documented ending: the writer thread did not get back from the sink
+            // within the timeout plus its grace (on a loaded 2-core CI machine, descheduled
+            // between failing syncs), so shutdown left it detached. Still bounded, still an
+            // error, and the counters still add up (nothing handed back: `queued` counts it).
+            let report = &err.report;
+            assert!(err.unwritten.is_empty(), "{err:?}");
+            assert_eq!(
+                report.emitted,
+                report.persisted + report.dropped + report.queued,
+                "{report:?}"
+            );
+            assert!(!report.healthy, "{report:?}");
+        }
         Err(err) => {
-            assert_eq!(err.error.kind(), os_error(EIO).kind());
+            assert_eq!(err.error.kind(), os_error(EIO).kind(), "{err:?}");
             let report = &err.report;
             assert_eq!(
                 report.emitted,
