@@ -231,10 +231,10 @@ impl<'a, T> Raw<'a, T> {
     fn slot(&self, position: usize) -> &'a Slot<T> {
         let index = position & self.mask;
         debug_assert!(index < self.slots.len());
-        // SAFETY: `mask == slots.len() - 1` with the length a power of two (the invariant every
-        // constructor of `Raw` keeps), so `position & mask < slots.len()`. For the inline ring
-        // the compiler sees the constant length anyway; for the heap ring this saves the bounds
-        // check on every push and pop.
+        // Unchecked: for the inline ring the compiler sees the constant length anyway; for the
+        // heap ring this saves the bounds check on every push and pop.
+        // SAFETY: `mask == slots.len() - 1`, a power of two minus one (every constructor of
+        // `Raw` keeps that invariant), so `position & mask < slots.len()`.
         unsafe { self.slots.get_unchecked(index) }
     }
 
