@@ -687,12 +687,35 @@ struct State {
     choice: Choice,
 }
 
-/// Checks one state; `Err` says what is wrong.
-fn check(run: &Run, state: &State) -> Result<(), String> {
+/// A scratch directory holding `state`'s files.
+fn materialize(state: &State) -> std::io::Result<tempfile::TempDir> {
     let dir = scratch();
     for (name, data) in &state.files {
-        std::fs::write(dir.path().join(name), data).map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join(name), data)?;
     }
+    Ok(dir)
+}
+
+/// Recovers `state` (the default mode) through a recorder: the directory, the recorder with
+/// the recovery's trace, and whether the open succeeded.
+fn recorded_recovery(
+    run: &Run,
+    state: &State,
+) -> (tempfile::TempDir, Recorder, std::io::Result<()>) {
+    let dir = materialize(state).unwrap();
+    let rec = Recorder::default();
+    let opened = SegmentLog::open_with(
+        rec.clone(),
+        dir.path(),
+        run.options(RecoveryMode::default()),
+    )
+    .map(drop);
+    (dir, rec, opened)
+}
+
+/// Checks one state; `Err` says what is wrong.
+fn check(run: &Run, state: &State) -> Result<(), String> {
+    let dir = materialize(state).map_err(|e| e.to_string())?;
     let options = run.options(RecoveryMode::PointInTime);
     let log = SegmentLog::open(dir.path(), options.clone())
         .map_err(|e| format!("open (point in time) failed: {e}"))?;
@@ -774,10 +797,7 @@ fn read_all(dir: &Path, next: u64) -> Result<u64, String> {
 
 /// Strict mode: the same open either agrees with point in time or refuses with InvalidData.
 fn check_strict(run: &Run, state: &State) -> Result<(), String> {
-    let dir = scratch();
-    for (name, data) in &state.files {
-        std::fs::write(dir.path().join(name), data).map_err(|e| e.to_string())?;
-    }
+    let dir = materialize(state).map_err(|e| e.to_string())?;
     match SegmentLog::open(dir.path(), run.options(RecoveryMode::Strict)) {
         Ok(log) => {
             if log.next_seq() < state.acked {
@@ -801,17 +821,9 @@ fn check_strict(run: &Run, state: &State) -> Result<(), String> {
 /// something) and checks every state a power cut during it may leave, as [`check_run`] does
 /// for a run. Returns (states checked, failures).
 fn check_recovery_crashes(run: &Run, state: &State, seed: u64) -> (usize, Vec<String>) {
-    let dir = scratch();
-    for (name, data) in &state.files {
-        std::fs::write(dir.path().join(name), data).unwrap();
-    }
-    let rec = Recorder::default();
-    match SegmentLog::open_with(
-        rec.clone(),
-        dir.path(),
-        run.options(RecoveryMode::default()),
-    ) {
-        Ok(log) => drop(log),
+    let (_dir, rec, opened) = recorded_recovery(run, state);
+    match opened {
+        Ok(()) => {}
         Err(e) => {
             return (
                 0,
@@ -925,17 +937,9 @@ fn check_run(run: &Run, seed: u64, random: usize) -> (usize, usize, Vec<String>)
 
 /// Whether recovering `state` changes anything on disk (cuts, removes or creates).
 fn recovery_changes(run: &Run, state: &State) -> bool {
-    let dir = scratch();
-    for (name, data) in &state.files {
-        std::fs::write(dir.path().join(name), data).unwrap();
-    }
-    let rec = Recorder::default();
-    match SegmentLog::open_with(
-        rec.clone(),
-        dir.path(),
-        run.options(RecoveryMode::default()),
-    ) {
-        Ok(log) => drop(log),
+    let (_dir, rec, opened) = recorded_recovery(run, state);
+    match opened {
+        Ok(()) => {}
         Err(_) => return false,
     }
     rec.trace().iter().any(|op| !matches!(op, Op::Ack(_)))
