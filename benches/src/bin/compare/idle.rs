@@ -326,23 +326,7 @@ pub fn run(rounds: usize, quick: bool) {
     crate::RAN.fetch_add(1, Ordering::Relaxed);
     eprintln!("running: {TITLE}");
     println!("## {TITLE}: emit latency at low rates, and the writer's CPU\n");
-    let columns = [
-        Column {
-            header: "p50 ns",
-            fmt: int,
-        },
-        Column {
-            header: "p99 ns",
-            fmt: int,
-        },
-        Column {
-            header: "p99.9 ns",
-            fmt: int,
-        },
-        Column {
-            header: "max ns",
-            fmt: int,
-        },
+    let columns = crate::latency_columns(&[
         Column {
             header: "writer CPU ms/s",
             fmt: |x| format!("{x:.1}"),
@@ -351,7 +335,7 @@ pub fn run(rounds: usize, quick: bool) {
             header: "lost",
             fmt: int,
         },
-    ];
+    ]);
     let ratios = [
         RatioColumn {
             metric: 1,
