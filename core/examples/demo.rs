@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringwal_core::Ring;
+use ringwal_core::{EvictingRing, Mode, Ring};
 
 fn policies() {
     println!("1. A ring of 4 slots, 8 pushes, then drain:");
@@ -19,7 +19,7 @@ fn policies() {
     let kept: Vec<u32> = ring.consumer().unwrap().drain().collect();
     println!("   try_push   kept {kept:?}  rejected (handed back) {rejected:?}");
 
-    let ring: Ring<u32, 4> = Ring::new();
+    let ring: EvictingRing<u32, 4> = EvictingRing::new();
     let mut consumer = ring.consumer().unwrap();
     let evicted: Vec<u32> = (1..=8).filter_map(|v| ring.force_push(v)).collect();
     let kept: Vec<u32> = consumer.drain().collect();
@@ -30,11 +30,42 @@ fn policies() {
 }
 
 static RING: Ring<u64> = Ring::new();
+static EVICTING: EvictingRing<u64> = EvictingRing::new();
 const PRODUCERS: u64 = 2;
+
+/// How a producer pushes: `try_push` (a full ring hands the value back) or `force_push`.
+#[derive(Clone, Copy)]
+enum Push {
+    Try,
+    Force,
+}
+
+impl Push {
+    /// Pushes `v`; returns (evicted, rejected).
+    fn push(self, v: u64) -> (bool, bool) {
+        match self {
+            Push::Try => (false, RING.try_push(v).is_err()),
+            Push::Force => (EVICTING.force_push(v).is_some(), false),
+        }
+    }
+}
 
 /// Producers push `(id, seq)` for `run_for`; the consumer drains and checks order and counts.
 /// Returns whether every value was accounted for.
-fn threads(force: bool, slow_consumer: bool, run_for: Duration) -> bool {
+fn threads(push: Push, slow_consumer: bool, run_for: Duration) -> bool {
+    match push {
+        Push::Try => run(&RING, push, slow_consumer, run_for),
+        Push::Force => run(&EVICTING, push, slow_consumer, run_for),
+    }
+}
+
+fn run<M: Mode>(
+    ring: &'static Ring<u64, 4096, M>,
+    push: Push,
+    slow_consumer: bool,
+    run_for: Duration,
+) -> bool {
+    let force = matches!(push, Push::Force);
     let stop = AtomicBool::new(false);
     let (pushed, evicted, rejected, got, gaps, order_ok) = thread::scope(|s| {
         let producers: Vec<_> = (0..PRODUCERS)
@@ -46,18 +77,16 @@ fn threads(force: bool, slow_consumer: bool, run_for: Duration) -> bool {
                         for _ in 0..256 {
                             let v = id << 48 | seq;
                             seq += 1;
-                            if force {
-                                evicted += RING.force_push(v).is_some() as u64;
-                            } else if RING.try_push(v).is_err() {
-                                rejected += 1;
-                            }
+                            let (e, r) = push.push(v);
+                            evicted += e as u64;
+                            rejected += r as u64;
                         }
                     }
                     (seq, evicted, rejected)
                 })
             })
             .collect();
-        let mut consumer = RING.consumer().expect("one consumer");
+        let mut consumer = ring.consumer().expect("one consumer");
         let start_evicted = consumer.evicted();
         let mut last = [None::<u64>; PRODUCERS as usize];
         let (mut got, mut order_ok) = (0u64, true);
@@ -79,7 +108,7 @@ fn threads(force: bool, slow_consumer: bool, run_for: Duration) -> bool {
                 }
             }
             got += n;
-            if done && n == 0 && producers.iter().all(|p| p.is_finished()) && RING.is_empty() {
+            if done && n == 0 && producers.iter().all(|p| p.is_finished()) && ring.is_empty() {
                 break;
             }
             if n == 0 {
@@ -118,15 +147,17 @@ fn threads(force: bool, slow_consumer: bool, run_for: Duration) -> bool {
 fn main() -> ExitCode {
     policies();
     println!();
-    println!("2. {PRODUCERS} producer threads into a static Ring<u64, 4096>, 1 s each:");
+    println!(
+        "2. {PRODUCERS} producer threads into a static Ring<u64, 4096> (force_push: an EvictingRing), 1 s each:"
+    );
     println!(
         "   {:<10} {:<8} {:>12} {:>12} {:>10} {:>10} {:>9}  check",
         "push", "consumer", "pushed", "popped", "rejected", "evicted", "M/s"
     );
     let mut ok = true;
-    ok &= threads(false, false, Duration::from_secs(1));
-    ok &= threads(false, true, Duration::from_secs(1));
-    ok &= threads(true, true, Duration::from_secs(1));
+    ok &= threads(Push::Try, false, Duration::from_secs(1));
+    ok &= threads(Push::Try, true, Duration::from_secs(1));
+    ok &= threads(Push::Force, true, Duration::from_secs(1));
     println!();
     println!("   check = pushed == popped + rejected + evicted, the consumer's gap count ==");
     println!("   evicted, and every producer's values came out in order.");

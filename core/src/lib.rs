@@ -24,31 +24,39 @@
 //!
 //! With the `alloc` feature, `channel(capacity)` builds a ring whose capacity is chosen at run
 //! time directly on the heap (any size, on any stack) and returns a cloneable `Producer` and a
-//! `Receiver`. Both front ends run one implementation of the algorithm: the inline ring with a
+//! `Receiver`. Every front end runs one implementation of the algorithm: the inline ring with a
 //! constant index mask, the heap ring with its mask read at run time.
 //!
-//! Two ways to push:
-//! - [`Ring::try_push`] returns `Err(Full(value))` when the ring is full, with the value intact.
-//! - [`Ring::force_push`] never fails: when the ring is full it evicts the oldest value and
-//!   returns it (the drop-oldest policy). The consumer counts what it missed:
-//!   [`Consumer::evicted`] grows by exactly the number of values evicted between two pops.
+//! Three ways to push:
+//! - [`Ring::try_push`] (any thread, any number of threads): returns `Err(Full(value))` when
+//!   the ring is full, with the value intact. One compare-and-swap on the producers' counter.
+//! - [`SoloProducer::try_push`], from [`Ring::split`]: the ring's only producer, which pushes
+//!   with plain loads and stores (no read-modify-write, like an SPSC queue).
+//! - [`EvictingRing::force_push`](Ring::force_push) never fails: when the ring is full it
+//!   evicts the oldest value and returns it (the drop-oldest policy). The consumer counts what
+//!   it missed: [`Consumer::evicted`] grows by exactly the number of values evicted between two
+//!   pops. Eviction is a property of the ring's type ([`Mode`]): a ring that cannot evict
+//!   (the default, [`NoEvict`]) has a consumer with no read-modify-write at all.
 //!
 //! # Guarantees
 //! - Every value pushed is popped exactly once, returned by `force_push` exactly once, or dropped
 //!   exactly once by the `Ring`'s `Drop`. Never duplicated, never leaked, never read
 //!   uninitialised.
 //! - Values from one producer come out in the order that producer pushed them. Across
-//!   producers, the order is the order in which their pushes claimed positions.
+//!   producers, the order is the order in which their pushes claimed positions: a push that
+//!   happens-before another (the second thread learned of the first push through any
+//!   synchronisation) comes out before it.
 //! - `Ring<T, N>` is `Send + Sync` exactly when `T: Send`. [`Consumer`] is `Send`, not `Sync`,
 //!   not `Clone`, and [`Ring::consumer`] hands out at most one at a time.
-//! - Positions are `usize` counters that wrap; every comparison is a wrapping difference, and
-//!   `N` divides 2^`usize::BITS`, so nothing changes at the wrap (tests start rings near
-//!   `usize::MAX` to check).
+//! - Positions are counters that wrap at 2^(`usize::BITS` - 1) ([`POSITION_MASK`]); every
+//!   comparison is a wrapping difference, and `N` divides the position space, so nothing
+//!   changes at the wrap (tests start rings near the wrap to check).
 //!
 //! # Progress, honestly
 //! The ring is lock-free in the sense that holds for this family of queues (Vyukov's bounded
-//! queue, crossbeam's `ArrayQueue`): no operation takes a lock, and among threads that keep
-//! running, some operation always completes. It is not wait-free:
+//! queue, crossbeam's `ArrayQueue`, the LMAX Disruptor's multi-producer sequencer): no
+//! operation takes a lock, and among threads that keep running, some operation always
+//! completes. It is not wait-free:
 //! - A producer that is preempted between claiming a position and publishing its value holds
 //!   the consumer at that position. [`Consumer::try_pop`] and [`Consumer::drain`] never wait
 //!   for it: `try_pop` says [`TryPopError::Pending`] (told apart from `Empty`) and the caller
@@ -57,63 +65,75 @@
 //!   that producer; a consumer that can preempt a producer of its ring (an interrupt handler, a
 //!   higher-priority task on one core) must use `try_pop` or `drain`. Values pushed after that
 //!   position stay queued until it is published.
-//! - [`Ring::try_push`] never waits for anyone; it reports [`Full`] if the slot it needs still
-//!   holds a value (also in the few instructions while the consumer moves the oldest out).
-//!   It is safe in an interrupt handler that preempted the consumer.
-//! - [`Ring::force_push`] on a full ring may spin while the owner of the oldest position
-//!   finishes with it: the consumer moving it out, a producer still writing it, another
-//!   `force_push` evicting it — windows of a few instructions with no user code in them. From an
-//!   interrupt handler that can preempt the consumer or a producer of the same ring, use
-//!   `try_push`: `force_push` there could wait for the very code it interrupted.
+//! - [`Ring::try_push`] never waits for anyone; it reports [`Full`] if the consumer has not
+//!   yet moved out the value one lap before its position. It is safe in an interrupt handler
+//!   that preempted the consumer.
+//! - `force_push` on a full ring may spin while the oldest position is settled: its producer
+//!   still writing it, the consumer moving a run of values out, an earlier `force_push`
+//!   evicting — windows of a few instructions with no user code in them. From an interrupt
+//!   handler that can preempt the consumer or a producer of the same ring, use `try_push`:
+//!   `force_push` there could wait for the very code it interrupted.
 //!
 //! # How it works
-//! The slots carry a per-slot *stamp* (after Dmitry Vyukov's bounded MPMC queue). Positions are
-//! unbounded counters: `head` (next to read) and `tail` (next to write), each on its own cache
-//! line. Position `p` lives in slot `p mod N`; its *lap* is `p - (p mod N)`. Slot stamps:
+//! Positions are unbounded counters (internally in *ticks* of two, so that bit 0 of a counter
+//! is free for a flag). Position `p` lives in slot `p mod N`. The shared state is split by who
+//! writes it, each part on its own cache line:
 //!
-//! | stamp      | meaning                                                  |
-//! |------------|----------------------------------------------------------|
-//! | `lap(p)`     | empty, ready to be written as position `p`             |
-//! | `lap(p) + 1` | holds the published value of position `p`              |
-//! | `lap(p) + N` | emptied after `p` was taken: ready for `p + N`         |
+//! | where | written by | read by |
+//! |---|---|---|
+//! | `tail`: next position to claim, and `limit`: a cached bound of free positions | producers | producers |
+//! | `freed`: every position before it has been moved out of its slot | the consumer | producers, when they reach `limit` |
+//! | `head` (evicting rings only): next position nobody has claimed to take | the consumer and evictors (CAS) | the same |
+//! | each slot's stamp: "published for position `p`" (`2p + 1`) and its value | the producer of `p` | the consumer |
 //!
-//! A fresh ring is all zeros, which is why [`Ring::new`] can be `const`.
+//! **Push** loads `tail` and `limit` (one line). If `tail` is before `limit` the slot is free;
+//! otherwise it refreshes: it loads `freed` (`Acquire`, pairing with the consumer's `Release`
+//! store made after it moved the values out) and stores `freed + N` as the new `limit`
+//! (`Release`, so that a producer that later loads it with `Acquire` inherits that edge). If the
+//! slot is still occupied, the ring is full. Then it claims the position with a compare-and-swap
+//! on `tail` (`Relaxed`: it only decides who owns the position), writes the value, and
+//! publishes it by storing the stamp `2p + 1` (`Release`). A producer never loads a line the
+//! consumer writes except `freed`, once per lap or so: it does not wait for the lines the
+//! consumer has just read to come back. A [`SoloProducer`] does the same with a plain store to
+//! `tail` and its bound cached in itself.
 //!
-//! **Push** loads `tail`, then the stamp of its slot (`Acquire`). If the stamp is `lap(tail)`,
-//! it claims the position with a CAS on `tail` (`Relaxed`: the CAS only decides who owns the
-//! position), writes the value, and publishes it by storing `lap + 1` (`Release`). A stamp
-//! behind the lap means the slot still holds position `tail - N`: full. A stamp ahead means
-//! another producer won; reload the tail.
+//! **Pop** (a ring that does not evict) keeps its own cursor. It loads the stamp at the cursor
+//! (`Acquire`, pairing with the producer's `Release`, so the value is visible). If it says
+//! "published for this position", the consumer moves the value out and stores its new cursor in
+//! `freed` (`Release`, pairing with the producers' `Acquire` load: the read of the old value
+//! happens-before the write of the new one). No read-modify-write: nobody else ever takes a
+//! value. The consumer writes only its own line, never a slot.
 //!
-//! **Pop** keeps its own cursor. It loads the stamp at the cursor (`Acquire`, pairing with the
-//! producer's `Release`, so the value is visible). If it says "published", the consumer claims
-//! the position with a CAS on `head` — needed because `force_push` may claim the same position
-//! to evict it — moves the value out, and frees the slot by storing `lap + N` (`Release`,
-//! pairing with the next producer's `Acquire`: the read of the old value happens-before the
-//! write of the new one). If the CAS fails, `force_push` evicted positions; the failure value
-//! (or, when the stamp shows the slot already moved on, a reload of `head`) says how many,
-//! which is how [`Consumer::evicted`] is counted, at no cost on the common path.
+//! **An evicting ring** has a second taker, so the consumer and the evictor must agree on each
+//! value through `head`. The consumer counts the published run at its cursor (up to [`STAGE`]
+//! stamps), claims the whole run with one compare-and-swap `head: c -> c + run`, moves the
+//! values into the ring's staging buffer (so a paused `Drain` holds no slots, and an evictor
+//! never waits for user code), and stores `freed`. If the compare-and-swap fails, evictors took
+//! positions at its cursor: the failure value says how many (that is [`Consumer::evicted`]).
 //!
-//! **force_push** on a full ring (stamp = `lap(tail) - N + 1`, and `head == tail - N`) claims
-//! the oldest position with a CAS on `head`. Having won it, it owns the slot; the slot is not
-//! freed, so no producer can have claimed `tail` (a claim needs the "empty" stamp), so `tail`
-//! cannot move: the evictor takes the old value, writes its own as position `tail`, stores
-//! `tail + 1`, and publishes the stamp. One eviction, one push, no window in which another
-//! producer could slip in and make it evict twice.
+//! **force_push** on a full ring evicts the position in the slot it needs, `old = t - N` for
+//! the tail `t`, and only that one, so there is at most one eviction per push and no race
+//! between evictors for the same value. It first checks that nobody has claimed `old` to take
+//! it (`head == old`) and that `old` is published (`Acquire`); only then does it claim `t` with
+//! the usual compare-and-swap on `tail`, and then `old` with a compare-and-swap on `head`. If it
+//! wins, it moves the old value out, writes its own and publishes it. If the consumer claimed
+//! `old` in between (in a run), it waits until `freed` passes `old` (the consumer's move, a few
+//! instructions) and writes without evicting. A push never waits while holding a claim that
+//! others wait for: checking before claiming is what keeps a preempted thread from stalling
+//! every push behind it.
 //!
-//! Why a slot is never read before it is written: a taker reads a value only after seeing its
-//! "published" stamp with `Acquire`, which pairs with the writer's `Release` store made after
-//! the write. Why it is never written before it is read: a writer writes only after seeing the
-//! "empty" stamp with `Acquire`, which the taker stores with `Release` after moving the value
-//! out. Why a value is taken once: positions are claimed by CAS on `head`, and a stamp for
-//! position `p` is only ever compared against `p`'s own lap, so a stale or reused slot cannot
-//! be mistaken for a fresh one, across laps and across the `usize` wrap.
+//! **Why a slot is never written before it is read:** a producer writes position `p` only after
+//! seeing, through an `Acquire` chain ending at the consumer's `Release` store of `freed`, that
+//! `p - N` was moved out — or, when it evicted `p - N`, after moving it out itself. **Why it is
+//! never read before it is written:** a taker reads only after seeing the stamp `2p + 1` with
+//! `Acquire`. **Why a value is taken once:** in a ring that does not evict only the consumer
+//! takes; in one that does, positions are claimed by compare-and-swap on `head`, and an evictor
+//! may only claim the one position in the slot of the tail it claimed. Stamps name the full position,
+//! so a stale one can never pass for a fresh one, across laps and across the wrap.
 //!
-//! The consumer claims with one CAS per value, as `ArrayQueue` does. Claiming a batch with one
-//! CAS was considered and rejected: values claimed but not yet handed out (a `Drain` paused in
-//! user code) would make a `force_push` on a full ring wait for user code — a deadlock if the
-//! pusher is the consumer's own thread. The CAS is on a line only the consumer touches while the
-//! ring is not full, so it is a local atomic instruction, not a cache-line transfer.
+//! **Closing** (for the std writer, through `channel()`'s `Producer::close`): one `fetch_or`
+//! sets bit 0 of `tail`; every claim is a compare-and-swap on `tail` and fails from then on, so
+//! the value `close` returns is the final number of claims, with no fence on the push path.
 //!
 //! Every ordering is checked under loom in `loom-tests/`: every pair of operations
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
@@ -137,6 +157,7 @@ compile_error!(
      `--cfg portable_atomic_unsafe_assume_single_core` on a single-core chip"
 );
 
+mod raw;
 mod ring;
 mod sync;
 
@@ -146,18 +167,6 @@ mod sync;
 #[doc(hidden)]
 pub use sync::loom_workaround as __loom;
 
-/// The atomic counter type this crate is built on, for callers that hand one in
-/// ([`Ring::try_push_releasing`]): `core`'s, or portable-atomic's with the feature of that
-/// name (a different type, same API; `Ordering` is `core`'s either way).
-pub mod atomic {
-    #[cfg(loom)]
-    pub use crate::sync::loom_workaround::AtomicUsize;
-    #[cfg(all(not(loom), not(feature = "portable-atomic")))]
-    pub use core::sync::atomic::AtomicUsize;
-    #[cfg(all(not(loom), feature = "portable-atomic"))]
-    pub use portable_atomic::AtomicUsize;
-}
-
 #[cfg(feature = "alloc")]
 mod channel;
 
@@ -165,11 +174,15 @@ mod channel;
 #[cfg_attr(docsrs, doc(cfg(feature = "format")))]
 pub mod format;
 
-pub use ring::{Consumer, Drain, Full, Ring, TryPopError};
+pub use raw::{position_diff, Evict, Mode, NoEvict, MAX_CAPACITY, POSITION_MASK, STAGE};
+pub use ring::{Consumer, Drain, EvictingRing, Full, Ring, SoloProducer, TryPopError};
 
 #[cfg(feature = "alloc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
-pub use channel::{channel, channel_at, try_channel, CapacityError, Producer, Receiver};
+pub use channel::{
+    channel, channel_at, evicting_channel, try_channel, try_channel_with, try_evicting_channel,
+    CapacityError, Producer, PushError, Receiver,
+};
 
 #[cfg(test)]
 mod tests;
@@ -183,10 +196,19 @@ const _: () = {
     assert_impl_all!(Ring<u64, 4>: Send, Sync);
     assert_impl_all!(Ring<Cell<u64>, 4>: Send, Sync);
     assert_not_impl_any!(Ring<*const u8, 4>: Send, Sync);
+    assert_impl_all!(EvictingRing<u64, 4>: Send, Sync);
+    assert_impl_all!(EvictingRing<Cell<u64>, 4>: Send, Sync);
+    assert_not_impl_any!(EvictingRing<*const u8, 4>: Send, Sync);
     // The consumer moves between threads but is never shared or duplicated.
     assert_impl_all!(Consumer<'static, u64, 4>: Send);
     assert_not_impl_any!(Consumer<'static, u64, 4>: Sync, Clone);
     assert_not_impl_any!(Consumer<'static, *const u8, 4>: Send);
+    assert_impl_all!(Consumer<'static, u64, 4, Evict>: Send);
+    assert_not_impl_any!(Consumer<'static, u64, 4, Evict>: Sync, Clone);
+    // So is the solo producer: one thread at a time, never duplicated.
+    assert_impl_all!(SoloProducer<'static, u64, 4>: Send);
+    assert_not_impl_any!(SoloProducer<'static, u64, 4>: Sync, Clone);
+    assert_not_impl_any!(SoloProducer<'static, *const u8, 4>: Send);
     assert_impl_all!(Full<u64>: core::error::Error, Send, Sync);
     assert_impl_all!(TryPopError: core::error::Error, Send, Sync, Copy);
 };
@@ -195,6 +217,10 @@ const _: () = {
 const _: () = {
     use static_assertions::{assert_impl_all, assert_not_impl_any};
     assert_impl_all!(Producer<u64>: Send, Sync, Clone);
+    assert_impl_all!(Producer<u64, Evict>: Send, Sync, Clone);
+    assert_impl_all!(Receiver<u64, Evict>: Send);
+    assert_not_impl_any!(Receiver<u64, Evict>: Clone);
+    assert_impl_all!(crate::PushError<u64>: core::error::Error, Send, Sync);
     assert_impl_all!(Producer<core::cell::Cell<u64>>: Send, Sync);
     assert_impl_all!(Receiver<u64>: Send);
     assert_not_impl_any!(Receiver<u64>: Clone);

@@ -8,7 +8,7 @@
 //! DPOR gap worked around below for `AtomicUsize` does not arise for it.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom_workaround::AtomicUsize;

@@ -9,7 +9,10 @@ use std::thread;
 
 use std::sync::Mutex;
 
-use ringwal_core::{channel, try_channel, CapacityError, Ring, TryPopError};
+use ringwal_core::{
+    channel, evicting_channel, try_channel, CapacityError, Evict, EvictingRing, Mode, NoEvict,
+    PushError, Ring, TryPopError,
+};
 
 /// Values per producer: large in release, smaller in debug, tiny under Miri.
 fn per_producer() -> u64 {
@@ -53,7 +56,24 @@ fn check(got: &[u64], evicted: &[u64], per: u64) {
 }
 
 fn run<const N: usize>(force: bool) {
-    let ring: Arc<Ring<u64, N>> = Arc::new(Ring::new());
+    if force {
+        run_with::<N, Evict>(|ring, v, evicted| evicted.extend(ring.force_push(v)));
+    } else {
+        run_with::<N, NoEvict>(|ring, v, _| {
+            let mut v = v;
+            while let Err(full) = ring.try_push(v) {
+                v = full.into_inner();
+                thread::yield_now();
+            }
+        });
+    }
+}
+
+/// One push of value `v` by a producer; evicted values go into the vector.
+type PushFn<const N: usize, M> = fn(&Ring<u64, N, M>, u64, &mut Vec<u64>);
+
+fn run_with<const N: usize, M: Mode>(push: PushFn<N, M>) {
+    let ring: Arc<Ring<u64, N, M>> = Arc::new(Ring::new());
     let per = per_producer();
     let start = Arc::new(Barrier::new(PRODUCERS as usize + 1));
     let done = Arc::new(AtomicUsize::new(0));
@@ -66,16 +86,7 @@ fn run<const N: usize>(force: bool) {
                 let mut evicted = Vec::new();
                 start.wait();
                 for seq in 0..per {
-                    let v = encode(p, seq);
-                    if force {
-                        evicted.extend(ring.force_push(v));
-                    } else {
-                        let mut v = v;
-                        while let Err(full) = ring.try_push(v) {
-                            v = full.into_inner();
-                            thread::yield_now();
-                        }
-                    }
+                    push(&ring, encode(p, seq), &mut evicted);
                 }
                 // Release pairs with the consumer's Acquire load: our pushes happen-before it
                 // sees us done, so its last drain sees them.
@@ -148,7 +159,7 @@ fn mixed_with_drop_counting() {
         }
     }
     {
-        let ring: Arc<Ring<Counted, 8>> = Arc::new(Ring::new());
+        let ring: Arc<EvictingRing<Counted, 8>> = Arc::new(EvictingRing::new());
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..PRODUCERS)
             .map(|p| {
@@ -309,14 +320,14 @@ fn a_huge_heap_ring_on_a_tiny_stack() {
     let handle = thread::Builder::new()
         .stack_size(64 << 10)
         .spawn(|| {
-            let (tx, mut rx) = channel::<[u64; 4]>(1 << 20);
+            let (tx, mut rx) = evicting_channel::<[u64; 4]>(1 << 20);
             assert_eq!(tx.capacity(), 1 << 20);
             for i in 0..(1u64 << 20) {
                 tx.try_push([i; 4]).unwrap();
             }
             assert!(tx.is_full());
             assert_eq!(tx.try_push([0; 4]).unwrap_err().into_inner(), [0; 4]);
-            assert_eq!(tx.force_push([7; 4]), Some([0; 4]));
+            assert_eq!(tx.force_push([7; 4]), Ok(Some([0; 4])));
             assert_eq!(rx.pop(), Some([1; 4]));
             assert_eq!(rx.evicted(), 1);
             assert_eq!(rx.drain().count(), (1 << 20) - 1);
@@ -326,6 +337,11 @@ fn a_huge_heap_ring_on_a_tiny_stack() {
             for i in 0..1000 {
                 tx.try_push(i.to_string()).unwrap();
             }
+            // An evicting ring of large values: its consumer's staging buffer (STAGE values,
+            // 512 KiB here) is built in place on the heap too.
+            let (tx, mut rx) = evicting_channel::<[u64; 2048]>(2);
+            tx.try_push([1; 2048]).unwrap();
+            assert_eq!(rx.pop().map(|v| v[0]), Some(1));
         })
         .unwrap();
     handle.join().expect("the 64 KiB thread completes");
@@ -333,14 +349,23 @@ fn a_huge_heap_ring_on_a_tiny_stack() {
 
 #[test]
 fn an_invalid_capacity_is_an_error_from_try_channel_and_a_clear_panic_from_channel() {
-    for capacity in [0, 1, 3, 1000, 4095, usize::MAX, 1 << (usize::BITS - 1)] {
+    for capacity in [
+        0,
+        1,
+        3,
+        1000,
+        4095,
+        usize::MAX,
+        1 << (usize::BITS - 1),
+        1 << (usize::BITS - 2),
+    ] {
         assert_eq!(
             try_channel::<u8>(capacity).unwrap_err(),
             CapacityError::Invalid { capacity }
         );
     }
     // Valid, but more than any allocator has: an error, not an abort.
-    let capacity = 1 << (usize::BITS - 2);
+    let capacity = 1 << (usize::BITS - 3);
     assert_eq!(
         try_channel::<[u8; 64]>(capacity).unwrap_err(),
         CapacityError::OutOfMemory { capacity }
@@ -349,4 +374,190 @@ fn an_invalid_capacity_is_an_error_from_try_channel_and_a_clear_panic_from_chann
     let panic = std::panic::catch_unwind(|| channel::<u8>(1000)).unwrap_err();
     let msg = panic.downcast_ref::<String>().unwrap();
     assert!(msg.contains("capacity 1000 is not a power of two"), "{msg}");
+}
+
+/// The solo producer (`Ring::split`) against a consumer thread, across many laps of a small
+/// ring: every value once, in order.
+#[test]
+fn solo_producer_and_consumer() {
+    let per = per_producer() * 3;
+    for evicting in [false, true] {
+        if evicting {
+            let mut ring: Box<EvictingRing<u64, 8>> = Box::default();
+            let (mut tx, mut rx) = ring.split();
+            let (got, evicted) = thread::scope(|s| {
+                let producer = s.spawn(move || {
+                    let mut evicted = Vec::new();
+                    for v in 0..per {
+                        evicted.extend(tx.force_push(v));
+                    }
+                    evicted
+                });
+                let mut got = Vec::new();
+                loop {
+                    let finished = producer.is_finished();
+                    let n = got.len();
+                    got.extend(rx.drain());
+                    if got.len() == n {
+                        if finished {
+                            break;
+                        }
+                        // Both sides yield when they wait, as every test here does: two
+                        // threads spinning on one core would wait for each other a time slice
+                        // per lap.
+                        thread::yield_now();
+                    }
+                }
+                let evicted = producer.join().unwrap();
+                assert_eq!(rx.evicted(), evicted.len() as u64);
+                (got, evicted)
+            });
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+            let mut all: Vec<u64> = got.into_iter().chain(evicted).collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..per).collect::<Vec<_>>());
+        } else {
+            let mut ring: Box<Ring<u64, 8>> = Box::default();
+            let (mut tx, mut rx) = ring.split();
+            thread::scope(|s| {
+                s.spawn(move || {
+                    for v in 0..per {
+                        let mut v = v;
+                        while let Err(full) = tx.try_push(v) {
+                            v = full.into_inner();
+                            thread::yield_now();
+                        }
+                    }
+                });
+                let mut next = 0;
+                while next < per {
+                    match rx.pop() {
+                        Some(v) => {
+                            assert_eq!(v, next);
+                            next += 1;
+                        }
+                        None => thread::yield_now(),
+                    }
+                }
+            });
+            assert_eq!(rx.pop(), None);
+        }
+    }
+}
+
+/// `close` racing producers (the std writer's shutdown): every push that succeeded is counted
+/// in the final position `close` returns, none after it succeeds, and a receiver that takes
+/// values until its position reaches that final one gets every accepted value (evicted ones
+/// counted), each once.
+#[test]
+fn close_races_producers_and_the_final_position_is_exact() {
+    let rounds = if cfg!(miri) { 4 } else { 200 };
+    for round in 0..rounds {
+        let evicting = round % 2 == 1;
+        // A bound, not a target: producers push until they see the close.
+        let per: u64 = 1 << 40;
+        if evicting {
+            let (tx, rx) = evicting_channel::<u64>(8);
+            close_race(
+                tx.clone(),
+                rx,
+                per,
+                |tx, v| match tx.force_push_checked(v) {
+                    Ok(evicted) => Ok(evicted),
+                    Err(_) => Err(()),
+                },
+                move || tx.close(),
+            );
+        } else {
+            let (tx, rx) = channel::<u64>(8);
+            close_race(
+                tx.clone(),
+                rx,
+                per,
+                |tx, v| match tx.try_push_checked(v) {
+                    Ok(()) => Ok(None),
+                    Err(PushError::Full(_)) => Ok(Some(u64::MAX)),
+                    Err(PushError::Closed(_)) => Err(()),
+                },
+                move || tx.close(),
+            );
+        }
+    }
+}
+
+/// One push: `Ok(None)` accepted, `Ok(Some(v))` accepted and `v` evicted (or, with
+/// `u64::MAX`, refused as full: not accepted), `Err` closed.
+type CheckedPush<M> = fn(&ringwal_core::Producer<u64, M>, u64) -> Result<Option<u64>, ()>;
+
+fn close_race<M: Mode>(
+    tx: ringwal_core::Producer<u64, M>,
+    mut rx: ringwal_core::Receiver<u64, M>,
+    per: u64,
+    push: CheckedPush<M>,
+    close: impl FnOnce() -> usize + Send,
+) {
+    let (accepted, evicted, end, got) = thread::scope(|s| {
+        let producers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    let (mut accepted, mut evicted) = (0u64, Vec::new());
+                    for seq in 0..per {
+                        match push(&tx, encode(p, seq)) {
+                            Ok(None) => accepted += 1,
+                            Ok(Some(u64::MAX)) => thread::yield_now(),
+                            Ok(Some(v)) => {
+                                accepted += 1;
+                                evicted.push(v);
+                            }
+                            Err(()) => {
+                                // Closed: every later push must be refused too.
+                                assert!(push(&tx, encode(p, seq)).is_err());
+                                break;
+                            }
+                        }
+                    }
+                    (accepted, evicted)
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        // Let the producers get going (each has pushed at least once), then close while they
+        // push.
+        while rx.is_empty() && got.is_empty() {
+            got.extend(rx.drain());
+            thread::yield_now();
+        }
+        for _ in 0..20 {
+            got.extend(rx.drain());
+        }
+        let end = close();
+        // Everything claimed before the close is published soon: take until our position
+        // reaches the final one.
+        while ringwal_core::position_diff(rx.position(), end) < 0 {
+            let n = got.len();
+            got.extend(rx.drain());
+            if got.len() == n {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+        let (mut accepted, mut evicted) = (0, Vec::new());
+        for p in producers {
+            let (a, e) = p.join().unwrap();
+            accepted += a;
+            evicted.extend(e);
+        }
+        (accepted, evicted, end, got)
+    });
+    assert_eq!(
+        end as u64, accepted,
+        "close's final position counts every accepted push"
+    );
+    assert_eq!(rx.evicted(), evicted.len() as u64);
+    assert_eq!(got.len() as u64 + rx.evicted(), accepted);
+    let mut all: Vec<u64> = got.iter().chain(&evicted).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len() as u64, accepted, "each accepted value once");
 }

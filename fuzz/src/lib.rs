@@ -5,7 +5,7 @@
 //! Each body panics when a property breaks, and only then.
 
 use ringwal::format::{self, ScanEnd};
-use ringwal::ringwal_core::Ring;
+use ringwal::ringwal_core::{Evict, Mode, NoEvict, Ring, STAGE};
 use ringwal::{Batch, LogOptions, Reader, SegmentLog, Sink};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -42,25 +42,90 @@ impl Drop for Counted {
 }
 
 /// `try_push` / `force_push` / `pop` / `drain` / consumer claim-and-drop on a ring of 2, 4, 8
-/// or 4096 slots, checked step by step against a `VecDeque`: same results, same evictions,
-/// same eviction counts, and every value dropped exactly once.
+/// or 4096 slots, evicting or not, checked step by step against a model: the values in the
+/// slots and, for an evicting ring, those its consumer has claimed into its staging buffer (a
+/// pop that finds it empty claims up to `STAGE` values; `force_push` evicts the oldest value in
+/// the slots). Same results, same evictions, same eviction counts, and every value dropped
+/// exactly once.
 pub fn ring_ops(data: &[u8]) {
-    let Some((&capacity, ops)) = data.split_first() else {
+    let Some((&config, ops)) = data.split_first() else {
         return;
     };
-    match capacity % 4 {
-        0 => run_ring::<2>(ops),
-        1 => run_ring::<4>(ops),
-        2 => run_ring::<8>(ops),
-        _ => run_ring::<4096>(ops),
+    match (config % 4, config & 4 != 0) {
+        (0, false) => run_ring::<2, NoEvict>(ops),
+        (1, false) => run_ring::<4, NoEvict>(ops),
+        (2, false) => run_ring::<8, NoEvict>(ops),
+        (_, false) => run_ring::<4096, NoEvict>(ops),
+        (0, true) => run_ring::<2, Evict>(ops),
+        (1, true) => run_ring::<4, Evict>(ops),
+        (2, true) => run_ring::<8, Evict>(ops),
+        (_, true) => run_ring::<4096, Evict>(ops),
     }
 }
 
-fn run_ring<const N: usize>(ops: &[u8]) {
+/// `force_push` where the ring evicts; `try_push` where it does not (`None`: not evicting).
+trait MaybeForce<T> {
+    fn maybe_force(&self, value: T) -> Result<Option<T>, T>;
+}
+
+impl<T, const N: usize> MaybeForce<T> for Ring<T, N, NoEvict> {
+    fn maybe_force(&self, value: T) -> Result<Option<T>, T> {
+        self.try_push(value)
+            .map(|()| None)
+            .map_err(|f| f.into_inner())
+    }
+}
+
+impl<T, const N: usize> MaybeForce<T> for Ring<T, N, Evict> {
+    fn maybe_force(&self, value: T) -> Result<Option<T>, T> {
+        Ok(self.force_push(value))
+    }
+}
+
+/// The ring as the fuzzer's model sees it.
+struct Model {
+    cap: usize,
+    evicts: bool,
+    slots: VecDeque<usize>,
+    staged: VecDeque<usize>,
+    /// Evictions no consumer has stepped over yet.
+    pending: u64,
+    /// Evictions consumers have stepped over.
+    stepped: u64,
+}
+
+impl Model {
+    fn pop(&mut self) -> Option<usize> {
+        if !self.evicts {
+            return self.slots.pop_front();
+        }
+        if self.staged.is_empty() {
+            self.stepped += std::mem::take(&mut self.pending);
+            let run = self.slots.len().min(STAGE);
+            self.staged.extend(self.slots.drain(..run));
+        }
+        self.staged.pop_front()
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len() + self.staged.len()
+    }
+}
+
+fn run_ring<const N: usize, M: Mode>(ops: &[u8])
+where
+    Ring<Counted, N, M>: MaybeForce<Counted>,
+{
     let drops = Rc::new(RefCell::new(Vec::new()));
-    let ring: Box<Ring<Counted, N>> = Box::new(Ring::new());
-    let mut model: VecDeque<usize> = VecDeque::new();
-    let mut evicted_model = 0u64;
+    let ring: Box<Ring<Counted, N, M>> = Box::new(Ring::new());
+    let mut model = Model {
+        cap: N,
+        evicts: M::EVICTS,
+        slots: VecDeque::new(),
+        staged: VecDeque::new(),
+        pending: 0,
+        stepped: 0,
+    };
     // Evictions counted by consumers already dropped.
     let mut evicted_seen = 0u64;
     let mut consumer = None;
@@ -81,11 +146,11 @@ fn run_ring<const N: usize>(ops: &[u8]) {
                 let id = value.id;
                 match ring.try_push(value) {
                     Ok(()) => {
-                        assert!(model.len() < N, "try_push succeeded on a full ring");
-                        model.push_back(id);
+                        assert!(model.slots.len() < N, "try_push succeeded on a full ring");
+                        model.slots.push_back(id);
                     }
                     Err(full) => {
-                        assert_eq!(model.len(), N, "try_push failed on a ring with room");
+                        assert_eq!(model.slots.len(), N, "try_push failed on a ring with room");
                         assert_eq!(full.into_inner().id, id, "Full must hand back the value");
                     }
                 }
@@ -93,38 +158,44 @@ fn run_ring<const N: usize>(ops: &[u8]) {
             2 | 3 => {
                 let value = new_value(&drops);
                 let id = value.id;
-                let evicted = ring.force_push(value);
-                if model.len() == N {
-                    let oldest = model.pop_front().expect("full");
-                    assert_eq!(evicted.map(|v| v.id), Some(oldest), "evicts the oldest");
-                    evicted_model += 1;
-                } else {
-                    assert!(
-                        evicted.is_none(),
-                        "force_push evicted from a ring with room"
-                    );
+                match ring.maybe_force(value) {
+                    Ok(evicted) => {
+                        if model.slots.len() == N {
+                            assert!(model.evicts, "a non-evicting ring stored into full slots");
+                            let oldest = model.slots.pop_front().expect("full");
+                            assert_eq!(
+                                evicted.map(|v| v.id),
+                                Some(oldest),
+                                "evicts the oldest in the slots"
+                            );
+                            model.pending += 1;
+                        } else {
+                            assert!(
+                                evicted.is_none(),
+                                "force_push evicted from a ring with room"
+                            );
+                        }
+                        model.slots.push_back(id);
+                    }
+                    Err(back) => {
+                        assert!(!model.evicts && model.slots.len() == N, "refused with room");
+                        assert_eq!(back.id, id, "Full must hand back the value");
+                    }
                 }
-                model.push_back(id);
             }
             4 => {
                 let c = consumer.get_or_insert_with(|| ring.consumer().expect("no consumer"));
                 let got = c.pop().map(|v| v.id);
-                assert_eq!(got, model.pop_front(), "pop");
-                if got.is_some() {
-                    assert_eq!(evicted_seen + c.evicted(), evicted_model, "eviction count");
-                }
+                assert_eq!(got, model.pop(), "pop");
+                assert_eq!(evicted_seen + c.evicted(), model.stepped, "eviction count");
             }
             5 => {
                 let k = bytes.next().map_or(3, |b| *b as usize % 9);
                 let c = consumer.get_or_insert_with(|| ring.consumer().expect("no consumer"));
                 let got: Vec<usize> = c.drain().take(k).map(|v| v.id).collect();
-                let want: Vec<usize> = (0..k.min(model.len()))
-                    .map(|_| model.pop_front().expect("counted"))
-                    .collect();
+                let want: Vec<usize> = (0..k.min(N)).map_while(|_| model.pop()).collect();
                 assert_eq!(got, want, "drain");
-                if !got.is_empty() {
-                    assert_eq!(evicted_seen + c.evicted(), evicted_model, "eviction count");
-                }
+                assert_eq!(evicted_seen + c.evicted(), model.stepped, "eviction count");
             }
             6 => match consumer.take() {
                 Some(c) => {
@@ -143,8 +214,8 @@ fn run_ring<const N: usize>(ops: &[u8]) {
             },
             _ => {
                 assert_eq!(ring.len(), model.len(), "len");
-                assert_eq!(ring.is_empty(), model.is_empty(), "is_empty");
-                assert_eq!(ring.is_full(), model.len() == N, "is_full");
+                assert_eq!(ring.is_empty(), model.len() == 0, "is_empty");
+                assert_eq!(ring.is_full(), model.len() >= model.cap, "is_full");
             }
         }
     }
