@@ -3,50 +3,62 @@
 //!
 //! # The protocol
 //!
-//! One state word holds `SLEEPING`, `CLOSED` and `UNHEALTHY`. Every emit starts with
-//! [`Signal::enter`], which raises one of [`STRIPES`] cache-padded in-flight counters (each
-//! `Emitter` handle gets a stripe, round robin; beyond `STRIPES` handles they share), and ends
-//! by lowering it: inside the push, as soon as it has claimed a position
-//! ([`Signal::in_flight`] handed to `Ring::try_push_releasing`), or with [`Signal::leave`] when
-//! it pushes nothing:
+//! An emit is one push into the ring (`ringwal_core::Producer::try_push_checked`, or
+//! `force_push_checked` under `DropOldest`), whose claim is a sequentially consistent
+//! compare-and-swap on the ring's `tail`, and, after publishing, one `SeqCst` load of the
+//! state word ([`Signal::pushed`]). No fence and no other read-modify-write on the way: on
+//! x86 a `SeqCst` compare-and-swap is the same `lock cmpxchg` as a relaxed one and a `SeqCst`
+//! load a plain `mov`.
 //!
 //! ```text
-//! emitter E                              writer W (going to sleep, or closing)
-//! busy[i] += 1                           state |= SLEEPING (or CLOSED)
-//! fence(SeqCst)          ---- pairs ---- fence(SeqCst)
-//! s = state                              every busy[j] == 0 ?  (Acquire)
-//! if s & CLOSED: busy -= 1, reject       ring empty (by `tail`)? flush wanted?
-//! claim a position (CAS `tail`)          if all quiet: park
-//! busy[i] -= 1 (Release)
-//! write the value, publish it
-//! if s & SLEEPING: wake W
+//! emitter E                              writer W (going to sleep)
+//! claim: CAS tail (SeqCst)               state |= SLEEPING (SeqCst RMW)
+//! write the value, publish it            fence(SeqCst)
+//! s = state (SeqCst)                     pushed = tail (SeqCst)
+//! if s & SLEEPING: wake W                if pushed == its position and no flush wanted: park
 //! ```
 //!
-//! The two SeqCst fences order E's increment before its state load and W's state change before
-//! its counter loads, so at least one side sees the other (store-buffering is forbidden):
-//! either E reads the new state (and wakes W / rejects), or W reads `busy[i] > 0` and does not
-//! park (it waits for the counter to drop, and the Release decrement then makes E's claim
-//! visible to W's ring check, which reads the producers' position `tail`). So a parked writer
-//! always sees a push that raced its parking, and after `close` returns no position can be
-//! claimed any more: the ring's `pushed()` is final, and the closing writer drains until its
-//! own position reaches it.
+//! All four of E's claim, E's state load, W's state change and W's `tail` load are `SeqCst`,
+//! so they take places in one total order consistent with each thread's program order. If E's
+//! load does not see `SLEEPING`, it comes before W's change in that order; then so does E's
+//! claim, which therefore comes before W's `tail` load, which sees it (a `SeqCst` load sees the
+//! last `SeqCst` write before it): W does not park. Otherwise E sees `SLEEPING` and wakes W.
+//! (Store buffering is forbidden either way.) A claim W sees may be published a few
+//! instructions later; W treats "claimed, not yet published" as work still to come.
 //!
-//! The decrement comes right after the claim, inside the push (`Ring::try_push_releasing`),
-//! not after the value is written: a read-modify-write after the write would wait for the
-//! value's cache line, which the writer has usually just read, and that wait was most of an
-//! emit's latency. A claimed position is published a few instructions later, with no user code
-//! in between; the writer treats "claimed, not yet published" as work still to come (the ring
-//! is not empty by `tail`, and the closing drain waits for it).
+//! **Close** is the ring's: `Producer::close` sets a flag bit in `tail` with one `SeqCst`
+//! `fetch_or`, and every claim is a compare-and-swap on `tail`, which fails from then on. So
+//! the position `close` returns is final: no in-flight counter, nothing to wait for but the
+//! publication of claims made before it.
 //!
-//! A single shared in-flight counter would give the same guarantee, but every emitter would
-//! then bounce one cache line; striping keeps the emit path on a line its own handle owns.
+//! **Refusals** are counted on [`STRIPES`] cache-padded counters (an emit's handle picks its
+//! stripe, round robin), so that the log can record them where they happened. The closing
+//! writer reads them after its close, and must see every refusal of an emit that was refused
+//! before the close. An emit that is refused counts first and then re-reads `tail` (both
+//! `SeqCst`); the writer closes and then reads the counters (both `SeqCst`). If the writer's
+//! read misses the count, that read comes before the count in the total order, so the close
+//! does too, so the emit's re-read sees the close: it reports [`EmitError::Closed`] — refused
+//! after the close, which the log does not account for (it counts in `stats()` only). Every
+//! refusal the emit reports as `Full` or `Unhealthy` is in the writer's final count.
+//!
+//! [`EmitError::Closed`]: crate::EmitError::Closed
+//!
+//! # Under loom
+//!
+//! loom treats `SeqCst` accesses as acquire/release (it does not model the single total order
+//! of `SeqCst` operations), and models `SeqCst` fences exactly. So in the loom build each
+//! side of each handshake above has a `SeqCst` fence right after its first access (the claim in
+//! `ringwal-core`, the count in [`Signal::count_refusal`], the close in `ringwal-core`, the
+//! `SLEEPING` change here): "RMW; fence; load" on both sides forbids store buffering just as
+//! the `SeqCst` accesses do, and that is the property every argument here uses. The models run
+//! the real code with those fences; the release build has no fence.
 //!
 //! # A polled writer (`Idle::Poll`, `Idle::Spin`)
 //!
 //! A writer built with [`Signal::polled`] never sets `SLEEPING`: it sleeps on a timer
-//! ([`Signal::poll_sleep`]) or not at all, so every emit reads a state without `SLEEPING` and
-//! never unparks it (no syscall on the emit path). Whoever needs it sooner than its timer
-//! unparks it unconditionally: a flusher ([`Signal::request_flush`]), a stopper
+//! ([`Signal::poll_sleep`]) or not at all, so no emit ever unparks it (no syscall on the emit
+//! path; [`Signal::pushed`] does not even load the state). Whoever needs it sooner than its
+//! timer unparks it unconditionally: a flusher ([`Signal::request_flush`]), a stopper
 //! ([`Signal::request_stop`]) and a `Block` emitter about to wait for space
 //! ([`Signal::nudge`]). That needs no fence: each makes its change (flush target, `STOP`, or
 //! the full ring it saw) before calling `unpark`, and a thread's park token makes an unpark
@@ -62,7 +74,7 @@ use crate::sync::{self, fence, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering,
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
-/// How many in-flight counters emitters spread over.
+/// How many refusal counters emitters spread over.
 pub const STRIPES: usize = 16;
 
 /// The writer is parked (or about to park) and must be unparked by whoever gives it work.
@@ -151,7 +163,8 @@ impl Waiters {
 #[derive(Debug)]
 pub struct Signal {
     state: CachePadded<AtomicUsize>,
-    busy: [CachePadded<AtomicUsize>; STRIPES],
+    /// Emits refused (full ring under `Reject`, `Block` timeout, closed, unhealthy), per stripe.
+    rejected: [CachePadded<AtomicU64>; STRIPES],
     next_stripe: AtomicUsize,
     writer: Thread,
     /// The writer polls (`Idle::Poll` or `Idle::Spin`): it never sets `SLEEPING`, and
@@ -185,7 +198,7 @@ impl Signal {
         Signal {
             polled,
             state: CachePadded::new(AtomicUsize::new(0)),
-            busy: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            rejected: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             next_stripe: AtomicUsize::new(0),
             writer,
             space: Waiters::new(),
@@ -204,46 +217,41 @@ impl Signal {
 
     // ---- emitter side ----
 
-    /// Marks an emit in flight on `stripe` and returns the state it must act on.
+    /// After a push that claimed a position (and published it): wakes a parked writer. One
+    /// `SeqCst` load of the state; a polled writer never sleeps announced, so nothing at all.
+    /// The claim must have been `SeqCst` (`try_push_checked`, `force_push_checked`): see the
+    /// module docs.
     #[inline]
-    pub fn enter(&self, stripe: usize) -> usize {
-        // Relaxed: ordered before the state load by the fence (see the module docs).
-        self.busy[stripe].fetch_add(1, Ordering::Relaxed);
-        // Pairs with the fence in `prepare_sleep` and `close`.
+    pub fn pushed(&self) {
+        if self.polled {
+            return;
+        }
+        // SeqCst: pairs with the writer's SeqCst `fetch_or(SLEEPING)` and its SeqCst load of
+        // `tail`, through the single total order, with our SeqCst claim before this load (module
+        // docs). Under loom the claim is followed by a SeqCst fence instead.
+        if self.state.load(Ordering::SeqCst) & SLEEPING != 0 {
+            self.wake_writer();
+        }
+    }
+
+    /// Counts a refused emit on `stripe`, then re-reads whether the ring is closed with
+    /// `is_closed` (which must load `tail` with `SeqCst`): returns true if it is, and the emit
+    /// must then report `Closed` (module docs, "Refusals").
+    #[cold]
+    pub fn count_refusal(&self, stripe: usize, is_closed: impl FnOnce() -> bool) -> bool {
+        // SeqCst: pairs with the closing writer's SeqCst close and its SeqCst loads in
+        // `refusals` (module docs).
+        self.rejected[stripe].fetch_add(1, Ordering::SeqCst);
+        #[cfg(loom)]
         fence(Ordering::SeqCst);
-        // Relaxed: the fence above orders it; it carries no data.
-        self.state.load(Ordering::Relaxed)
+        is_closed()
     }
 
-    /// Ends an emit [`enter`](Self::enter) started that pushes nothing (refused: closed, or
-    /// unhealthy with `reject_when_unhealthy`); wakes the writer if `state` said it sleeps. An
-    /// emit that pushes, or finds the ring full, ends inside the push instead (see
-    /// [`in_flight`](Self::in_flight)).
-    #[inline]
-    pub fn leave(&self, stripe: usize, state: usize) {
-        // Release pairs with the writer's Acquire loads in `quiet` (this emit pushed nothing;
-        // it only has to stop counting as in flight).
-        self.busy[stripe].fetch_sub(1, Ordering::Release);
-        if state & SLEEPING != 0 {
-            self.wake_writer();
-        }
-    }
-
-    /// The in-flight counter of `stripe`, for a push that ends the emit itself
-    /// (`Ring::try_push_releasing` / `force_push_releasing` decrement it, with Release, as soon
-    /// as the position is claimed). Follow the push with [`woke`](Self::woke).
-    #[inline]
-    pub fn in_flight(&self, stripe: usize) -> &AtomicUsize {
-        &self.busy[stripe]
-    }
-
-    /// After a push that released the in-flight counter itself: wakes the writer if `state`
-    /// (from [`enter`](Self::enter)) said it sleeps.
-    #[inline]
-    pub fn woke(&self, state: usize) {
-        if state & SLEEPING != 0 {
-            self.wake_writer();
-        }
+    /// Every refusal counted so far: a snapshot, except after [`close`](Self::close) on the
+    /// closing thread, where it holds every refusal reported as anything but `Closed`.
+    pub fn refusals(&self) -> u64 {
+        // SeqCst: see `count_refusal`.
+        self.rejected.iter().map(|r| r.load(Ordering::SeqCst)).sum()
     }
 
     /// Unparks the writer if it is (about to be) parked. Only one of several racing callers
@@ -358,23 +366,19 @@ impl Signal {
         }
     }
 
-    /// Whether no emit is in flight on any stripe. Acquire pairs with the Release decrement in
-    /// `leave`: when it returns true, every push that finished is visible.
-    fn quiet(&self) -> bool {
-        self.busy.iter().all(|b| b.load(Ordering::Acquire) == 0)
-    }
-
-    /// Announces the writer is about to park. Returns true if it may park: no emit was in
-    /// flight, and `idle()` (the writer's check for work: ring empty, no flush wanted, not
-    /// closed) holds. Otherwise SLEEPING is cleared again and the writer must look for work.
+    /// Announces the writer is about to park. Returns true if it may park: `idle()` (the
+    /// writer's check for work: nothing claimed past its position, read with `SeqCst`; no flush
+    /// wanted) holds and no stop was asked. Otherwise SLEEPING is cleared again and the writer
+    /// must look for work.
     pub fn prepare_sleep(&self, idle: impl FnOnce() -> bool) -> bool {
         debug_assert!(!self.polled, "a polling writer must never set SLEEPING");
-        // Relaxed: ordered before the loads below by the fence. The RMW's return value pairs
-        // with `request_stop` through the state word's modification order.
-        let prev = self.state.fetch_or(SLEEPING, Ordering::Relaxed);
-        // Pairs with the fence in `enter` and in `request_flush` (module docs).
+        // SeqCst: pairs with the emitters' SeqCst claim and state load (module docs). The RMW's
+        // return value pairs with `request_stop` through the state word's modification order.
+        let prev = self.state.fetch_or(SLEEPING, Ordering::SeqCst);
+        // Pairs with the fence in `request_flush`; under loom, also with the fence after an
+        // emitter's claim (module docs, "Under loom").
         fence(Ordering::SeqCst);
-        if prev & STOP == 0 && self.quiet() && idle() {
+        if prev & STOP == 0 && idle() {
             return true;
         }
         self.state.fetch_and(!SLEEPING, Ordering::Relaxed);
@@ -411,24 +415,22 @@ impl Signal {
         }
     }
 
-    /// Refuses every later emit, and waits until no emit is in flight: when this returns, no
-    /// position can be claimed in the ring any more, so `Ring::pushed` is final (a value
-    /// claimed just before may still be being published: drain until the consumer's position
-    /// reaches `pushed`). Wakes blocked emitters so they see it. Called by the writer thread: the
-    /// fence here is what orders its own later ring reads.
-    pub fn close(&self) {
-        // Relaxed: ordered before the loads in `quiet` by the fence.
+    /// Closes: marks the state `CLOSED` (for waiters), closes the ring with `close_ring` (which
+    /// must be the ring's `SeqCst` close, after which no position can be claimed), and wakes
+    /// blocked emitters and flushers so they see it. Returns what `close_ring` returned (the
+    /// final producers' position). Afterwards [`refusals`](Self::refusals) holds every refusal
+    /// not reported as `Closed` (module docs, "Refusals").
+    pub fn close(&self, close_ring: impl FnOnce() -> usize) -> usize {
+        // Relaxed: for waiters' conditions, which they re-check under their lock after
+        // `notify` below (whose fence orders this store before it).
         self.state.fetch_or(CLOSED, Ordering::Relaxed);
-        // Pairs with the fence in `enter`: an emit either sees CLOSED or is seen in flight.
+        let end = close_ring();
+        #[cfg(loom)]
         fence(Ordering::SeqCst);
-        let mut round = 0;
-        while !self.quiet() {
-            sync::relax(round);
-            round = round.saturating_add(1);
-        }
         self.space.notify();
         self.flushed.notify();
         self.wake_writer();
+        end
     }
 
     /// Marks the writer thread finished and wakes everyone still waiting on it.
@@ -438,8 +440,8 @@ impl Signal {
         self.flushed.notify();
     }
 
-    /// Whether position `a` is at or past `b` (ring positions wrap).
+    /// Whether position `a` is at or past `b` (ring positions wrap, at 2^(`usize::BITS` - 1)).
     pub fn reached(a: usize, b: usize) -> bool {
-        (b.wrapping_sub(a) as isize) <= 0
+        ringwal_core::position_diff(a, b) >= 0
     }
 }

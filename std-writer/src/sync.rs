@@ -15,12 +15,8 @@ pub(crate) use loom::thread::Thread;
 #[cfg(loom)]
 pub(crate) use ringwal_core::__loom::AtomicUsize;
 
-/// `AtomicUsize` is the ring's own type (core's, or portable-atomic's with that feature of
-/// ringwal-core): the in-flight counters are handed to `Ring::try_push_releasing`.
 #[cfg(not(loom))]
-pub(crate) use ringwal_core::atomic::AtomicUsize;
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]

@@ -4,10 +4,10 @@
 
 use ringwal::format::{self, Framer};
 use ringwal::Reader;
-use ringwal_core::Ring;
+use ringwal_core::EvictingRing;
 use std::convert::Infallible;
 
-static RING: Ring<u32, 8> = Ring::new();
+static RING: EvictingRing<u32, 8> = EvictingRing::new();
 
 #[test]
 fn a_static_ring_drained_into_a_buffer_reads_back_with_its_losses() {

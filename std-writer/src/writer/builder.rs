@@ -2,18 +2,16 @@
 
 use super::exit::{Exit, Watched};
 use super::worker::Worker;
-use super::{Emitter, Published, Shared, Writer};
+use super::{Emitter, Published, Rx, Shared, Tx, Writer};
 use crate::log::{LogOptions, Recovery, RecoveryMode, SegmentLog};
 use crate::record::Record;
 use crate::signal::Signal;
 use crate::sink::Sink;
 use crate::{Idle, Overflow, Report, Retain, ShutdownError, SyncPolicy};
-use crossbeam_utils::CachePadded;
-use ringwal_core::{try_channel, CapacityError};
+use ringwal_core::{try_channel, try_evicting_channel, CapacityError};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -184,10 +182,14 @@ impl Builder {
             Retain::Bytes(0) => return bad("Retain::Bytes needs at least 1 byte".into()),
             _ => {}
         }
-        if !(self.capacity >= 2 && self.capacity.is_power_of_two()) {
+        if !(self.capacity >= 2
+            && self.capacity.is_power_of_two()
+            && self.capacity <= ringwal_core::MAX_CAPACITY)
+        {
             return bad(format!(
-                "capacity {} is not a power of two of at least 2",
-                self.capacity
+                "capacity {} is not a power of two between 2 and {}",
+                self.capacity,
+                ringwal_core::MAX_CAPACITY
             ));
         }
         if let Idle::Poll(d) = self.idle {
@@ -265,10 +267,19 @@ impl Builder {
         sink: S,
         recovery: Recovery,
     ) -> io::Result<(Writer<T>, Emitter<T>)> {
-        let (producer, receiver) = try_channel::<T>(self.capacity).map_err(|e| match e {
+        let capacity_error = |e: CapacityError| match e {
             CapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
             _ => io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
+        };
+        // Only `DropOldest` evicts; every other policy gets the ring whose consumer takes
+        // without read-modify-writes.
+        let (producer, receiver) = if self.overflow == Overflow::DropOldest {
+            let (tx, rx) = try_evicting_channel::<T>(self.capacity).map_err(capacity_error)?;
+            (Tx::Evicting(tx), Rx::Evicting(rx))
+        } else {
+            let (tx, rx) = try_channel::<T>(self.capacity).map_err(capacity_error)?;
+            (Tx::Plain(tx), Rx::Plain(rx))
+        };
         let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, _)>();
         let sync = self.sync;
         let shutdown_timeout = self.shutdown_timeout;
@@ -283,12 +294,16 @@ impl Builder {
                 };
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     let sink = Watched::new(sink, Arc::clone(&shared.exit));
-                    Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout, idle)
-                        .run(receiver)
+                    let worker =
+                        Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout, idle);
+                    match receiver {
+                        Rx::Plain(rx) => worker.run(rx),
+                        Rx::Evicting(rx) => worker.run(rx),
+                    }
                 }));
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
-                    shared.signal.close();
+                    shared.close();
                 }
                 // Release blocked emitters and flushers.
                 shared.signal.exited();
@@ -304,14 +319,13 @@ impl Builder {
                 shared.exit.put(result);
             })?;
         let shared = Arc::new(Shared {
-            ring: producer,
+            tx: producer,
             signal: match idle {
                 Idle::Park => Signal::new(handle.thread().clone()),
                 Idle::Poll(_) | Idle::Spin => Signal::polled(handle.thread().clone()),
             },
             overflow: self.overflow,
             reject_when_unhealthy: self.reject_when_unhealthy,
-            rejected: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             published: Published::default(),
             last_error: Mutex::new(None),
             exit,

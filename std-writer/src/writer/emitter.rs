@@ -1,20 +1,19 @@
 //! [`Emitter`]: the emitting threads' handle. `emit` is the hot path; `flush` waits for the
 //! writer.
 
-use super::Shared;
-use crate::signal::{Signal, CLOSED, EXITED, UNHEALTHY};
+use super::{Shared, Tx};
+use crate::signal::{Signal, EXITED, UNHEALTHY};
 use crate::{EmitError, FlushError, Overflow, Stats};
-use ringwal_core::Full;
-use std::sync::atomic::Ordering;
+use ringwal_core::PushError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `Block` retries this many times (spinning, then yielding) before it parks.
 const BLOCK_SPINS: u32 = 96;
 
-/// A handle for emitting events: cheap to clone, `Send + Sync`. Give each thread its own clone:
-/// clones get their own in-flight counters (16 of them, round robin; more clones share), so
-/// emitters rarely share a cache line.
+/// A handle for emitting events: cheap to clone, `Send + Sync`. Clones count refused emits on
+/// their own counters (16 of them, round robin; more clones share), so emitters that are
+/// refused rarely share a cache line.
 pub struct Emitter<T> {
     pub(super) shared: Arc<Shared<T>>,
     stripe: usize,
@@ -45,14 +44,10 @@ impl<T> Emitter<T> {
         Emitter { shared, stripe }
     }
 
-    fn count_rejected(&self) {
-        // Relaxed: a counter; read as a snapshot (exact after the writer exits).
-        self.shared.rejected[self.stripe].fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Hands `event` to the writer without waiting for it: one push into the ring and, only
-    /// if the writer is asleep, one wake (an unpark). No allocation, no lock, no syscall
-    /// otherwise; the writer encodes the event on its own thread.
+    /// if the writer is parked, one wake (an unpark). No allocation, no lock, no syscall
+    /// otherwise, and no atomic read-modify-write but the push's claim of a position; the
+    /// writer encodes the event on its own thread.
     ///
     /// When the ring is full, the builder's [`Overflow`] decides: `Reject` returns the event
     /// in [`EmitError::Full`]; `DropOldest` evicts the oldest queued event (dropped on this
@@ -77,83 +72,62 @@ impl<T> Emitter<T> {
     #[inline]
     pub fn emit(&self, event: T) -> Result<(), EmitError<T>> {
         let sh = &*self.shared;
-        let state = sh.signal.enter(self.stripe);
-        let event = match self.admit(state, event) {
-            Ok(event) => event,
-            Err(refusal) => return self.refused(refusal),
-        };
-        // The pushes below end the emit themselves: they release the in-flight counter as soon
-        // as the position is claimed (see `signal`'s module docs).
-        let in_flight = sh.signal.in_flight(self.stripe);
-        match sh.overflow {
-            Overflow::Reject => match sh.ring.try_push_releasing(event, in_flight) {
+        if sh.reject_when_unhealthy && sh.signal.state() & UNHEALTHY != 0 {
+            return self.refuse(EmitError::Unhealthy(event));
+        }
+        match &sh.tx {
+            // The claims are SeqCst (the `_checked` pushes): `Signal::pushed` relies on it.
+            Tx::Plain(ring) => match ring.try_push_checked(event) {
                 Ok(()) => {
-                    sh.signal.woke(state);
+                    sh.signal.pushed();
                     Ok(())
                 }
-                Err(Full(event)) => {
-                    self.count_rejected();
-                    Err(EmitError::Full(event))
-                }
+                Err(PushError::Full(event)) => match sh.overflow {
+                    Overflow::Block(timeout) => self.block(event, timeout),
+                    _ => self.refuse(EmitError::Full(event)),
+                },
+                Err(PushError::Closed(event)) => self.refuse(EmitError::Closed(event)),
             },
-            Overflow::DropOldest => {
-                let evicted = sh.ring.force_push_releasing(event, in_flight);
-                sh.signal.woke(state);
-                drop(evicted);
-                Ok(())
-            }
-            Overflow::Block(timeout) => match sh.ring.try_push_releasing(event, in_flight) {
-                Ok(()) => {
-                    sh.signal.woke(state);
+            Tx::Evicting(ring) => match ring.force_push_checked(event) {
+                Ok(evicted) => {
+                    sh.signal.pushed();
+                    drop(evicted);
                     Ok(())
                 }
-                Err(Full(event)) => self.block(event, timeout),
+                Err(event) => self.refuse(EmitError::Closed(event)),
             },
         }
     }
 
-    /// The event back if `state` lets it in, else the refusal: CLOSED, or UNHEALTHY when the
-    /// writer was built with `reject_when_unhealthy`.
-    #[inline(always)]
-    fn admit(&self, state: usize, event: T) -> Result<T, EmitError<T>> {
-        if state & (CLOSED | UNHEALTHY) != 0 {
-            if state & CLOSED != 0 {
-                return Err(EmitError::Closed(event));
-            }
-            if self.shared.reject_when_unhealthy {
-                return Err(EmitError::Unhealthy(event));
-            }
-        }
-        Ok(event)
-    }
-
-    /// Ends an entered emit that pushed nothing, counting it rejected.
+    /// Counts a refused emit (so the log can record it) and returns its error: `Closed` if the
+    /// ring turned out closed by then (see `signal`'s docs, "Refusals").
     #[cold]
-    fn refused(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
-        // Counted while still in flight: a closing writer, which waits for in-flight emits,
-        // then sees the count (it records refusals in the log).
-        self.count_rejected();
-        self.shared.signal.leave(self.stripe, 0);
-        Err(error)
+    fn refuse(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
+        let sh = &*self.shared;
+        let closed = sh.signal.count_refusal(self.stripe, || sh.tx.is_closed());
+        Err(match error {
+            EmitError::Closed(_) => error,
+            _ if closed => EmitError::Closed(error.into_inner()),
+            _ => error,
+        })
     }
 
-    /// One attempt of a blocked emit: enter, check, push (which ends the emit).
+    /// One attempt of a blocked emit (`Overflow::Block`, a plain ring).
     fn attempt(&self, event: T) -> Attempt<T> {
         let sh = &*self.shared;
-        let state = sh.signal.enter(self.stripe);
-        let event = match self.admit(state, event) {
-            Ok(event) => event,
-            Err(refusal) => return Attempt::Done(self.refused(refusal)),
+        if sh.reject_when_unhealthy && sh.signal.state() & UNHEALTHY != 0 {
+            return Attempt::Done(self.refuse(EmitError::Unhealthy(event)));
+        }
+        let Tx::Plain(ring) = &sh.tx else {
+            unreachable!("Overflow::Block runs on a ring that does not evict")
         };
-        match sh
-            .ring
-            .try_push_releasing(event, sh.signal.in_flight(self.stripe))
-        {
+        match ring.try_push_checked(event) {
             Ok(()) => {
-                sh.signal.woke(state);
+                sh.signal.pushed();
                 Attempt::Done(Ok(()))
             }
-            Err(Full(event)) => Attempt::Retry(event),
+            Err(PushError::Full(event)) => Attempt::Retry(event),
+            Err(PushError::Closed(event)) => Attempt::Done(self.refuse(EmitError::Closed(event))),
         }
     }
 
@@ -162,8 +136,7 @@ impl<T> Emitter<T> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         for round in 0..BLOCK_SPINS {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.count_rejected();
-                return Err(EmitError::Full(event));
+                return self.refuse(EmitError::Full(event));
             }
             crate::sync::relax(round);
             match self.attempt(event) {
@@ -189,10 +162,7 @@ impl<T> Emitter<T> {
         });
         match (waited, slot) {
             (Some(r), _) => r,
-            (None, Some(event)) => {
-                self.count_rejected();
-                Err(EmitError::Full(event))
-            }
+            (None, Some(event)) => self.refuse(EmitError::Full(event)),
             (None, None) => unreachable!("the event is in `slot` whenever the wait times out"),
         }
     }
@@ -226,7 +196,7 @@ impl<T> Emitter<T> {
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
         let sh = &*self.shared;
         let sig = &sh.signal;
-        let target = sh.ring.pushed();
+        let target = sh.tx.pushed();
         if Signal::reached(sig.done(), target) {
             return Ok(());
         }

@@ -18,11 +18,10 @@ pub use emitter::Emitter;
 pub use guard::FlushGuard;
 
 use crate::record::Record;
-use crate::signal::{Signal, STRIPES, UNHEALTHY};
+use crate::signal::{Signal, UNHEALTHY};
 use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
-use crossbeam_utils::CachePadded;
 use exit::Exit;
-use ringwal_core::Producer;
+use ringwal_core::{Evict, Producer, Receiver};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,37 +45,88 @@ pub(super) struct Published {
     pub(super) durable_seq: AtomicU64,
 }
 
+/// The ring's producer side: an evicting ring under `Overflow::DropOldest` (its pushes evict
+/// when it is full), a plain one otherwise (its consumer takes without read-modify-writes).
+pub(super) enum Tx<T> {
+    Plain(Producer<T>),
+    Evicting(Producer<T, Evict>),
+}
+
+/// The ring's consumer side, held by the writer thread; the same mode as its [`Tx`].
+pub(super) enum Rx<T> {
+    Plain(Receiver<T>),
+    Evicting(Receiver<T, Evict>),
+}
+
+impl<T> Tx<T> {
+    /// How many positions emits have claimed (a snapshot).
+    #[inline]
+    pub(super) fn pushed(&self) -> usize {
+        match self {
+            Tx::Plain(p) => p.pushed(),
+            Tx::Evicting(p) => p.pushed(),
+        }
+    }
+
+    /// [`pushed`](Self::pushed), read with `SeqCst` (the sleep handshake: `signal`'s docs).
+    #[inline]
+    pub(super) fn pushed_seqcst(&self) -> usize {
+        match self {
+            Tx::Plain(p) => p.pushed_seqcst(),
+            Tx::Evicting(p) => p.pushed_seqcst(),
+        }
+    }
+
+    /// Whether the ring is closed, read with `SeqCst` (the refusal handshake).
+    #[inline]
+    pub(super) fn is_closed(&self) -> bool {
+        match self {
+            Tx::Plain(p) => p.is_closed(),
+            Tx::Evicting(p) => p.is_closed(),
+        }
+    }
+
+    /// Closes the ring to emits; returns the final producers' position.
+    fn close(&self) -> usize {
+        match self {
+            Tx::Plain(p) => p.close(),
+            Tx::Evicting(p) => p.close(),
+        }
+    }
+}
+
 /// What emitters, the writer handle and the writer thread share.
 pub(crate) struct Shared<T> {
-    /// The ring's producer side (the writer thread holds its `Receiver`).
-    pub(super) ring: Producer<T>,
+    /// The ring's producer side (the writer thread holds its consumer side).
+    pub(super) tx: Tx<T>,
     pub(super) signal: Signal,
     pub(super) overflow: Overflow,
     pub(super) reject_when_unhealthy: bool,
-    pub(super) rejected: [CachePadded<AtomicU64>; STRIPES],
     pub(super) published: Published,
     pub(super) last_error: Mutex<Option<(io::ErrorKind, String)>>,
     pub(super) exit: Arc<Exit>,
 }
 
 impl<T> Shared<T> {
+    /// Refuses every later emit (the ring's close), wakes waiters; returns the final producers'
+    /// position (see `signal`'s docs, "Close").
+    pub(super) fn close(&self) -> usize {
+        self.signal.close(|| self.tx.close())
+    }
+
     fn stats(&self) -> Stats {
         // Acquire pairs with the writer thread's Release `exited`: after it, the counters are
         // final and this sees them.
         let state = self.signal.state_acquire();
         // Relaxed: snapshots; exact once the writer has exited (ordered by the load above).
         let p = &self.published;
-        let emitted = self.ring.pushed() as u64;
+        let emitted = self.tx.pushed() as u64;
         let persisted = p.persisted.load(Ordering::Relaxed);
         let dropped = p.dropped.load(Ordering::Relaxed);
         let last = p.last_seq_plus_one.load(Ordering::Relaxed);
         Stats {
             emitted,
-            rejected: self
-                .rejected
-                .iter()
-                .map(|r| r.load(Ordering::Relaxed))
-                .sum(),
+            rejected: self.signal.refusals(),
             persisted,
             dropped,
             queued: emitted.saturating_sub(persisted + dropped),
@@ -93,7 +143,7 @@ impl<T> Shared<T> {
     /// refuses emits from now on (the writer may never have seen the stop), releases flushers
     /// and blocked emitters, and reports only what the writer published as durable.
     fn stuck(&self) -> ShutdownError {
-        self.signal.close();
+        self.close();
         self.signal.exited();
         let mut stats = self.stats();
         // Relaxed: snapshots of what the writer published; each only grows.

@@ -8,7 +8,7 @@ use crate::record::Record;
 use crate::signal::{Signal, STOP};
 use crate::sink::{Batch, Sink};
 use crate::{Idle, Report, ShutdownError, SyncPolicy};
-use ringwal_core::Receiver;
+use ringwal_core::{Mode, Receiver};
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -72,6 +72,8 @@ pub(super) struct Worker<T, S> {
     /// Ring position (values popped plus evicted) at the end of each batch, with the sequence
     /// number after that batch: when that is durable, `done` reaches the position.
     checkpoints: VecDeque<(u64, usize)>,
+    /// After close: the producers' final position (`Producer::close`'s answer).
+    end: Option<usize>,
     popped: usize,
     evicted: u64,
     dropped: u64,
@@ -122,6 +124,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
             pending_refused: 0,
             refused_seen: 0,
             checkpoints: VecDeque::new(),
+            end: None,
             popped: 0,
             evicted: 0,
             dropped: 0,
@@ -182,16 +185,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
     /// refusal lands is exact to the batch: it is counted before the first record this writer
     /// encodes after seeing it, so it lies between that record and the one before.
     fn note_refusals(&mut self) {
-        // Relaxed: counters. Each emit counts its refusal before it stops counting as in
-        // flight (Release in `Signal::leave`, or inside the push), and `close` waits for
-        // every in-flight emit with Acquire: after close, this sees every refusal of an emit
-        // that started before it.
-        let total: u64 = self
-            .shared
-            .rejected
-            .iter()
-            .map(|r| r.load(Ordering::Relaxed))
-            .sum();
+        // After close, this sees every refusal an emit reported as anything but `Closed`
+        // (`signal`'s docs, "Refusals"); before, a snapshot.
+        let total = self.shared.signal.refusals();
         self.pending_refused += total.wrapping_sub(self.refused_seen);
         self.refused_seen = total;
     }
@@ -215,7 +211,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
     }
 
     /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
-    fn take(&mut self, consumer: &mut Receiver<T>) -> usize {
+    fn take<M: Mode>(&mut self, consumer: &mut Receiver<T, M>) -> usize {
         self.note_refusals();
         let mut took = 0;
         // From our own count, not the consumer's: a `pop` that stepped over evicted positions
@@ -239,8 +235,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
         self.evicted = evicted;
         self.popped = self.popped.wrapping_add(took);
         if moved {
-            let position = self.popped.wrapping_add(self.evicted as usize);
-            self.checkpoints.push_back((self.next_seq, position));
+            // Values popped plus values evicted, from the ring's start.
+            self.checkpoints
+                .push_back((self.next_seq, consumer.position()));
         }
         if took > 0 {
             self.shared.signal.space.notify();
@@ -248,10 +245,10 @@ impl<T: Record, S: Sink> Worker<T, S> {
         took
     }
 
-    /// Whether the writer's position (values popped plus values evicted) has reached the
-    /// producers' (`Ring::pushed`): nothing claimed is left in the ring. Exact after close.
-    fn caught_up(&self) -> bool {
-        self.popped.wrapping_add(self.evicted as usize) == self.shared.ring.pushed()
+    /// Whether, after close, the writer's position (values popped plus values evicted) has
+    /// reached the producers' final one: nothing claimed is left in the ring.
+    fn caught_up(&self, position: usize) -> bool {
+        self.end == Some(position)
     }
 
     fn fail(&mut self, e: io::Error) {
@@ -524,7 +521,10 @@ impl<T: Record, S: Sink> Worker<T, S> {
         }
     }
 
-    pub(super) fn run(mut self, mut consumer: Receiver<T>) -> Result<Report, ShutdownError> {
+    pub(super) fn run<M: Mode>(
+        mut self,
+        mut consumer: Receiver<T, M>,
+    ) -> Result<Report, ShutdownError> {
         let shared = Arc::clone(&self.shared);
         let mut closing = false;
         let mut deadline = None;
@@ -532,9 +532,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
         let mut synced_at_close = false;
         loop {
             if !closing && shared.signal.state() & STOP != 0 {
-                // No position can be claimed after this returns: `ring.pushed()` is final, and
-                // the drain below runs until the writer's position reaches it.
-                shared.signal.close();
+                // No position can be claimed after this: `end` is final, and the drain below
+                // runs until the writer's position reaches it.
+                self.end = Some(shared.close());
                 closing = true;
                 // The caller's (fixed before it asked us to stop), so a writer that was busy
                 // in the sink when asked still gives up in time.
@@ -545,7 +545,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
             }
             // Past the deadline, failing or merely slow, with something still to write: no
             // more sink calls; hand back what is left (the timeout bounds the whole shutdown).
-            let outstanding = self.retry_at.is_some() || !(self.buf.is_empty() && self.caught_up());
+            let outstanding = self.retry_at.is_some()
+                || !(self.buf.is_empty() && self.caught_up(consumer.position()));
             if closing && outstanding && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.give_up(&mut consumer));
             }
@@ -570,7 +571,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
             self.publish();
 
             let drained = looked && took < consumer.capacity() && self.buf.is_empty();
-            if closing && drained && self.retry_at.is_none() && self.caught_up() {
+            if closing && drained && self.retry_at.is_none() && self.caught_up(consumer.position())
+            {
                 // After close, no position can be claimed any more; once ours reaches the
                 // producers' (a push claimed just before close is published a few instructions
                 // later) everything accepted is written, and synced unless `Never`, which gets
@@ -653,10 +655,14 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 }
                 _ => None,
             };
-            let ring = &shared.ring;
+            let tx = &shared.tx;
             let done = self.done;
+            let position = consumer.position();
+            // Nothing claimed past our position (read with SeqCst: the sleep handshake in
+            // `signal`'s docs) and no flush wanted.
             let may_sleep = shared.signal.prepare_sleep(|| {
-                ring.is_empty() && Signal::reached(done, shared.signal.flush_target())
+                tx.pushed_seqcst() == position
+                    && Signal::reached(done, shared.signal.flush_target())
             });
             if may_sleep {
                 idle_rounds = 0;
@@ -703,13 +709,13 @@ impl<T: Record, S: Sink> Worker<T, S> {
 
     /// The disk stayed broken (or too slow) past the shutdown timeout: take everything left,
     /// and hand back every record not confirmed written, encoded, in order.
-    fn give_up(mut self, consumer: &mut Receiver<T>) -> ShutdownError {
+    fn give_up<M: Mode>(mut self, consumer: &mut Receiver<T, M>) -> ShutdownError {
         // After close: take everything, including a push claimed just before close and still
         // being published.
         let mut round = 0;
         loop {
             self.take(consumer);
-            if self.caught_up() {
+            if self.caught_up(consumer.position()) {
                 break;
             }
             crate::sync::relax(round);
