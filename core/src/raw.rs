@@ -874,39 +874,59 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
         // SAFETY: we are the consumer (the caller holds the cursor, which only a claimed
         // consumer has).
         if let Some(v) = unsafe { self.staging.pop() } {
-            self.note_yielded();
+            self.note_yielded(cursor);
             return Some(v);
         }
-        if self.claim_run(cursor) == 0 {
-            return None;
+        // The common case of a consumer keeping up: exactly one value ready. Claim it with one
+        // compare-and-swap, no staging (the same orderings as `claim_run`, run == 1).
+        let head = cursor.head;
+        let next = head.wrapping_add(TICK);
+        // Acquire (both): pairs with the producers' Release publish (see `claim_run`).
+        if self.slot(head).stamp.load(Ordering::Acquire) == head | 1
+            && self.slot(next).stamp.load(Ordering::Acquire) != next | 1
+        {
+            let cons = &*self.counters.cons;
+            // Relaxed: arbitrates ownership of `head` against an evictor (see `claim_run`).
+            if cons
+                .head
+                .compare_exchange(head, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                // SAFETY: position `head` is ours (the compare-and-swap) and was seen published
+                // (Acquire); nobody touches the slot until we store `freed` past it.
+                let value = unsafe { self.slot(head).take() };
+                cursor.head = next;
+                // Release pairs with the producers' Acquire loads of `freed` (see `claim_run`).
+                cons.freed.store(next, Ordering::Release);
+                // Relaxed: a snapshot for `len` (nothing is staged).
+                cons.yielded.store(next, Ordering::Relaxed);
+                return Some(value);
+            }
         }
-        // SAFETY: as above.
-        let v = unsafe { self.staging.pop() };
-        self.note_yielded();
-        v
+        self.claim_run(cursor)
     }
 
-    /// Publishes (for `len`) where the handed-out values end: the staging buffer's remainder.
+    /// Publishes (for `len`) where the staged values still to hand out begin.
     #[inline(always)]
-    fn note_yielded(&self) {
-        let cons = &*self.counters.cons;
+    fn note_yielded(&self, cursor: &Cursor) {
         // SAFETY: we are the consumer (see `pop_staged`).
         let staged = unsafe { self.staging.staged() };
-        // Relaxed (both): a snapshot for `len`; `freed` is our own last store.
-        let freed = cons.freed.load(Ordering::Relaxed);
-        cons.yielded
-            .store(freed.wrapping_sub(staged * TICK), Ordering::Relaxed);
+        // Relaxed: a snapshot for `len`.
+        self.counters
+            .cons
+            .yielded
+            .store(cursor.head.wrapping_sub(staged * TICK), Ordering::Relaxed);
     }
 
     /// An evicting ring's consumer claims the run of published values at its cursor (at most
-    /// [`STAGE`]) with one compare-and-swap on `head`, moves them into the staging buffer, and
-    /// frees their slots. Steps over (and counts) positions evicted before it got there.
-    /// Returns how many it staged (0: nothing published at the cursor).
+    /// [`STAGE`]) with one compare-and-swap on `head`, moves them out of their slots (the first
+    /// to the caller, the rest into the staging buffer), and frees the slots. Steps over (and
+    /// counts) positions evicted before it got there. `None`: nothing published at the cursor.
     #[inline(never)]
-    fn claim_run(self, cursor: &mut Cursor) -> usize {
+    fn claim_run(self, cursor: &mut Cursor) -> Option<T> {
         let cons = &*self.counters.cons;
         let mut head = cursor.head;
-        let result = loop {
+        loop {
             let mut run = 0;
             // Acquire pairs with each producer's Release publish: the values are visible. A run
             // never reaches a position one lap on (that slot's stamp is still the earlier one).
@@ -926,7 +946,8 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
                 // `head` moved on). Relaxed: that happens-before edge is all it needs.
                 let now = cons.head.load(Ordering::Relaxed);
                 if now == head {
-                    break 0;
+                    cursor.head = head;
+                    return None;
                 }
                 self.step_over_evicted(cursor, head, now);
                 head = now;
@@ -942,20 +963,23 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
             ) {
                 Ok(_) => {
                     let raw = self;
-                    let values = (0..run).map(|i| {
-                        // SAFETY: positions `head .. head + run` are ours (the compare-and-swap),
-                        // each seen published with Acquire; nobody else touches these slots
-                        // until we store `freed` past them.
-                        unsafe { raw.slot(head.wrapping_add(i * TICK)).take() }
-                    });
-                    // SAFETY: we are the consumer and the staging buffer is empty (we only
-                    // claim when it is).
-                    unsafe { self.staging.fill(values) };
-                    head = head.wrapping_add(run * TICK);
+                    // SAFETY (this take and the ones below): positions `head .. head + run` are
+                    // ours (the compare-and-swap), each seen published with Acquire; nobody else
+                    // touches these slots until we store `freed` past them.
+                    let first = unsafe { raw.slot(head).take() };
+                    if run > 1 {
+                        let rest = (1..run)
+                            .map(|i| unsafe { raw.slot(head.wrapping_add(i * TICK)).take() });
+                        // SAFETY: we are the consumer and the staging buffer is empty (we only
+                        // claim when it is).
+                        unsafe { self.staging.fill(rest) };
+                    }
+                    cursor.head = head.wrapping_add(run * TICK);
                     // Release pairs with the producers' Acquire loads of `freed`
                     // (`refresh_limit`, `evict_claimed`): our moves happen-before their writes.
-                    cons.freed.store(head, Ordering::Release);
-                    break run;
+                    cons.freed.store(cursor.head, Ordering::Release);
+                    self.note_yielded(cursor);
+                    return Some(first);
                 }
                 Err(now) => {
                     // Only evictors move `head` besides us, one position each.
@@ -963,9 +987,7 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
                     head = now;
                 }
             }
-        };
-        cursor.head = head;
-        result
+        }
     }
 
     /// The consumer found positions `from .. to` evicted: counts them, and moves `freed` past

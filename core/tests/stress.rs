@@ -338,9 +338,9 @@ fn a_huge_heap_ring_on_a_tiny_stack() {
                 tx.try_push(i.to_string()).unwrap();
             }
             // An evicting ring of large values: its consumer's staging buffer (STAGE values,
-            // 512 KiB here) is built in place on the heap too.
-            let (tx, mut rx) = evicting_channel::<[u64; 2048]>(2);
-            tx.try_push([1; 2048]).unwrap();
+            // 64 KiB here, the whole stack) is built in place on the heap too.
+            let (tx, mut rx) = evicting_channel::<[u64; 256]>(2);
+            tx.try_push([1; 256]).unwrap();
             assert_eq!(rx.pop().map(|v| v[0]), Some(1));
         })
         .unwrap();

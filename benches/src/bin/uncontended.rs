@@ -14,7 +14,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use ringwal_benches::no_rmw_ring;
-use ringwal_core::Ring;
+use ringwal_core::{EvictingRing, Ring};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -26,6 +26,29 @@ type Loop = (&'static str, fn(u64));
 #[inline(never)]
 fn loop_ringwal(ops: u64) {
     let ring: Box<Ring<u64, CAP>> = Box::default();
+    let mut consumer = ring.consumer().expect("first consumer");
+    for i in 0..ops {
+        ring.try_push(black_box(i)).expect("empty ring");
+        black_box(consumer.pop().expect("just pushed"));
+    }
+}
+
+/// The same ring split into its solo producer and its consumer: no read-modify-write at all.
+#[inline(never)]
+fn loop_ringwal_solo(ops: u64) {
+    let mut ring: Box<Ring<u64, CAP>> = Box::default();
+    let (mut tx, mut rx) = ring.split();
+    for i in 0..ops {
+        tx.try_push(black_box(i)).expect("empty ring");
+        black_box(rx.pop().expect("just pushed"));
+    }
+}
+
+/// The evicting ring (`force_push` available, not used here): its consumer claims runs of
+/// values with one CAS each.
+#[inline(never)]
+fn loop_ringwal_evicting(ops: u64) {
+    let ring: Box<EvictingRing<u64, CAP>> = Box::default();
     let mut consumer = ring.consumer().expect("first consumer");
     for i in 0..ops {
         ring.try_push(black_box(i)).expect("empty ring");
@@ -99,14 +122,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let loops: [Loop; 7] = [
+    let loops: [Loop; 9] = [
         ("ringwal Ring", loop_ringwal),
+        ("ringwal Ring::split (solo producer)", loop_ringwal_solo),
+        ("ringwal EvictingRing", loop_ringwal_evicting),
         (
             "ringwal channel(4096) (run-time capacity)",
             loop_ringwal_channel,
         ),
         (
-            "ablation: ringwal without its 2 CASes",
+            "ablation: the earlier ring without its 2 CASes",
             loop_ablation_no_rmw,
         ),
         ("crossbeam-queue ArrayQueue", loop_array_queue),
