@@ -502,7 +502,8 @@ impl<T, M: Mode> Receiver<T, M> {
     }
 
     /// This receiver's position: values it received plus values it stepped over because they
-    /// were evicted, from the start of the ring (modulo 2^(`usize::BITS` - 1), as
+    /// were evicted (an evicting ring's values claimed into its staging buffer but not yet
+    /// received do not count), from the start of the ring (modulo 2^(`usize::BITS` - 1), as
     /// [`Producer::pushed`]). Once it reaches the producers' final position after a
     /// [`close`](Producer::close), every value pushed has been received or evicted.
     ///
@@ -515,7 +516,7 @@ impl<T, M: Mode> Receiver<T, M> {
     /// }
     /// ```
     pub fn position(&self) -> usize {
-        self.cursor.head >> 1
+        self.ring.raw().position(&self.cursor)
     }
 
     /// The number of slots, as given to [`channel`].

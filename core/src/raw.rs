@@ -1004,6 +1004,15 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
         cons.yielded.store(to, Ordering::Relaxed);
     }
 
+    /// The consumer's position: values handed out plus values evicted, from the ring's start
+    /// (positions, not ticks). Values claimed into the staging buffer and not yet handed out
+    /// are not counted.
+    pub(crate) fn position(self, cursor: &Cursor) -> usize {
+        // SAFETY: the caller holds the cursor, so it is the consumer.
+        let staged = unsafe { self.staging.staged() };
+        cursor.head.wrapping_sub(staged * TICK) >> 1
+    }
+
     /// [`pop_ready`](Self::pop_ready), telling apart why there was no value.
     #[inline(always)]
     pub(crate) fn try_pop(self, cursor: &mut Cursor) -> Result<T, crate::TryPopError> {

@@ -129,6 +129,11 @@ trait Front {
     fn is_full(&self) -> bool;
     fn capacity(&self) -> usize;
     fn pushed(&self) -> usize;
+    /// The consumer's position (values handed out plus evictions stepped over), where the front
+    /// end tells it.
+    fn position(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The push a shared front end makes: `force_push` where it may, `try_push` otherwise.
@@ -367,6 +372,9 @@ where
         assert_eq!(self.tx.pushed(), self.tx.pushed_seqcst());
         self.tx.pushed()
     }
+    fn position(&self) -> Option<usize> {
+        Some(self.rx.position())
+    }
 }
 
 struct Harness<F> {
@@ -382,6 +390,8 @@ struct Harness<F> {
     evictions_pending: u64,
     /// What the current consumer's `evicted()` must say.
     evicted_seen: u64,
+    /// Values handed out plus evictions stepped over, by every consumer so far.
+    taken: usize,
     closed: bool,
     /// Positions claimed since the start (what `pushed()` counts).
     claimed: usize,
@@ -442,15 +452,20 @@ impl<F: Front> Harness<F> {
     /// The model's pop: an evicting consumer with nothing staged claims a run first (and steps
     /// over the evictions before it).
     fn model_pop(&mut self) -> Option<u64> {
-        if !F::EVICTS {
-            return self.slots.pop_front();
-        }
-        if self.staged.is_empty() {
-            self.evicted_seen += std::mem::take(&mut self.evictions_pending);
-            let run = self.slots.len().min(STAGE);
-            self.staged.extend(self.slots.drain(..run));
-        }
-        self.staged.pop_front()
+        let got = if !F::EVICTS {
+            self.slots.pop_front()
+        } else {
+            if self.staged.is_empty() {
+                let stepped = std::mem::take(&mut self.evictions_pending);
+                self.evicted_seen += stepped;
+                self.taken += stepped as usize;
+                let run = self.slots.len().min(STAGE);
+                self.staged.extend(self.slots.drain(..run));
+            }
+            self.staged.pop_front()
+        };
+        self.taken += got.is_some() as usize;
+        got
     }
 
     fn apply(&mut self, op: &Op) {
@@ -505,6 +520,13 @@ impl<F: Front> Harness<F> {
             self.start.wrapping_add(self.claimed) & POSITION_MASK,
             "pushed() after {op:?}"
         );
+        if let Some(position) = self.front.position() {
+            assert_eq!(
+                position,
+                self.start.wrapping_add(self.taken) & POSITION_MASK,
+                "position() after {op:?}"
+            );
+        }
         // Everything alive is in the ring (the model) or nowhere: nothing leaked out.
         assert_eq!(
             self.live.borrow().len(),
@@ -528,6 +550,7 @@ fn drive<F: Front>(
         staged: VecDeque::new(),
         evictions_pending: 0,
         evicted_seen: 0,
+        taken: 0,
         closed: false,
         claimed: 0,
         start: start & POSITION_MASK,
