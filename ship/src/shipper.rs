@@ -511,15 +511,11 @@ impl<D: Destination> Shipper<D> {
         // Stop reading; take the acks still coming (each bounded by the destination's ack
         // timeout), in order, up to the first failure.
         drop(rx);
-        while let Some(flight) = run.inflight.pop_front() {
-            let result = match flight.ack {
-                FlightAck::Wait(ack) => ack.await,
-                FlightAck::Failed(e) => Err(e),
-            };
+        for (pending, result) in settle(std::mem::take(&mut run.inflight)).await {
             match result {
-                Ok(acked) => run.acked(flight.pending, acked),
+                Ok(acked) => run.acked(pending, acked),
                 Err(e) if e.kind == SendErrorKind::Refused => {
-                    if run.dead_letter(flight.pending, &e.message).is_err() {
+                    if run.dead_letter(pending, &e.message).is_err() {
                         break;
                     }
                 }
@@ -667,19 +663,15 @@ impl<D: Destination> Run<'_, D> {
         self.metrics.note_error(first.message.clone());
         let mut settled = VecDeque::new();
         let mut failed = false;
-        while let Some(flight) = self.inflight.pop_front() {
-            let result = match flight.ack {
-                FlightAck::Wait(ack) => ack.await,
-                FlightAck::Failed(e) => Err(e),
-            };
+        for (pending, result) in settle(std::mem::take(&mut self.inflight)).await {
             match result {
                 // In order and before any failure: in the destination.
-                Ok(acked) if !failed => self.acked(flight.pending, acked),
+                Ok(acked) if !failed => self.acked(pending, acked),
                 Err(e) if !failed && e.kind == SendErrorKind::Refused => self
-                    .dead_letter(flight.pending, &e.message)
+                    .dead_letter(pending, &e.message)
                     .map_err(|e| Some(ShipError::Log(e)))?,
                 Err(e) if e.kind == SendErrorKind::Refused => {
-                    let mut pending = flight.pending;
+                    let mut pending = pending;
                     pending.dead = Some(e.message);
                     settled.push_back(pending);
                 }
@@ -688,7 +680,7 @@ impl<D: Destination> Run<'_, D> {
                 }
                 _ => {
                     failed = true;
-                    settled.push_back(flight.pending);
+                    settled.push_back(pending);
                 }
             }
         }
@@ -729,6 +721,44 @@ impl<D: Destination> Run<'_, D> {
         }
         Ok(())
     }
+}
+
+/// Awaits every flight's ack at once (each ack's timeout runs from its first poll: one by one,
+/// a window of lost acks would take the window times the timeout), and returns them in order.
+async fn settle<A>(flights: VecDeque<Flight<A>>) -> Vec<(Pending, Result<Acked, SendError>)>
+where
+    A: Future<Output = Result<Acked, SendError>> + Unpin,
+{
+    let mut slots: Vec<(Pending, FlightAck<A>, Option<Result<Acked, SendError>>)> = flights
+        .into_iter()
+        .map(|f| match f.ack {
+            FlightAck::Failed(e) => (f.pending, FlightAck::Failed(e.clone()), Some(Err(e))),
+            ack => (f.pending, ack, None),
+        })
+        .collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (_, ack, result) in slots.iter_mut() {
+            if result.is_none() {
+                if let FlightAck::Wait(a) = ack {
+                    match std::pin::Pin::new(a).poll(cx) {
+                        std::task::Poll::Ready(r) => *result = Some(r),
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    slots
+        .into_iter()
+        .map(|(p, _, r)| (p, r.expect("settled")))
+        .collect()
 }
 
 /// Whether the destination, whose last message of the log is `remote`, holds `msg`: messages

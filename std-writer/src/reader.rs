@@ -505,6 +505,7 @@ impl Iter {
         // Files deleted between listing and opening (retention, recovery): look again, a
         // bounded number of times.
         let mut gone = 0;
+        let mut reread = false;
         loop {
             if self.current.is_none() {
                 let Some((seq, path)) = self.pick_segment()? else {
@@ -555,6 +556,13 @@ impl Iter {
                     let newest = self.pick_segment()?.is_none();
                     if newest && !follows(&path, version, offset, expected)? {
                         return Ok(None);
+                    }
+                    // Valid frames follow: but a live writer may have completed this frame
+                    // (a read racing its write sees part of it) and appended those since.
+                    // Read it once more before calling it damage.
+                    if !reread {
+                        reread = true;
+                        continue;
                     }
                     return Err(damaged(&path, offset, reason));
                 }
