@@ -729,7 +729,8 @@ async fn settle<A>(flights: VecDeque<Flight<A>>) -> Vec<(Pending, Result<Acked, 
 where
     A: Future<Output = Result<Acked, SendError>> + Unpin,
 {
-    let mut slots: Vec<(Pending, FlightAck<A>, Option<Result<Acked, SendError>>)> = flights
+    type Slot<A> = (Pending, FlightAck<A>, Option<Result<Acked, SendError>>);
+    let mut slots: Vec<Slot<A>> = flights
         .into_iter()
         .map(|f| match f.ack {
             FlightAck::Failed(e) => (f.pending, FlightAck::Failed(e.clone()), Some(Err(e))),

@@ -83,35 +83,33 @@ impl Tail {
                     if entry.seq < expected {
                         continue;
                     }
-                    if entry.seq > expected {
-                        if !first {
-                            // Retention deleted records before this reader got to them.
-                            let lost = Pending {
-                                msg: Outgoing {
-                                    kind: Kind::Lost {
-                                        from: expected,
-                                        to: entry.seq - 1,
-                                    },
-                                    next: entry.seq,
-                                    payload: Default::default(),
+                    if entry.seq > expected && !first {
+                        // Retention deleted records before this reader got to them.
+                        let lost = Pending {
+                            msg: Outgoing {
+                                kind: Kind::Lost {
+                                    from: expected,
+                                    to: entry.seq - 1,
                                 },
-                                position,
-                                dead: None,
-                            };
-                            self.metrics
-                                .lost
-                                .fetch_add(entry.seq - expected, Ordering::Relaxed);
-                            self.metrics.note_error(format!(
-                                "records {expected} to {} were deleted by retention \
+                                next: entry.seq,
+                                payload: Default::default(),
+                            },
+                            position,
+                            dead: None,
+                        };
+                        self.metrics
+                            .lost
+                            .fetch_add(entry.seq - expected, Ordering::Relaxed);
+                        self.metrics.note_error(format!(
+                            "records {expected} to {} were deleted by retention \
                                  (Retain::Bytes) before they were shipped; a lost-records \
                                  message takes their place",
-                                entry.seq - 1
-                            ));
-                            if !self.send(Item::Msg(lost)) {
-                                return;
-                            }
-                            shipped = Gap::default();
+                            entry.seq - 1
+                        ));
+                        if !self.send(Item::Msg(lost)) {
+                            return;
                         }
+                        shipped = Gap::default();
                     }
                     first = false;
                     position = iter.position();
