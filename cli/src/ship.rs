@@ -142,7 +142,7 @@ pub fn run(args: Args) -> std::io::Result<ExitCode> {
                 if terminal {
                     eprint!("\r\x1b[K{}", line(&s));
                     let _ = io::stderr().flush();
-                } else if ticks % 40 == 0 {
+                } else if ticks.is_multiple_of(40) {
                     eprintln!("{}", line(&s));
                 }
             }

@@ -1,4 +1,4 @@
-//! Ships a [ringwal](ringwal) log directory to NATS JetStream, exactly once, surviving
+//! Ships a [ringwal] log directory to NATS JetStream, exactly once, surviving
 //! crashes and outages.
 //!
 //! A [`Shipper`] follows a log directory (also while a writer appends to it, across segment

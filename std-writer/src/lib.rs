@@ -195,7 +195,7 @@ pub enum Retain {
     Bytes(u64),
     /// Keep at most this many segments (oldest deleted first), but never one holding a
     /// record a shipper has not shipped yet (at or after the lowest
-    /// [`checkpoint`](crate::checkpoint) in the directory): while a shipper lags, more
+    /// [`checkpoint`] in the directory): while a shipper lags, more
     /// segments stay.
     Segments(usize),
 }
