@@ -288,7 +288,7 @@ fn killed_with_sigkill_at_random_points_and_restarted_nothing_missing_nothing_tw
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
+        std::thread::sleep(Duration::from_millis(40 + rng.below(260)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         cursors.push(
