@@ -323,9 +323,10 @@ fn check_name(name: &str) -> io::Result<()> {
 }
 
 /// The dead-letter file of the shipper named `name` in `dir`: `ship-<name>.dead`. One line
-/// per record the destination refused for good, appended and fsynced before the cursor moves
-/// past it: `seq <n> bytes <len> reason <text>` then ` payload <hex>` (the reason has no
-/// newline). After a crash between the append and the checkpoint, a record can be listed
+/// per message the destination refused for good, appended and fsynced before the cursor moves
+/// past it: `record <seq> bytes <len> payload <hex> reason <text>` (the reason has no
+/// newline; `gap before <n>` or `lost <from>-<to>` in place of `record <seq>` for the other
+/// kinds of message). After a crash between the append and the checkpoint, a record can be listed
 /// twice; never not at all.
 pub fn dead_letter_path(dir: &Path, name: &str) -> io::Result<PathBuf> {
     check_name(name)?;
