@@ -538,6 +538,83 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
         count(dropped),
         count(refused)
     );
+    let next = first_seq_of(&segments).map(|first| first.saturating_add(records));
+    shippers(&reader, next, &mut out)?;
     out_ok(io::stdout().write_all(out.as_bytes()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first record's number: the first segment's, if it could be read.
+fn first_seq_of(segments: &[SegmentReport]) -> Option<u64> {
+    match &segments.first()?.scan {
+        Scanned::Scan(scan) => Some(scan.first_seq),
+        _ => None,
+    }
+}
+
+/// `info`'s lines about shippers: the log's id, and each checkpoint's cursor and lag (`next`:
+/// the sequence number after the log's last record, if known).
+fn shippers(reader: &Reader, next: Option<u64>, out: &mut String) -> io::Result<()> {
+    use ringwal::checkpoint::{checkpoints, LogId};
+    let dir = reader.dir();
+    let list = checkpoints(dir)?;
+    match LogId::read(dir) {
+        Ok(Some(id)) => {
+            let _ = writeln!(out, "log id: {id}");
+        }
+        Ok(None) if list.is_empty() => return Ok(()),
+        Ok(None) => {
+            let _ = writeln!(out, "log id: none (LOG-ID missing)");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "log id: unreadable: {e}");
+        }
+    }
+    let segments = reader.segments()?;
+    for (name, checkpoint) in list {
+        match checkpoint {
+            Ok(c) => {
+                let records = next.map_or("?".to_string(), |n| count(n.saturating_sub(c.next_seq)));
+                let bytes = lag_bytes(&segments, c.next_seq, c.position);
+                let _ =
+                    writeln!(
+                    out,
+                    "shipper {name}: cursor {} (records below it shipped) to {}; lag {records} \
+                     records, {bytes} bytes",
+                    c.next_seq,
+                    if c.destination.is_empty() { "?" } else { &c.destination },
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "shipper {name}: unreadable checkpoint: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of the log from the checkpoint's position (or the start of the segment holding
+/// `cursor`) to the end.
+fn lag_bytes(
+    segments: &[ringwal::SegmentInfo],
+    cursor: u64,
+    position: Option<ringwal::checkpoint::Position>,
+) -> u64 {
+    let (from, offset) = match position {
+        Some(p) if segments.iter().any(|s| s.first_seq == p.segment) => (p.segment, p.offset),
+        _ => (
+            segments
+                .iter()
+                .rev()
+                .find(|s| s.first_seq <= cursor)
+                .map_or(0, |s| s.first_seq),
+            0,
+        ),
+    };
+    segments
+        .iter()
+        .filter(|s| s.first_seq >= from)
+        .map(|s| s.bytes)
+        .sum::<u64>()
+        .saturating_sub(offset)
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod inspect;
+mod ship;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -61,11 +62,16 @@ enum Command {
         /// The log directory.
         dir: PathBuf,
     },
-    /// List the segments with their sizes and sequence ranges, and the totals.
+    /// List the segments with their sizes and sequence ranges, the totals, and each shipper's
+    /// cursor and lag.
     Info {
         /// The log directory.
         dir: PathBuf,
     },
+    /// Ship the log to a NATS JetStream stream, exactly once, following it as a writer
+    /// appends (stop with Ctrl-C). Needs the `ship` feature:
+    /// `cargo run --release -p ringwal-cli --features ship -- ship DIR ...`.
+    Ship(ship::Args),
 }
 
 /// How `cat` and `tail` print records.
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
             dir,
         } => inspect::tail(&dir, lines, follow, format),
         Command::Info { dir } => inspect::info(&dir),
+        Command::Ship(args) => ship::run(args),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,8 @@
 #![warn(missing_docs)]
 
 #[cfg(not(loom))]
+pub mod checkpoint;
+#[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]
 mod log;
@@ -187,9 +189,14 @@ pub enum Retain {
     /// Keep every segment. The default.
     #[default]
     All,
-    /// Delete the oldest segments while all of them together exceed this many bytes.
+    /// Delete the oldest segments while all of them together exceed this many bytes. A hard
+    /// bound: it deletes segments a shipper has not shipped yet, too (the shipper then
+    /// reports the records lost and ships a gap message in their place).
     Bytes(u64),
-    /// Keep at most this many segments (oldest deleted first).
+    /// Keep at most this many segments (oldest deleted first), but never one holding a
+    /// record a shipper has not shipped yet (at or after the lowest
+    /// [`checkpoint`] in the directory): while a shipper lags, more
+    /// segments stay.
     Segments(usize),
 }
 

@@ -1,5 +1,6 @@
 //! The default [`Sink`]: a directory of CRC-framed segment files.
 
+use crate::checkpoint::FloorCache;
 use crate::format::{self, FileSource, HeaderError, ReadAt, ScanEnd, ScanError, HEADER_LEN};
 use crate::sink::{Batch, Sink};
 use crate::vfs::{StdFs, Vfs};
@@ -190,6 +191,9 @@ pub struct SegmentLog<V: Vfs = StdFs> {
     /// fsyncs them first.
     unsynced_sealed: Vec<u64>,
     recovery: Recovery,
+    /// The lowest shipper checkpoint in the directory, looked up only when retention wants to
+    /// delete (see [`checkpoint`](crate::checkpoint)).
+    floor: FloorCache,
 }
 
 /// `e`, its message prefixed with `path`.
@@ -591,6 +595,7 @@ impl<V: Vfs> SegmentLog<V> {
             dir_dirty: false,
             unsynced_sealed,
             recovery,
+            floor: FloorCache::default(),
         })
     }
 
@@ -764,6 +769,19 @@ impl<V: Vfs> SegmentLog<V> {
             };
             if !excess || self.segments.len() <= 1 || oldest.first_seq >= self.mark.segment {
                 break;
+            }
+            // A shipper's cursor holds back `Retain::Segments` (not the hard bound of
+            // `Retain::Bytes`): the oldest segment goes only once every record in it is
+            // below every checkpoint, i.e. the segment after it starts at or below the floor.
+            if matches!(self.options.retain, Retain::Segments(_)) {
+                let next_first = self.segments.get(1).map_or(u64::MAX, |s| s.first_seq);
+                if self
+                    .floor
+                    .floor(&self.dir)
+                    .is_some_and(|floor| next_first > floor)
+                {
+                    break;
+                }
             }
             if !removed {
                 // Deletes by path: never in a directory that is no longer the log's.

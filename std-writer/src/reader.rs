@@ -182,6 +182,8 @@ pub struct Iter {
     failed: bool,
     /// Losses read from gap markers, not yet attached to a record.
     pending: Gap,
+    /// Just past the last entry returned.
+    position: Option<crate::checkpoint::Position>,
 }
 
 /// Events lost at one place in the log: what a record's `dropped_before`/`refused_before`
@@ -245,6 +247,7 @@ impl Iter {
             expected: None,
             failed: false,
             pending: Gap::default(),
+            position: None,
         }
     }
 
@@ -286,6 +289,14 @@ impl Iter {
     /// up to every event the log's writers lost.
     pub fn trailing_gap(&self) -> Gap {
         self.pending
+    }
+
+    /// Where the frame after the last entry returned starts: that entry's segment and the
+    /// byte offset just past it (gap markers after it are read with the next entry).
+    /// `None` before the first entry. A shipper stores it with its cursor
+    /// ([`checkpoint::Position`](crate::checkpoint::Position)), which gives its lag in bytes.
+    pub fn position(&self) -> Option<crate::checkpoint::Position> {
+        self.position
     }
 
     /// The sequence number after `seq`. Record `u64::MAX` is the last a log can hold: after
@@ -494,6 +505,7 @@ impl Iter {
         // Files deleted between listing and opening (retention, recovery): look again, a
         // bounded number of times.
         let mut gone = 0;
+        let mut reread = false;
         loop {
             if self.current.is_none() {
                 let Some((seq, path)) = self.pick_segment()? else {
@@ -532,6 +544,10 @@ impl Iter {
                     }
                     entry.dropped_before = entry.dropped_before.saturating_add(pending.dropped);
                     entry.refused_before = entry.refused_before.saturating_add(pending.refused);
+                    self.position = self.current.as_ref().map(|o| crate::checkpoint::Position {
+                        segment: o.first_seq,
+                        offset: o.offset,
+                    });
                     return Ok(Some(entry));
                 }
                 Step::Bad(reason) => {
@@ -540,6 +556,13 @@ impl Iter {
                     let newest = self.pick_segment()?.is_none();
                     if newest && !follows(&path, version, offset, expected)? {
                         return Ok(None);
+                    }
+                    // Valid frames follow: but a live writer may have completed this frame
+                    // (a read racing its write sees part of it) and appended those since.
+                    // Read it once more before calling it damage.
+                    if !reread {
+                        reread = true;
+                        continue;
                     }
                     return Err(damaged(&path, offset, reason));
                 }

@@ -1,0 +1,191 @@
+//! The reading side: a thread that follows the log (across rotation, while a writer
+//! appends) and turns it into [`Outgoing`] messages.
+
+use crate::message::{Kind, Outgoing};
+use crate::metrics::Metrics;
+use ringwal::checkpoint::Position;
+use ringwal::{Gap, Reader};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A message read from the log, with where the log stands after it.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub msg: Outgoing,
+    pub position: Option<Position>,
+    /// Refused for good in an earlier attempt: dead-letter it when its turn comes.
+    pub dead: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Item {
+    Msg(Pending),
+    /// Everything below `next` has been read (and sent as items); the log ends there for now.
+    Idle {
+        next: u64,
+    },
+    /// Reading stopped: damage (file and offset) or an I/O error.
+    Failed(io::Error),
+}
+
+pub(crate) struct Tail {
+    pub dir: PathBuf,
+    /// The first record to ship.
+    pub start: u64,
+    /// Nothing was ever shipped: start at the oldest record kept, and report no loss before.
+    pub first_ever: bool,
+    /// Losses before `start` already shipped.
+    pub gap_shipped: Gap,
+    pub poll_max: Duration,
+    pub tx: mpsc::Sender<Item>,
+    pub metrics: Arc<Metrics>,
+}
+
+const POLL_MIN: Duration = Duration::from_micros(100);
+
+impl Tail {
+    pub(crate) fn spawn(self) -> io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("ringwal-ship-tail".into())
+            .spawn(move || self.run())
+    }
+
+    fn send(&self, item: Item) -> bool {
+        self.tx.blocking_send(item).is_ok()
+    }
+
+    fn run(self) {
+        let reader = match Reader::open(&self.dir) {
+            Ok(reader) => reader,
+            Err(e) => {
+                self.send(Item::Failed(e));
+                return;
+            }
+        };
+        // From the record before `start`: the gap markers after it belong to `start`.
+        let mut iter = match self.start.checked_sub(1) {
+            Some(before) => reader.from_seq(before),
+            None => reader.iter(),
+        };
+        let mut expected = self.start;
+        let mut first = self.first_ever;
+        let mut shipped = self.gap_shipped;
+        let mut position = None;
+        let mut sleep = POLL_MIN;
+        let mut idle_sent = false;
+        loop {
+            match iter.next() {
+                Some(Ok(entry)) => {
+                    if entry.seq < expected {
+                        continue;
+                    }
+                    if entry.seq > expected && !first {
+                        // Retention deleted records before this reader got to them.
+                        let lost = Pending {
+                            msg: Outgoing {
+                                kind: Kind::Lost {
+                                    from: expected,
+                                    to: entry.seq - 1,
+                                },
+                                next: entry.seq,
+                                payload: Default::default(),
+                            },
+                            position,
+                            dead: None,
+                        };
+                        self.metrics
+                            .lost
+                            .fetch_add(entry.seq - expected, Ordering::Relaxed);
+                        self.metrics.note_error(format!(
+                            "records {expected} to {} were deleted by retention \
+                                 (Retain::Bytes) before they were shipped; a lost-records \
+                                 message takes their place",
+                            entry.seq - 1
+                        ));
+                        if !self.send(Item::Msg(lost)) {
+                            return;
+                        }
+                        shipped = Gap::default();
+                    }
+                    first = false;
+                    position = iter.position();
+                    let seq = entry.seq;
+                    let msg = Outgoing {
+                        kind: Kind::Record {
+                            seq,
+                            dropped_before: entry.dropped_before.saturating_sub(shipped.dropped),
+                            refused_before: entry.refused_before.saturating_sub(shipped.refused),
+                        },
+                        next: seq + 1,
+                        payload: entry.payload.into(),
+                    };
+                    expected = seq + 1;
+                    shipped = Gap::default();
+                    idle_sent = false;
+                    sleep = POLL_MIN;
+                    self.metrics.read_next.store(expected, Ordering::Relaxed);
+                    let pending = Pending {
+                        msg,
+                        position,
+                        dead: None,
+                    };
+                    if !self.send(Item::Msg(pending)) {
+                        return;
+                    }
+                }
+                // Retention overtook this reader: the jump in sequence numbers says by how much.
+                Some(Err(_)) if !iter.has_failed() => continue,
+                Some(Err(e)) => {
+                    self.send(Item::Failed(e));
+                    return;
+                }
+                None => {
+                    let trailing = iter.trailing_gap();
+                    if trailing.dropped > shipped.dropped || trailing.refused > shipped.refused {
+                        let total = Gap {
+                            dropped: trailing.dropped.max(shipped.dropped),
+                            refused: trailing.refused.max(shipped.refused),
+                        };
+                        let gap = Pending {
+                            msg: Outgoing {
+                                kind: Kind::Gap {
+                                    before: expected,
+                                    dropped: total.dropped - shipped.dropped,
+                                    refused: total.refused - shipped.refused,
+                                    total,
+                                },
+                                next: expected,
+                                payload: Default::default(),
+                            },
+                            position,
+                            dead: None,
+                        };
+                        shipped = total;
+                        if !self.send(Item::Msg(gap)) {
+                            return;
+                        }
+                    }
+                    self.metrics.read_next.store(expected, Ordering::Relaxed);
+                    self.metrics.tail_at_end.store(true, Ordering::Relaxed);
+                    if !idle_sent {
+                        if !self.send(Item::Idle { next: expected }) {
+                            return;
+                        }
+                        idle_sent = true;
+                    }
+                    if self.tx.is_closed() {
+                        return;
+                    }
+                    std::thread::sleep(sleep);
+                    sleep = (sleep * 2).min(self.poll_max);
+                    continue;
+                }
+            }
+            self.metrics.tail_at_end.store(false, Ordering::Relaxed);
+        }
+    }
+}
