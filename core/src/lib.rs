@@ -115,6 +115,13 @@
 //! pusher is the consumer's own thread. The CAS is on a line only the consumer touches while the
 //! ring is not full, so it is a local atomic instruction, not a cache-line transfer.
 //!
+//! # Variable-length records
+//! [`ByteRing<BYTES>`](ByteRing) carries byte records of any length up to half its size,
+//! written and read in place: producers reserve room ([`ByteRing::try_reserve`]), write through
+//! the [`Grant`] and commit; the consumer reads `&[u8]` records in reservation order, one at a
+//! time or as a [`Batch`] released at once. Same progress guarantee and proof bar as [`Ring`];
+//! no drop-oldest. See the [`bytes`] module for the layout and the argument.
+//!
 //! Every ordering is checked under loom in `loom-tests/`: every pair of operations
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
 //! models of weak memory. The tests also run under Miri and ThreadSanitizer.
@@ -137,6 +144,7 @@ compile_error!(
      `--cfg portable_atomic_unsafe_assume_single_core` on a single-core chip"
 );
 
+pub mod bytes;
 mod ring;
 mod sync;
 
@@ -165,11 +173,18 @@ mod channel;
 #[cfg_attr(docsrs, doc(cfg(feature = "format")))]
 pub mod format;
 
+pub use bytes::{Batch, BatchIter, ByteConsumer, ByteRing, Grant, Record, ReserveError};
 pub use ring::{Consumer, Drain, Full, Ring, TryPopError};
 
 #[cfg(feature = "alloc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub use channel::{channel, channel_at, try_channel, CapacityError, Producer, Receiver};
+
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub use bytes::{
+    byte_channel, byte_channel_at, try_byte_channel, ByteCapacityError, ByteProducer, ByteReceiver,
+};
 
 #[cfg(test)]
 mod tests;
@@ -189,6 +204,16 @@ const _: () = {
     assert_not_impl_any!(Consumer<'static, *const u8, 4>: Send);
     assert_impl_all!(Full<u64>: core::error::Error, Send, Sync);
     assert_impl_all!(TryPopError: core::error::Error, Send, Sync, Copy);
+
+    // The byte ring: shared by any number of producers; one consumer, movable, not shared.
+    assert_impl_all!(ByteRing<64>: Send, Sync);
+    assert_impl_all!(ByteConsumer<'static>: Send);
+    assert_not_impl_any!(ByteConsumer<'static>: Sync, Clone);
+    assert_impl_all!(Grant<'static>: Send, Sync);
+    assert_not_impl_any!(Grant<'static>: Clone);
+    assert_impl_all!(Record<'static>: Send, Sync);
+    assert_impl_all!(Batch<'static>: Send, Sync);
+    assert_impl_all!(ReserveError: core::error::Error, Send, Sync, Copy);
 };
 
 #[cfg(feature = "alloc")]
@@ -201,4 +226,8 @@ const _: () = {
     assert_not_impl_any!(Producer<*const u8>: Send, Sync);
     assert_not_impl_any!(Receiver<*const u8>: Send);
     assert_impl_all!(crate::CapacityError: core::error::Error, Send, Sync);
+    assert_impl_all!(ByteProducer: Send, Sync, Clone);
+    assert_impl_all!(ByteReceiver: Send);
+    assert_not_impl_any!(ByteReceiver: Clone);
+    assert_impl_all!(ByteCapacityError: core::error::Error, Send, Sync);
 };
