@@ -60,7 +60,7 @@ impl<'a> Grant<'a> {
     /// reserve the most, commit what was used).
     ///
     /// # Panics
-    /// If `len` is longer than the grant.
+    /// If `len` is longer than the grant (which is then discarded, as by a drop).
     ///
     /// ```
     /// let ring: ringwal_core::ByteRing<256> = ringwal_core::ByteRing::new();
@@ -75,6 +75,12 @@ impl<'a> Grant<'a> {
     /// ```
     #[inline]
     pub fn commit_len(self, len: usize) {
+        // Before taking the grant apart: a panic here drops it, which discards it.
+        assert!(
+            len <= self.len,
+            "ByteRing: commit_len({len}) on a grant of {} bytes",
+            self.len
+        );
         let this = ManuallyDrop::new(self);
         this.ring.commit(this.start, this.len, len);
     }

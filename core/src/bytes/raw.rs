@@ -274,16 +274,11 @@ impl<'a> RawBytes<'a> {
     }
 
     /// Publishes the record reserved at `start` with `len` bytes (of `reserved` reserved). Its
-    /// unused granules, if any, become a skip record the consumer steps over.
-    ///
-    /// # Panics
-    /// If `len > reserved`.
+    /// unused granules, if any, become a skip record the consumer steps over. `len <= reserved`
+    /// (the grant checks it).
     #[inline(always)]
     pub(crate) fn commit(self, start: usize, reserved: usize, len: usize) {
-        assert!(
-            len <= reserved,
-            "ByteRing: commit_len({len}) on a grant of {reserved} bytes"
-        );
+        debug_assert!(len <= reserved);
         let span = span_of(len);
         let reserved_span = span_of(reserved);
         let index = start & self.mask;
@@ -318,27 +313,32 @@ impl<'a> RawBytes<'a> {
             .store(skip_header(span), Ordering::Release);
     }
 
-    /// Walks from `position` over skip records to the next record. Never waits.
+    /// Walks from `position` over skip records to the next record. Never waits. `base` is the
+    /// consumer's `head`: the walk never goes a whole ring past it (the granule there is
+    /// `base`'s own, not the next lap's, when the ring is full of skips and records).
     ///
     /// # Panics
     /// On a header no correct producer writes (a bug in this module, not a user error): the
     /// checks keep a corrupt header from producing an out-of-bounds slice.
     #[inline(always)]
-    pub(crate) fn walk(self, mut position: usize) -> Walk {
-        let mut walked = 0;
+    pub(crate) fn walk(self, base: usize, mut position: usize) -> Walk {
         loop {
+            let ahead = self.granules() - position.wrapping_sub(base);
+            if ahead == 0 {
+                return Walk::NotReady(position);
+            }
             let index = position & self.mask;
             // Acquire pairs with the Release store that published this header (commit,
             // discard, padding): the payload written before it is visible, and every write to
             // these granules happens-before our reads and our zeroing on release.
             let header = self.header(position).load(Ordering::Acquire);
             let value = header >> KIND_BITS;
-            let to_end = self.granules() - index;
+            let room = ahead.min(self.granules() - index);
             match header & KIND_MASK {
                 KIND_RECORD => {
                     assert!(value <= self.max_record_len(), "ByteRing: corrupt header");
                     let span = span_of(value);
-                    assert!(span <= to_end, "ByteRing: corrupt header");
+                    assert!(span <= room, "ByteRing: corrupt header");
                     self.bytes.touch_read(index, span);
                     return Walk::Ready {
                         start: position,
@@ -347,12 +347,8 @@ impl<'a> RawBytes<'a> {
                     };
                 }
                 KIND_SKIP => {
-                    assert!(
-                        value >= 1 && value <= to_end && walked < self.granules(),
-                        "ByteRing: corrupt header"
-                    );
+                    assert!(value >= 1 && value <= room, "ByteRing: corrupt header");
                     self.bytes.touch_read(index, 1);
-                    walked += value;
                     position = position.wrapping_add(value);
                 }
                 _ => {
@@ -368,7 +364,7 @@ impl<'a> RawBytes<'a> {
     #[inline(always)]
     pub(crate) fn release(self, cursor: &mut ByteCursor, end: usize) {
         let count = end.wrapping_sub(cursor.head);
-        debug_assert!(count <= self.granules());
+        debug_assert!(count <= self.granules(), "release of {count} granules");
         let index = cursor.head & self.mask;
         let first = count.min(self.granules() - index);
         // SAFETY: `index + first <= granules`, and `first..count` starts at 0 with
@@ -392,7 +388,7 @@ impl<'a> RawBytes<'a> {
         self,
         cursor: &mut ByteCursor,
     ) -> Result<(usize, usize, usize), TryPopError> {
-        match self.walk(cursor.head) {
+        match self.walk(cursor.head, cursor.head) {
             Walk::Ready { start, len, end } => Ok((start, len, end)),
             Walk::NotReady(position) => Err(self.not_ready(cursor, position)),
         }
@@ -418,7 +414,8 @@ impl<'a> RawBytes<'a> {
 
     /// Finds the published records from the cursor on, stopping at the first unpublished
     /// position, or before a record that would take the payload total past `max_bytes` (the
-    /// first record is always taken). Never more than one ring's worth.
+    /// first record is always taken). Never more than one ring's worth. The extent ends where
+    /// the walk stopped, so the skips before that point are released with the batch.
     pub(crate) fn scan(
         self,
         cursor: &mut ByteCursor,
@@ -429,24 +426,27 @@ impl<'a> RawBytes<'a> {
         let mut records = 0;
         let mut bytes: usize = 0;
         loop {
-            match self.walk(position) {
-                Walk::Ready { len, end, .. } => {
+            match self.walk(start, position) {
+                Walk::Ready {
+                    start: record,
+                    len,
+                    end,
+                } => {
                     if records > 0 && bytes.saturating_add(len) > max_bytes {
+                        // The skips before this record go with the batch.
+                        position = record;
                         break;
                     }
                     records += 1;
                     bytes += len;
                     position = end;
-                    // A full ring's worth: stop (only the consumer frees space, so the walk
-                    // could not go further anyway without meeting an unpublished header).
-                    if position.wrapping_sub(start) >= self.granules() {
-                        break;
-                    }
                 }
                 Walk::NotReady(stop) => {
                     if records == 0 {
                         return Err(self.not_ready(cursor, stop));
                     }
+                    // The skips before the unpublished position go with the batch.
+                    position = stop;
                     break;
                 }
             }
