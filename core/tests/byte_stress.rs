@@ -305,15 +305,12 @@ fn consumer_hand_off_between_threads() {
                     };
                     let mut check = check.lock().unwrap();
                     for _ in 0..8 {
-                        match c.read_batch(usize::MAX) {
-                            Ok(b) => {
-                                for r in &b {
-                                    check.record(r);
-                                }
-                                received.store(check.received, Ordering::Relaxed);
-                                last_progress = Instant::now();
+                        if let Ok(b) = c.read_batch(usize::MAX) {
+                            for r in &b {
+                                check.record(r);
                             }
-                            Err(_) => {}
+                            received.store(check.received, Ordering::Relaxed);
+                            last_progress = Instant::now();
                         }
                     }
                     drop(check);
