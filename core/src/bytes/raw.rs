@@ -373,7 +373,9 @@ impl<'a> RawBytes<'a> {
         // `head` stored below.
         unsafe {
             self.bytes.zero(index, first);
-            self.bytes.zero(0, count - first);
+            if count > first {
+                self.bytes.zero(0, count - first);
+            }
         }
         // Release pairs with the producers' Acquire load of `head` (in `reserve`): our reads
         // of the records and the zeroing above happen-before their writes into this space.

@@ -206,8 +206,17 @@ impl<'a> Bytes<'a> {
             // Relaxed: models the memset; published by the caller's Release store of `head`.
             unsafe { self.header(i) }.store(0, crate::sync::Ordering::Relaxed);
         }
-        // SAFETY: in bounds (the caller's contract), and the granules are the caller's alone.
-        unsafe { core::ptr::write_bytes(self.payload(index), 0, count << GRANULE_SHIFT) };
+        if count <= 4 {
+            // A record or two of a few bytes: plain 8-byte stores beat a call to memset.
+            for i in 0..count {
+                // SAFETY: granule `index + i` is in bounds (the caller's contract), 8-aligned,
+                // and the caller's alone.
+                unsafe { self.payload(index + i).cast::<u64>().write(0) };
+            }
+        } else {
+            // SAFETY: in bounds (the caller's contract), and the granules are the caller's alone.
+            unsafe { core::ptr::write_bytes(self.payload(index), 0, count << GRANULE_SHIFT) };
+        }
     }
 
     /// Reports a non-atomic write (or a header store) to granules `index..index + count`.
