@@ -206,16 +206,21 @@ impl<'a> Bytes<'a> {
             // Relaxed: models the memset; published by the caller's Release store of `head`.
             unsafe { self.header(i) }.store(0, crate::sync::Ordering::Relaxed);
         }
-        if count <= 4 {
-            // A record or two of a few bytes: plain 8-byte stores beat a call to memset.
-            for i in 0..count {
-                // SAFETY: granule `index + i` is in bounds (the caller's contract), 8-aligned,
-                // and the caller's alone.
-                unsafe { self.payload(index + i).cast::<u64>().write(0) };
+        // SAFETY: `index + count <= granules` (the caller's contract).
+        let p = unsafe { self.payload(index) };
+        // A record or two of a few bytes: stores of a constant size, inlined (a loop would be
+        // turned back into a call to memset).
+        // SAFETY (every arm): `count` granules from `p` are in bounds (the caller's contract),
+        // 8-aligned, and the caller's alone.
+        unsafe {
+            match count {
+                0 => {}
+                1 => p.cast::<[u64; 1]>().write([0; 1]),
+                2 => p.cast::<[u64; 2]>().write([0; 2]),
+                3 => p.cast::<[u64; 3]>().write([0; 3]),
+                4 => p.cast::<[u64; 4]>().write([0; 4]),
+                _ => core::ptr::write_bytes(p, 0, count << GRANULE_SHIFT),
             }
-        } else {
-            // SAFETY: in bounds (the caller's contract), and the granules are the caller's alone.
-            unsafe { core::ptr::write_bytes(self.payload(index), 0, count << GRANULE_SHIFT) };
         }
     }
 
