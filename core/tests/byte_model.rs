@@ -178,7 +178,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// Bursts long enough to lap the 4096-byte ring many times; short under Miri.
 fn burst_max() -> u16 {
     if cfg!(miri) {
-        12
+        8
     } else {
         600
     }
@@ -582,14 +582,14 @@ fn run_heap(capacity: usize, start: usize, ops: &[Op]) {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 6 } else { 256 },
+        cases: if cfg!(miri) { 4 } else { 256 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    proptest::collection::vec(op(), 0..if cfg!(miri) { 40 } else { 300 })
+    proptest::collection::vec(op(), 0..if cfg!(miri) { 30 } else { 300 })
 }
 
 proptest! {
