@@ -94,7 +94,9 @@
 //!
 //! **Read** loads the header at its position (`Acquire`, pairing with those `Release` stores:
 //! the payload is visible). A skip header moves it on; a record is handed out; `0` means not
-//! published yet: `tail == position` says `Empty`, else `Pending`. **Release** (dropping a
+//! published yet: `tail == position` says `Empty`, else `Pending`. A walk never goes a whole
+//! ring past `head`: in a ring full of records and skips, the granule one ring on is the
+//! consumer's own oldest header, not a new one. **Release** (dropping a
 //! record or a batch) zeroes every granule it passes, header words included, then stores the
 //! new `head` (`Release`, pairing with the producers' `Acquire` load: the consumer's reads and
 //! its zeroing happen-before any write into that space by the next lap).
