@@ -135,6 +135,13 @@
 //! sets bit 0 of `tail`; every claim is a compare-and-swap on `tail` and fails from then on, so
 //! the value `close` returns is the final number of claims, with no fence on the push path.
 //!
+//! # Variable-length records
+//! [`ByteRing<BYTES>`](ByteRing) carries byte records of any length up to half its size,
+//! written and read in place: producers reserve room ([`ByteRing::try_reserve`]), write through
+//! the [`Grant`] and commit; the consumer reads `&[u8]` records in reservation order, one at a
+//! time or as a [`Batch`] released at once. Same progress guarantee and proof bar as [`Ring`];
+//! no drop-oldest. See the [`bytes`] module for the layout and the argument.
+//!
 //! Every ordering is checked under loom in `loom-tests/`: every pair of operations
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
 //! models of weak memory. The tests also run under Miri and ThreadSanitizer.
@@ -157,6 +164,7 @@ compile_error!(
      `--cfg portable_atomic_unsafe_assume_single_core` on a single-core chip"
 );
 
+pub mod bytes;
 mod raw;
 mod ring;
 mod sync;
@@ -174,6 +182,7 @@ mod channel;
 #[cfg_attr(docsrs, doc(cfg(feature = "format")))]
 pub mod format;
 
+pub use bytes::{Batch, BatchIter, ByteConsumer, ByteRing, Grant, Record, ReserveError};
 pub use raw::{position_diff, Evict, Mode, NoEvict, MAX_CAPACITY, POSITION_MASK, STAGE};
 pub use ring::{Consumer, Drain, EvictingRing, Full, Ring, SoloProducer, TryPopError};
 
@@ -182,6 +191,12 @@ pub use ring::{Consumer, Drain, EvictingRing, Full, Ring, SoloProducer, TryPopEr
 pub use channel::{
     channel, channel_at, evicting_channel, try_channel, try_channel_with, try_evicting_channel,
     CapacityError, Producer, PushError, Receiver,
+};
+
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub use bytes::{
+    byte_channel, byte_channel_at, try_byte_channel, ByteCapacityError, ByteProducer, ByteReceiver,
 };
 
 #[cfg(test)]
@@ -211,6 +226,16 @@ const _: () = {
     assert_not_impl_any!(SoloProducer<'static, *const u8, 4>: Send);
     assert_impl_all!(Full<u64>: core::error::Error, Send, Sync);
     assert_impl_all!(TryPopError: core::error::Error, Send, Sync, Copy);
+
+    // The byte ring: shared by any number of producers; one consumer, movable, not shared.
+    assert_impl_all!(ByteRing<64>: Send, Sync);
+    assert_impl_all!(ByteConsumer<'static>: Send);
+    assert_not_impl_any!(ByteConsumer<'static>: Sync, Clone);
+    assert_impl_all!(Grant<'static>: Send, Sync);
+    assert_not_impl_any!(Grant<'static>: Clone);
+    assert_impl_all!(Record<'static>: Send, Sync);
+    assert_impl_all!(Batch<'static>: Send, Sync);
+    assert_impl_all!(ReserveError: core::error::Error, Send, Sync, Copy);
 };
 
 #[cfg(feature = "alloc")]
@@ -227,4 +252,8 @@ const _: () = {
     assert_not_impl_any!(Producer<*const u8>: Send, Sync);
     assert_not_impl_any!(Receiver<*const u8>: Send);
     assert_impl_all!(crate::CapacityError: core::error::Error, Send, Sync);
+    assert_impl_all!(ByteProducer: Send, Sync, Clone);
+    assert_impl_all!(ByteReceiver: Send);
+    assert_not_impl_any!(ByteReceiver: Clone);
+    assert_impl_all!(ByteCapacityError: core::error::Error, Send, Sync);
 };

@@ -399,3 +399,247 @@ pub fn reader_dir(data: &[u8]) {
     }
     let _ = SegmentLog::open(dir.path(), LogOptions::default());
 }
+
+// ---- byte_ring_ops ----
+
+use ringwal::ringwal_core::{ByteRing, Grant, ReserveError, TryPopError};
+
+/// One reservation as the model sees it: where it ends (in granules) and what became of it.
+#[derive(Debug)]
+enum ByteEntry {
+    Open { id: u64, len: usize, end: usize },
+    Committed { bytes: Vec<u8>, end: usize },
+    Skipped { end: usize },
+}
+
+impl ByteEntry {
+    fn end(&self) -> usize {
+        match *self {
+            ByteEntry::Open { end, .. }
+            | ByteEntry::Committed { end, .. }
+            | ByteEntry::Skipped { end } => end,
+        }
+    }
+}
+
+/// The bytes of record `id`.
+fn byte_record(id: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (id as usize * 37 + i) as u8).collect()
+}
+
+/// `try_reserve` / `try_push` / commit / `commit_len` / discard / `read` / `read_batch` /
+/// consumer hand-off on a byte ring of 64, 256 or 4096 bytes, started at 0 or just before the
+/// `usize` wrap of its counters, checked step by step against a model of the reservations and
+/// of the space accounting (a header granule per record, payload rounded up to 8 bytes, padding
+/// at the end of the buffer): same results, byte for byte, same `Full`/`TooLarge`, same
+/// `Empty`/`Pending`, same positions.
+pub fn byte_ring_ops(data: &[u8]) {
+    let Some((&config, ops)) = data.split_first() else {
+        return;
+    };
+    let start = if config & 4 == 0 {
+        0
+    } else {
+        usize::MAX - usize::from(config >> 3)
+    };
+    match config % 4 {
+        0 | 1 => run_bytes::<64>(start, ops),
+        2 => run_bytes::<256>(start, ops),
+        _ => run_bytes::<4096>(start, ops),
+    }
+}
+
+fn run_bytes<const B: usize>(start: usize, ops: &[u8]) {
+    const G: usize = 8;
+    let ring: Box<ByteRing<B>> = Box::new(ByteRing::new_at(start));
+    let granules = B / G;
+    let max = ring.max_record_len();
+    assert_eq!(max, B / 2 - G);
+    let span = |len: usize| 1 + len.div_ceil(G);
+    let (mut head, mut tail) = (start, start);
+    let mut model: VecDeque<ByteEntry> = VecDeque::new();
+    let mut open: Vec<(u64, Grant<'_>)> = Vec::new();
+    let mut consumer = Some(ring.consumer().expect("first consumer"));
+    let mut next_id = 0u64;
+    let mut bytes = ops.iter();
+    let arg = |bytes: &mut std::slice::Iter<'_, u8>| bytes.next().copied().unwrap_or(0);
+    while let Some(&op) = bytes.next() {
+        match op % 8 {
+            0 | 1 => {
+                // Reserve (0: keep the grant open; 1: try_push).
+                let b = arg(&mut bytes);
+                let len = match b {
+                    255 => max + 1,
+                    b => usize::from(b) * max / 254,
+                };
+                let id = next_id;
+                next_id += 1;
+                let expected = if len > max {
+                    Err(ReserveError::TooLarge { len, max })
+                } else {
+                    let s = span(len);
+                    let to_end = granules - tail % granules;
+                    let pad = if s > to_end { to_end } else { 0 };
+                    if pad + s > granules - tail.wrapping_sub(head) {
+                        Err(ReserveError::Full)
+                    } else {
+                        if pad != 0 {
+                            model.push_back(ByteEntry::Skipped {
+                                end: tail.wrapping_add(pad),
+                            });
+                        }
+                        tail = tail.wrapping_add(pad + s);
+                        Ok(())
+                    }
+                };
+                if op % 8 == 0 {
+                    let got = ring.try_reserve(len);
+                    assert_eq!(got.as_ref().map(|_| ()).map_err(|e| *e), expected);
+                    if let Ok(mut grant) = got {
+                        assert!(grant.iter().all(|&x| x == 0), "a grant starts zeroed");
+                        grant.copy_from_slice(&byte_record(id, len));
+                        open.push((id, grant));
+                        model.push_back(ByteEntry::Open { id, len, end: tail });
+                    }
+                } else {
+                    let record = byte_record(id, len);
+                    assert_eq!(ring.try_push(&record), expected);
+                    if expected.is_ok() {
+                        model.push_back(ByteEntry::Committed {
+                            bytes: record,
+                            end: tail,
+                        });
+                    }
+                }
+            }
+            2..=4 => {
+                // Commit (2), commit a prefix (3), discard (4) an open grant.
+                let which = usize::from(arg(&mut bytes));
+                let fraction = usize::from(arg(&mut bytes));
+                if open.is_empty() {
+                    continue;
+                }
+                let (id, grant) = open.remove(which % open.len());
+                let i = model
+                    .iter()
+                    .position(|e| matches!(e, ByteEntry::Open { id: x, .. } if *x == id))
+                    .expect("open in the model");
+                let ByteEntry::Open { len, end, .. } = model[i] else {
+                    unreachable!()
+                };
+                match op % 8 {
+                    2 => {
+                        grant.commit();
+                        model[i] = ByteEntry::Committed {
+                            bytes: byte_record(id, len),
+                            end,
+                        };
+                    }
+                    3 => {
+                        let n = len * fraction / 255;
+                        grant.commit_len(n);
+                        let record_end = end.wrapping_sub(span(len)).wrapping_add(span(n));
+                        model[i] = ByteEntry::Committed {
+                            bytes: byte_record(id, n),
+                            end: record_end,
+                        };
+                        if record_end != end {
+                            model.insert(i + 1, ByteEntry::Skipped { end });
+                        }
+                    }
+                    _ => {
+                        drop(grant);
+                        model[i] = ByteEntry::Skipped { end };
+                    }
+                }
+            }
+            5 | 6 => {
+                // read (5) or read_batch (6) with a payload cap.
+                let cap = match arg(&mut bytes) {
+                    255 => usize::MAX,
+                    b => usize::from(b) * 16,
+                };
+                let c = consumer.get_or_insert_with(|| ring.consumer().expect("free"));
+                // The model: skips, then records (one for `read`), stopping at an open entry.
+                let mut expected = Vec::new();
+                let mut taken = 0usize;
+                let mut total = 0usize;
+                let mut end = head;
+                for e in &model {
+                    match e {
+                        ByteEntry::Skipped { end: x } => end = *x,
+                        ByteEntry::Committed { bytes, end: x } => {
+                            let full = if op % 8 == 5 {
+                                !expected.is_empty()
+                            } else {
+                                !expected.is_empty() && total + bytes.len() > cap
+                            };
+                            if full {
+                                break;
+                            }
+                            total += bytes.len();
+                            expected.push(bytes.clone());
+                            end = *x;
+                        }
+                        ByteEntry::Open { .. } => break,
+                    }
+                    taken += 1;
+                }
+                // A read stops right after its record; skips after it stay.
+                if op % 8 == 5 && !expected.is_empty() {
+                    let last = model
+                        .iter()
+                        .position(|e| matches!(e, ByteEntry::Committed { .. }))
+                        .expect("a committed entry");
+                    taken = last + 1;
+                    end = model[last].end();
+                }
+                let why = if expected.is_empty() {
+                    if taken == model.len() {
+                        Some(TryPopError::Empty)
+                    } else {
+                        Some(TryPopError::Pending)
+                    }
+                } else {
+                    None
+                };
+                if op % 8 == 5 {
+                    match c.read() {
+                        Ok(r) => assert_eq!(Some(&r[..]), expected.first().map(|v| &v[..])),
+                        Err(e) => assert_eq!(Some(e), why, "read"),
+                    }
+                } else {
+                    match c.read_batch(cap) {
+                        Ok(batch) => {
+                            let got: Vec<Vec<u8>> = batch.iter().map(<[u8]>::to_vec).collect();
+                            if got != expected {
+                                std::mem::forget(batch);
+                                panic!("read_batch({cap}): {got:?}, expected {expected:?}");
+                            }
+                            assert_eq!(batch.payload_len(), total);
+                        }
+                        Err(e) => assert_eq!(Some(e), why, "read_batch"),
+                    }
+                }
+                model.drain(..taken);
+                head = end;
+                assert_eq!(c.position(), head, "consumer position");
+            }
+            _ => {
+                // Hand the consumer off (drop it; the next read claims a new one).
+                if let Some(c) = consumer.take() {
+                    assert!(ring.consumer().is_none(), "two consumers at once");
+                    drop(c);
+                }
+            }
+        }
+        assert_eq!(ring.reserved(), tail, "reserved()");
+        assert_eq!(
+            ring.used_bytes(),
+            tail.wrapping_sub(head) * G,
+            "used_bytes()"
+        );
+    }
+    drop(consumer);
+    drop(open);
+}

@@ -39,6 +39,11 @@ fn ring_ops_seeds() {
 }
 
 #[test]
+fn byte_ring_ops_seeds() {
+    seeds("byte_ring_ops", bodies::byte_ring_ops);
+}
+
+#[test]
 fn segment_open_seeds() {
     seeds("segment_open", bodies::segment_open);
 }
@@ -59,6 +64,11 @@ proptest! {
     #[test]
     fn ring_ops(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
         bodies::ring_ops(&data);
+    }
+
+    #[test]
+    fn byte_ring_ops(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        bodies::byte_ring_ops(&data);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
 
+mod bytes;
 mod idle;
 mod peers;
 mod report;
@@ -422,6 +423,8 @@ fn main() {
             _item: PhantomData,
         }),
     );
+
+    bytes::run_all(&cfg);
 
     println!("## Whole path: 64-byte records into a file in a fresh temporary directory\n");
     let designs_note = "Designs: ringwal `Emitter::emit` with Overflow::Reject and \

@@ -63,6 +63,7 @@ pub const CRATES: &[&str] = &[
     "thingbuf",
     "heapless",
     "rtrb",
+    "bbqueue",
     "tracing-appender",
     "hdrhistogram",
 ];
