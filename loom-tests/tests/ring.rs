@@ -1,8 +1,15 @@
-//! loom models of `ringwal_core::Ring`: every interleaving and every weak-memory outcome loom
-//! can produce, for small rings. Run with
+//! loom models of `ringwal_core`'s ring, in both modes (`Ring`, whose consumer takes with plain
+//! loads and stores, and `EvictingRing`, whose consumer claims runs by compare-and-swap against
+//! `force_push`), its solo producer and the heap channel's close: every interleaving and every
+//! weak-memory outcome loom can produce, for small rings. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p ringwal-loom-tests --release --test ring`.
 //!
 //! Unless a model says otherwise it runs with no preemption bound (loom's default: exhaustive).
+//!
+//! Each model names a mutation of `core/src/raw.rs` that makes it fail (run, seen failing,
+//! reverted): the models are not vacuous. loom reports a weakened ordering as a causality
+//! violation (a value read through an `UnsafeCell` without a happens-before edge to its
+//! write), a wrong claim as a failed assertion or a double drop (`Track`).
 #![cfg(loom)]
 
 use loom::alloc::Track;
@@ -10,7 +17,9 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use ringwal_core::{channel, Ring, TryPopError};
+use ringwal_core::{
+    channel, evicting_channel, position_diff, EvictingRing, PushError, Ring, TryPopError,
+};
 use ringwal_loom_tests::check;
 
 /// Two producers and the consumer on N = 2, across a lap and across the `usize::MAX` wrap of
@@ -21,14 +30,19 @@ use ringwal_loom_tests::check;
 /// nothing), and what is left is drained after the joins. Every value must be in exactly one of
 /// popped / rejected / left, and B's accepted values must come out in B's order.
 ///
-/// Bound: 3 preemptions (45,766 executions, 2.5 s here). Unbounded, this three-thread model
-/// did not finish in 5 minutes (CI budget); every two-thread pairing of these operations is
-/// exhaustive in the models below.
+/// Bound: 3 preemptions (three threads: unbounded it does not finish in the CI budget; every
+/// two-thread pairing of these operations is exhaustive in the models below).
+///
+/// Mutations that fail it: the consumer's `freed` store Relaxed (`pop_ready`: a producer's
+/// write of the next lap races the consumer's read, a causality violation); the producers'
+/// `limit` store or load Relaxed (a producer writes a slot on the strength of a bound another
+/// producer refreshed, with no edge to the consumer's read: causality violation); the
+/// producer's stamp store Relaxed (the consumer reads an unwritten value).
 #[test]
 fn two_producers_and_consumer_n2_wrap() {
     check(Some(3), || {
-        // Counters start two steps before the wrap: a third push lands past usize::MAX, in the
-        // second lap of the two slots.
+        // Counters start two steps before the wrap of the positions: a third push lands past
+        // it, in the second lap of the two slots.
         let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new_at(usize::MAX - 1));
         let try_all = |values: &'static [u32]| {
             let ring = ring.clone();
@@ -92,16 +106,27 @@ fn try_push_on_full_races_pop() {
     });
 }
 
-/// A ring of two slots holding `[1, 2]`: full, so the next `force_push` must evict.
-fn full_ring_of_1_2() -> Arc<Ring<Track<u32>, 2>> {
-    let ring: Arc<Ring<Track<u32>, 2>> = Arc::new(Ring::new());
+/// An evicting ring of two slots holding `[1, 2]`: full, so the next `force_push` must evict.
+fn full_ring_of_1_2() -> Arc<EvictingRing<Track<u32>, 2>> {
+    let ring: Arc<EvictingRing<Track<u32>, 2>> = Arc::new(EvictingRing::new());
     assert!(ring.try_push(Track::new(1)).is_ok());
     assert!(ring.try_push(Track::new(2)).is_ok());
     ring
 }
 
+/// Everything left, after the other threads joined. Pops until empty: a `drain` stops after one
+/// ring's worth, and an evicting ring can hold that plus what its consumer has staged.
+fn take_rest(c: &mut ringwal_core::Consumer<'_, Track<u32>, 2, ringwal_core::Evict>) -> Vec<u32> {
+    std::iter::from_fn(|| c.pop())
+        .map(|v| *v.get_ref())
+        .collect()
+}
+
 /// A thread that force-pushes `v` and returns what it evicted.
-fn spawn_force_push(ring: &Arc<Ring<Track<u32>, 2>>, v: u32) -> thread::JoinHandle<Option<u32>> {
+fn spawn_force_push(
+    ring: &Arc<EvictingRing<Track<u32>, 2>>,
+    v: u32,
+) -> thread::JoinHandle<Option<u32>> {
     let ring = ring.clone();
     thread::spawn(move || ring.force_push(Track::new(v)).map(|t| *t.get_ref()))
 }
@@ -118,7 +143,8 @@ fn check_full_ring_outcome(popped: &[u32], evicted: &[u32], rest: &[u32], pushed
     expected.extend(pushed);
     expected.sort_unstable();
     assert_eq!(all, expected, "exactly once");
-    assert!(rest.len() <= 2);
+    // Two slots, and what the consumer staged (at most two more here).
+    assert!(rest.len() <= 4);
     // 1 and 2 were pushed first; the later ones in an order the race decides.
     let rank = |v: u32| v.min(3);
     for t in &taken {
@@ -136,7 +162,13 @@ fn check_full_ring_outcome(popped: &[u32], evicted: &[u32], rest: &[u32], pushed
     );
 }
 
-/// `force_push` on a full ring racing `pop`: exactly once, oldest evicted, count exact.
+/// `force_push` on a full ring racing the consumer, whose first `next()` claims the run `[1, 2]`
+/// with one compare-and-swap (staging 2): exactly once, the oldest evicted or none, count exact.
+///
+/// Mutations that fail it: `may_evict_for` without its `head == old` check (the evictor and the
+/// consumer both take 1: a double drop); `evict_claimed` writing without waiting for `freed`
+/// when the consumer won `old` (its write races the consumer's move: causality violation);
+/// `claim_run` storing `freed` before moving the run out (same race).
 #[test]
 fn force_push_races_pop() {
     check(None, || {
@@ -145,7 +177,7 @@ fn force_push_races_pop() {
         let f = spawn_force_push(&ring, 3);
         let popped: Vec<u32> = c.drain().next().map(|v| *v.get_ref()).into_iter().collect();
         let evicted: Vec<u32> = f.join().unwrap().into_iter().collect();
-        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        let rest = take_rest(&mut c);
         check_full_ring_outcome(&popped, &evicted, &rest, &[3]);
         assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
     });
@@ -168,7 +200,7 @@ fn force_push_races_force_push() {
             [1, 2],
             "each force_push evicted one of the two oldest"
         );
-        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        let rest = take_rest(&mut c);
         check_full_ring_outcome(&[], &evicted, &rest, &[3, 4]);
         assert_eq!(c.evicted(), 2, "eviction count");
     });
@@ -176,9 +208,8 @@ fn force_push_races_force_push() {
 
 /// All three at once: two `force_push`es and a `pop` on a full ring.
 ///
-/// Bound: 1 preemption (454 executions). The two force_pushes may each spin-wait on the
-/// other's (or the consumer's) claim-to-free window, and the spins multiply the paths: at a
-/// bound of 2 this model had not finished after 6 minutes here. The two-thread models above
+/// Bound: 1 preemption. The two force_pushes may each spin-wait on the other's (or the
+/// consumer's) claim-to-free window, and the spins multiply the paths. The two-thread models above
 /// cover each pair of these operations exhaustively; this one adds the three-way
 /// interleavings reachable with one preemption.
 #[test]
@@ -191,7 +222,7 @@ fn force_push_races_pop_and_force_push() {
         let popped: Vec<u32> = c.drain().next().map(|v| *v.get_ref()).into_iter().collect();
         let mut evicted: Vec<u32> = f3.join().unwrap().into_iter().collect();
         evicted.extend(f4.join().unwrap());
-        let rest: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+        let rest = take_rest(&mut c);
         check_full_ring_outcome(&popped, &evicted, &rest, &[3, 4]);
         assert_eq!(c.evicted(), evicted.len() as u64, "eviction count");
     });
@@ -199,10 +230,18 @@ fn force_push_races_pop_and_force_push() {
 
 /// One producer force-pushing through a ring of 2 while the consumer pops: the values the
 /// consumer gets are in order and the eviction count matches exactly what was evicted.
+///
+/// Mutation that fails it: `claim_run` counting an eviction it stepped over (the `head` load
+/// after an unpublished stamp) without moving `freed` past it, with the next run's count then
+/// off by the staged ones — seen as a wrong "eviction count when popping".
+///
+/// Bound: 3 preemptions (110,317 executions, 7.5 s here; 4 took 730k and 50 s, unbounded it
+/// did not finish in 5 minutes): a full ring's push retries while the consumer moves a run
+/// out (`may_evict_for`), and every retry is a scheduling point.
 #[test]
 fn force_push_stream_against_consumer() {
-    check(None, || {
-        let ring: Arc<Ring<u32, 2>> = Arc::new(Ring::new());
+    check(Some(3), || {
+        let ring: Arc<EvictingRing<u32, 2>> = Arc::new(EvictingRing::new());
         let mut c = ring.consumer().unwrap();
         let producer = {
             let ring = ring.clone();
@@ -245,6 +284,12 @@ fn force_push_stream_against_consumer() {
 
 /// Two threads race for `consumer()`: never two at once, at least one wins, and a consumer
 /// claimed after another was dropped continues where it stopped (no value popped twice).
+///
+/// The "two consumers at once" flag is Relaxed on purpose: a SeqCst flag would itself order
+/// the two consumers and hide a claim that does not (the byte ring's hand-off model found
+/// that). Mutation that fails it: `release_consumer`'s store, or `claim_consumer`'s
+/// compare-and-swap, Relaxed (the second consumer reads the cursor, `freed`, without an edge
+/// to the first one's pops: a value taken twice, or a causality violation).
 #[test]
 fn consumer_claim_race() {
     check(None, || {
@@ -257,12 +302,13 @@ fn consumer_claim_race() {
             let inside = inside.clone();
             thread::spawn(move || {
                 let mut c = ring.consumer()?;
+                // Relaxed: see the doc comment; the swap's atomicity is what detects overlap.
                 assert!(
-                    !inside.swap(true, Ordering::SeqCst),
+                    !inside.swap(true, Ordering::Relaxed),
                     "two consumers at once"
                 );
                 let v = c.drain().next();
-                inside.store(false, Ordering::SeqCst);
+                inside.store(false, Ordering::Relaxed);
                 drop(c);
                 Some(v)
             })
@@ -288,8 +334,7 @@ fn consumer_claim_race() {
 /// A ring dropped with values inside, after concurrent pushes, an eviction and a pop: every
 /// value is dropped exactly once (per-id counters) and nothing leaks (loom's `Track`).
 ///
-/// Bound: 3 preemptions (203,646 executions, 11 s here; three threads, unbounded it ran for
-/// over 9 minutes).
+/// Bound: 3 preemptions (three threads; unbounded it ran for over 9 minutes).
 #[test]
 fn drop_with_values_inside() {
     struct Counted {
@@ -310,7 +355,7 @@ fn drop_with_values_inside() {
             _track: Track::new(()),
         };
         {
-            let ring: Arc<Ring<Counted, 2>> = Arc::new(Ring::new());
+            let ring: Arc<EvictingRing<Counted, 2>> = Arc::new(EvictingRing::new());
             assert!(ring.try_push(mk(0)).is_ok());
             let t1 = {
                 let ring = ring.clone();
@@ -345,7 +390,7 @@ fn drop_with_values_inside() {
 /// no push waits; the receiver pops twice concurrently, then takes the rest after the joins.
 ///
 /// Bound: 3 preemptions, as the inline ring's three-thread model above (the same `Raw` code;
-/// unbounded this one took about 6 minutes of the CI budget; bounded, 5,683 executions in 0.5 s).
+/// unbounded this one took about 6 minutes of the CI budget).
 #[test]
 fn channel_two_producers() {
     check(Some(3), || {
@@ -441,4 +486,194 @@ fn channel_pop_waits_out_a_pending_push_and_try_pop_says_pending() {
             assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         });
     }
+}
+
+/// The solo producer (`Ring::split`) against the consumer, across two laps of a ring of 2 and
+/// the wrap of the positions: each push is tried once; what was accepted comes out once, in
+/// order; a push is refused only when two values are in the ring.
+///
+/// Mutations that fail it: `push_solo` storing no refreshed bound and writing anyway when
+/// `refresh_limit` says full (the value overwrites an unread one: a wrong value or a causality
+/// violation); the consumer's `freed` store Relaxed (causality violation).
+#[test]
+fn solo_producer_against_consumer_across_the_wrap() {
+    check(None, || {
+        // loom has no scoped threads: the ring is leaked (a few bytes per execution) so that
+        // `split`'s halves are `'static` and the producer can move to a thread.
+        let ring: &'static mut Ring<u32, 2> = Box::leak(Box::new(Ring::new_at(usize::MAX - 2)));
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            (1..=4)
+                .map(|v| tx.try_push(v).is_ok())
+                .collect::<Vec<bool>>()
+        });
+        let mut got: Vec<u32> = (0..2).filter_map(|_| rx.drain().next()).collect();
+        let accepted = producer.join().unwrap();
+        got.extend(rx.drain());
+        let sent: Vec<u32> = (1..=4u32).filter(|v| accepted[*v as usize - 1]).collect();
+        assert_eq!(got, sent, "every accepted value once, in order");
+        assert!(accepted[0] && accepted[1], "an empty ring of 2 takes two");
+    });
+}
+
+/// The solo producer of an evicting ring force-pushing through it while the consumer pops:
+/// exactly once, in order, eviction count exact. (A solo producer claims with a plain store,
+/// and evicts with the same compare-and-swap on `head` as a shared one.)
+///
+/// Bound: 3 preemptions, as the shared producer's model above (the same retries).
+#[test]
+fn solo_force_push_against_consumer() {
+    check(Some(3), || {
+        let ring: &'static mut EvictingRing<u32, 2> = Box::leak(Box::new(EvictingRing::new()));
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            let mut evicted = Vec::new();
+            for v in 1..=4 {
+                evicted.extend(tx.force_push(v));
+            }
+            evicted
+        });
+        let mut got: Vec<u32> = (0..2).filter_map(|_| rx.drain().next()).collect();
+        let evicted = producer.join().unwrap();
+        // Until empty: a drain stops after one ring's worth, and staged values come on top.
+        got.extend(std::iter::from_fn(|| rx.pop()));
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
+        let mut all: Vec<u32> = got.iter().chain(&evicted).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3, 4], "exactly once");
+        assert_eq!(rx.evicted(), evicted.len() as u64, "eviction count");
+    });
+}
+
+/// `close` racing a `try_push_checked` (the std writer's shutdown): the position `close`
+/// returns counts the push exactly when it was accepted, and a receiver that takes values until
+/// its position reaches it gets the value (waiting out its publication); a refused push says
+/// `Closed` and leaves the ring empty.
+///
+/// Mutation that fails it: `push_shared` compare-and-swapping `tail` with the closed flag
+/// masked out of the expected value (the claim lands after the close, past the final position:
+/// "an accepted push after close").
+#[test]
+fn close_races_a_claim() {
+    check(None, || {
+        let (tx, mut rx) = channel::<u32>(2);
+        let pusher = {
+            let tx = tx.clone();
+            thread::spawn(move || match tx.try_push_checked(7) {
+                Ok(()) => true,
+                Err(PushError::Closed(7)) => false,
+                Err(e) => panic!("an empty ring of 2 refused as full: {e:?}"),
+            })
+        };
+        let end = tx.close();
+        let mut got = Vec::new();
+        while position_diff(rx.position(), end) < 0 {
+            match rx.try_pop() {
+                Ok(v) => got.push(v),
+                Err(_) => thread::yield_now(),
+            }
+        }
+        let accepted = pusher.join().unwrap();
+        assert_eq!(
+            end, accepted as usize,
+            "close's answer counts exactly the accepted push"
+        );
+        assert_eq!(got, if accepted { vec![7] } else { vec![] });
+        assert_eq!(
+            rx.try_pop(),
+            Err(TryPopError::Empty),
+            "an accepted push after close"
+        );
+    });
+}
+
+/// `close` racing an evicting push into a full ring: if the push got in, it evicted the oldest
+/// and the receiver, taking until its position reaches the final one, has the rest; otherwise
+/// it was refused and nothing moved.
+#[test]
+fn close_races_an_evicting_claim() {
+    check(None, || {
+        let (tx, mut rx) = evicting_channel::<u32>(2);
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        let pusher = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.force_push_checked(3))
+        };
+        let end = tx.close();
+        let mut got = Vec::new();
+        while position_diff(rx.position(), end) < 0 {
+            match rx.try_pop() {
+                Ok(v) => got.push(v),
+                Err(_) => thread::yield_now(),
+            }
+        }
+        match pusher.join().unwrap() {
+            Ok(Some(evicted)) => {
+                assert_eq!(end, 3);
+                assert_eq!(evicted, 1, "full: the oldest goes");
+                assert_eq!(got, [2, 3]);
+                assert_eq!(rx.evicted(), 1);
+            }
+            Ok(None) => {
+                // The receiver claimed 1 (and 2) before the push could evict it: the push
+                // waited for the slot to be freed and evicted nothing.
+                assert_eq!(end, 3);
+                assert_eq!(got, [1, 2, 3]);
+                assert_eq!(rx.evicted(), 0);
+            }
+            Err(back) => {
+                assert_eq!(back, 3, "a refused push hands its value back");
+                assert_eq!(end, 2);
+                assert_eq!(got, [1, 2]);
+            }
+        }
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+    });
+}
+
+/// An evicting ring's consumer claims a run into its staging buffer and is dropped; the next
+/// consumer, on another thread, continues from the staged values while a `force_push` races it:
+/// staged values are delivered (never evicted), each value once, the eviction count exact across
+/// the hand-off.
+///
+/// Mutation that fails it: `release_consumer` storing the claim flag Relaxed (the next consumer
+/// reads the staging buffer without an edge to the first one's writes: causality violation).
+#[test]
+fn staged_values_survive_a_hand_off_racing_force_push() {
+    check(None, || {
+        let ring: Arc<EvictingRing<Track<u32>, 2>> = Arc::new(EvictingRing::new());
+        ring.try_push(Track::new(1)).unwrap();
+        ring.try_push(Track::new(2)).unwrap();
+        {
+            let mut first = ring.consumer().unwrap();
+            // Claims [1, 2]: 1 handed out, 2 staged; the slots are free again.
+            assert_eq!(first.pop().map(|v| *v.get_ref()), Some(1));
+        }
+        ring.try_push(Track::new(3)).unwrap();
+        ring.try_push(Track::new(4)).unwrap();
+        let second = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut c = ring.consumer().expect("the first one is gone");
+                let got: Vec<u32> = c.drain().map(|v| *v.get_ref()).collect();
+                (got, c.evicted())
+            })
+        };
+        let evicted = ring.force_push(Track::new(5)).map(|v| *v.get_ref());
+        let (mut got, count) = second.join().unwrap();
+        assert_eq!(got[0], 2, "the staged value comes first: {got:?}");
+        let mut third = ring.consumer().unwrap();
+        got.extend(std::iter::from_fn(|| third.pop()).map(|v| *v.get_ref()));
+        let mut all: Vec<u32> = got.iter().copied().chain(evicted).collect();
+        all.sort_unstable();
+        assert_eq!(all, [2, 3, 4, 5], "exactly once");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
+        assert_ne!(evicted, Some(2), "a staged value is delivered, not evicted");
+        assert_eq!(
+            count + third.evicted(),
+            evicted.is_some() as u64,
+            "eviction count"
+        );
+    });
 }

@@ -41,6 +41,7 @@ pub(crate) fn park(timeout: Option<Duration>) {
 }
 
 /// Called in every wait-for-another-thread loop. Under loom it yields, so loom can bound it.
+#[cfg_attr(loom, allow(dead_code))] // only the writer, which is not built under loom, waits
 pub(crate) fn relax(round: u32) {
     #[cfg(loom)]
     {
