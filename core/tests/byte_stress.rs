@@ -432,7 +432,11 @@ fn close_races_reservations_and_the_final_position_is_exact() {
             next[p] += 1;
         }
         for p in 0..PRODUCERS {
-            assert_eq!(next[p], committed[p].len(), "producer {p}: every commit read");
+            assert_eq!(
+                next[p],
+                committed[p].len(),
+                "producer {p}: every commit read"
+            );
         }
     }
 }

@@ -89,7 +89,7 @@ pub use crate::{
     reader::{Entry, Gap, Iter, Reader, SegmentInfo},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, Emitter, FlushGuard, Writer},
+    writer::{Builder, ByteEmitter, Bytes, Emitter, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]
@@ -245,6 +245,55 @@ impl<T> fmt::Display for EmitError<T> {
 }
 
 impl<T> std::error::Error for EmitError<T> {}
+
+/// Why [`ByteEmitter::emit`] (or `emit_with`) did not accept a record. The record is the
+/// caller's own slice (or was never written), so nothing is handed back.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (writer, emitter) = ringwal::Writer::builder(dir.path())
+///     .capacity(1024)
+///     .start_bytes()
+///     .unwrap();
+/// let e = emitter.emit(&[0; 600]).unwrap_err();
+/// assert_eq!(e, ringwal::ByteEmitError::TooLarge { len: 600, max: 504 });
+/// assert_eq!(e.to_string(), "record of 600 bytes is longer than the ring's maximum of 504");
+/// writer.shutdown().unwrap();
+/// assert_eq!(emitter.emit(b"late"), Err(ringwal::ByteEmitError::Closed));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteEmitError {
+    /// The ring is full (`Reject`, or `Block` past its timeout).
+    Full,
+    /// The writer is shutting down or gone.
+    Closed,
+    /// The disk is failing and the writer was built with `reject_when_unhealthy(true)`.
+    Unhealthy,
+    /// The record is longer than the ring can hold ([`ByteEmitter::max_record_len`]): no
+    /// retry will succeed.
+    TooLarge {
+        /// The length asked for.
+        len: usize,
+        /// The longest record the ring takes.
+        max: usize,
+    },
+}
+
+impl fmt::Display for ByteEmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ByteEmitError::Full => f.write_str("ring is full"),
+            ByteEmitError::Closed => f.write_str("writer is shut down"),
+            ByteEmitError::Unhealthy => f.write_str("writer is unhealthy (the disk is failing)"),
+            ByteEmitError::TooLarge { len, max } => write!(
+                f,
+                "record of {len} bytes is longer than the ring's maximum of {max}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ByteEmitError {}
 
 /// Why a flush did not confirm the records it waited for.
 #[derive(Debug)]

@@ -6,9 +6,9 @@ use core::marker::PhantomData;
 
 use super::handles::{Batch, Grant, Record};
 use super::raw::{self, ByteCounters, ByteCursor, RawBytes, MAX_BYTES, MIN_BYTES};
-use crate::raw::ClaimOrder;
 use super::storage::{InlineBuf, GRANULE};
 use super::ReserveError;
+use crate::raw::ClaimOrder;
 use crate::ring::TryPopError;
 
 /// A lock-free multi-producer, single-consumer ring of variable-length byte records, `BYTES`
