@@ -279,6 +279,7 @@ fn measure<D: Design>(rate: Rate) -> Vec<f64> {
         hist.value_at_quantile(0.5) as f64,
         hist.value_at_quantile(0.99) as f64,
         hist.value_at_quantile(0.999) as f64,
+        hist.value_at_quantile(0.9999) as f64,
         hist.max() as f64,
         cpu / wall * 1e3,
         rate.events.saturating_sub(persisted) as f64,
