@@ -318,10 +318,8 @@ fn contestants(rate: Rate) -> Vec<Contestant> {
 /// Runs the scenario (one table per rate, then a summary), unless `--only` excludes it.
 pub fn run(rounds: usize, quick: bool) {
     const TITLE: &str = "Idle strategies";
-    if let Some(only) = crate::ONLY.get() {
-        if !TITLE.to_lowercase().contains(only.as_str()) {
-            return;
-        }
+    if !crate::selected(TITLE) {
+        return;
     }
     // Relaxed: a count read by the main thread only, after every scenario ran.
     crate::RAN.fetch_add(1, Ordering::Relaxed);

@@ -101,7 +101,16 @@ fn round_trip_ns() -> f64 {
 }
 
 /// `--only TEXT`: run only the scenarios whose title contains TEXT (case-insensitive).
-static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static ONLY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `--only` (given or not, once or several times) lets the scenario titled `title` run.
+fn selected(title: &str) -> bool {
+    let only = ONLY.lock().unwrap_or_else(|e| e.into_inner());
+    only.is_empty()
+        || only
+            .iter()
+            .any(|o| title.to_lowercase().contains(o.as_str()))
+}
 
 /// `--plot DIR`: where to write the SVG charts, if asked.
 static PLOT_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -126,10 +135,8 @@ fn compare(
     ratios: &[RatioColumn],
     mut contestants: Vec<Contestant>,
 ) {
-    if let Some(only) = ONLY.get() {
-        if !title.to_lowercase().contains(only.as_str()) {
-            return;
-        }
+    if !selected(title) {
+        return;
     }
     // Relaxed: a count read by this thread only, after every scenario ran.
     RAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -225,8 +232,11 @@ fn main() {
                     std::process::exit(2);
                 }
             },
-            "--only" if ONLY.get().is_none() => match args.next() {
-                Some(text) => ONLY.set(text.to_lowercase()).expect("set once"),
+            "--only" => match args.next() {
+                Some(text) => ONLY
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(text.to_lowercase()),
                 None => {
                     eprintln!("compare: --only needs a text to match scenario titles against");
                     std::process::exit(2);
@@ -236,7 +246,7 @@ fn main() {
                 eprintln!(
                     "usage: compare [--quick] [--only TEXT] [--plot DIR]\n  every peer side by side, \
                      rounds interleaved; --quick: 3 short rounds (a minute or two), the full run \
-                     takes minutes; --only TEXT: only the scenarios whose title contains TEXT; \
+                     takes minutes; --only TEXT (repeatable): only the scenarios whose title contains one of them; \
                      --plot DIR: also write each table as an SVG chart into DIR"
                 );
                 std::process::exit(if arg == "--help" || arg == "-h" { 0 } else { 2 });
@@ -538,11 +548,10 @@ fn main() {
         round_trip_ns(),
         wall.elapsed().as_secs_f64()
     );
-    if let Some(only) = ONLY.get() {
-        if RAN.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-            eprintln!("compare: no scenario title contains {only:?}");
-            std::process::exit(2);
-        }
+    let only = ONLY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !only.is_empty() && RAN.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        eprintln!("compare: no scenario title contains any of {only:?}");
+        std::process::exit(2);
     }
     if let Some(dir) = PLOT_DIR.get() {
         let tables = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
