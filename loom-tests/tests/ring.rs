@@ -79,6 +79,9 @@ fn two_producers_and_consumer_n2_wrap() {
 
 /// `try_push` on a full ring racing a `pop`: either it fits (after the pop freed a slot) or it
 /// returns the very value it was given; nothing else changes.
+///
+/// Mutation that fails it: the consumer's `freed` store Relaxed (`pop_ready`): the push's write
+/// races the pop's read, a causality violation.
 #[test]
 fn try_push_on_full_races_pop() {
     check(None, || {
@@ -165,10 +168,13 @@ fn check_full_ring_outcome(popped: &[u32], evicted: &[u32], rest: &[u32], pushed
 /// `force_push` on a full ring racing the consumer, whose first `next()` claims the run `[1, 2]`
 /// with one compare-and-swap (staging 2): exactly once, the oldest evicted or none, count exact.
 ///
-/// Mutations that fail it: `may_evict_for` without its `head == old` check (the evictor and the
-/// consumer both take 1: a double drop); `evict_claimed` writing without waiting for `freed`
-/// when the consumer won `old` (its write races the consumer's move: causality violation);
-/// `claim_run` storing `freed` before moving the run out (same race).
+/// Mutations that fail it: `evict_claimed` taking `old` without winning the compare-and-swap on
+/// `head` (the evictor and the consumer both take 1: a double drop); `evict_claimed` writing
+/// without waiting for `freed` when the consumer won `old` (its write races the consumer's
+/// move: causality violation); `claim_run`'s store of `freed` Relaxed (same race). (Removing
+/// `may_evict_for`'s `head == old` check is *not* caught, rightly: the compare-and-swap decides
+/// who takes `old`; the check only keeps a push from waiting while it holds a claim, a
+/// progress property — see `may_evict_for` for the convoy it prevents.)
 #[test]
 fn force_push_races_pop() {
     check(None, || {
@@ -185,6 +191,10 @@ fn force_push_races_pop() {
 
 /// Two `force_push`es on a full ring racing each other (the consumer takes the rest after):
 /// each evicts a different value, the two oldest, and the count is exact.
+///
+/// Mutation that fails it: `evict_claimed` evicting the position one later than the slot it
+/// claimed (`old + 1`): a push waits for a `head` that never comes, and loom reports the model
+/// exceeding its maximum branches (a hang).
 #[test]
 fn force_push_races_force_push() {
     check(None, || {
@@ -212,6 +222,9 @@ fn force_push_races_force_push() {
 /// consumer's) claim-to-free window, and the spins multiply the paths. The two-thread models above
 /// cover each pair of these operations exhaustively; this one adds the three-way
 /// interleavings reachable with one preemption.
+///
+/// Mutation that fails it: `evict_claimed` taking `old` without winning `head` (a causality
+/// violation: the evictor and the consumer both read the slot).
 #[test]
 fn force_push_races_pop_and_force_push() {
     check(Some(1), || {
@@ -231,9 +244,8 @@ fn force_push_races_pop_and_force_push() {
 /// One producer force-pushing through a ring of 2 while the consumer pops: the values the
 /// consumer gets are in order and the eviction count matches exactly what was evicted.
 ///
-/// Mutation that fails it: `claim_run` counting an eviction it stepped over (the `head` load
-/// after an unpublished stamp) without moving `freed` past it, with the next run's count then
-/// off by the staged ones — seen as a wrong "eviction count when popping".
+/// Mutation that fails it: stepping over evicted positions without counting them
+/// (`step_over_evicted`): "eviction count when popping 3".
 ///
 /// Bound: 3 preemptions (110,317 executions, 7.5 s here; 4 took 730k and 50 s, unbounded it
 /// did not finish in 5 minutes): a full ring's push retries while the consumer moves a run
@@ -335,6 +347,9 @@ fn consumer_claim_race() {
 /// value is dropped exactly once (per-id counters) and nothing leaks (loom's `Track`).
 ///
 /// Bound: 3 preemptions (three threads; unbounded it ran for over 9 minutes).
+///
+/// Mutation that fails it: the ring's `Drop` forgetting the staged values instead of dropping
+/// them ("value 2 dropped 0 times").
 #[test]
 fn drop_with_values_inside() {
     struct Counted {
@@ -391,6 +406,9 @@ fn drop_with_values_inside() {
 ///
 /// Bound: 3 preemptions, as the inline ring's three-thread model above (the same `Raw` code;
 /// unbounded this one took about 6 minutes of the CI budget).
+///
+/// Mutation that fails it: the producer's stamp store Relaxed (the receiver reads the value
+/// without an edge to its write: a causality violation).
 #[test]
 fn channel_two_producers() {
     check(Some(3), || {
@@ -439,9 +457,9 @@ macro_rules! pop_after_completed_push {
 /// `Empty`. Afterwards both values come out exactly once. Through the inline ring here, the
 /// heap ring below (the same code with a constant or a run-time mask).
 ///
-/// Non-vacuous (both mutations run, both front ends' models failed): `Raw::pop` returning
-/// `None` on `Pending` (the old `pop`) fails "pop said None"; `Raw::try_pop` answering `Empty`
-/// whenever the head position is unpublished (no tail check) fails too.
+/// Mutation that fails it (and the channel's model below): `Raw::try_pop` answering `Empty`
+/// whenever the head position is unpublished, without the tail check ("pop said None after a
+/// completed push").
 #[test]
 fn ring_pop_waits_out_a_pending_push_and_try_pop_says_pending() {
     for waiting in [true, false] {
@@ -492,9 +510,8 @@ fn channel_pop_waits_out_a_pending_push_and_try_pop_says_pending() {
 /// the wrap of the positions: each push is tried once; what was accepted comes out once, in
 /// order; a push is refused only when two values are in the ring.
 ///
-/// Mutations that fail it: `push_solo` storing no refreshed bound and writing anyway when
-/// `refresh_limit` says full (the value overwrites an unread one: a wrong value or a causality
-/// violation); the consumer's `freed` store Relaxed (causality violation).
+/// Mutation that fails it: `push_solo` writing anyway when `refresh_limit` says the ring is
+/// full (a value overwrites an unread one: "every accepted value once, in order").
 #[test]
 fn solo_producer_against_consumer_across_the_wrap() {
     check(None, || {
@@ -521,6 +538,9 @@ fn solo_producer_against_consumer_across_the_wrap() {
 /// and evicts with the same compare-and-swap on `head` as a shared one.)
 ///
 /// Bound: 3 preemptions, as the shared producer's model above (the same retries).
+///
+/// Mutation that fails it: stepping over evicted positions without counting them ("eviction
+/// count").
 #[test]
 fn solo_force_push_against_consumer() {
     check(Some(3), || {
@@ -550,9 +570,9 @@ fn solo_force_push_against_consumer() {
 /// its position reaches it gets the value (waiting out its publication); a refused push says
 /// `Closed` and leaves the ring empty.
 ///
-/// Mutation that fails it: `push_shared` compare-and-swapping `tail` with the closed flag
-/// masked out of the expected value (the claim lands after the close, past the final position:
-/// "an accepted push after close").
+/// Mutation that fails it: claims that ignore the closed flag (a `fetch_add` on `tail` instead of
+/// the compare-and-swap): close's answer misses an accepted push ("close's answer counts exactly
+/// the accepted push").
 #[test]
 fn close_races_a_claim() {
     check(None, || {
@@ -590,6 +610,9 @@ fn close_races_a_claim() {
 /// `close` racing an evicting push into a full ring: if the push got in, it evicted the oldest
 /// and the receiver, taking until its position reaches the final one, has the rest; otherwise
 /// it was refused and nothing moved.
+///
+/// Mutation that fails it: claims that ignore the closed flag, as above (the final position
+/// misses the accepted push).
 #[test]
 fn close_races_an_evicting_claim() {
     check(None, || {
@@ -637,8 +660,9 @@ fn close_races_an_evicting_claim() {
 /// staged values are delivered (never evicted), each value once, the eviction count exact across
 /// the hand-off.
 ///
-/// Mutation that fails it: `release_consumer` storing the claim flag Relaxed (the next consumer
-/// reads the staging buffer without an edge to the first one's writes: causality violation).
+/// Mutation that fails it: a claimed run whose rest is not staged ("the staged value comes
+/// first"). (The hand-off's ordering is `consumer_claim_race`'s business: here the first
+/// consumer runs before the second's thread is spawned, and the spawn orders them.)
 #[test]
 fn staged_values_survive_a_hand_off_racing_force_push() {
     check(None, || {
@@ -673,6 +697,47 @@ fn staged_values_survive_a_hand_off_racing_force_push() {
         assert_eq!(
             count + third.evicted(),
             evicted.is_some() as u64,
+            "eviction count"
+        );
+    });
+}
+
+/// An eviction the consumer steps over, and then a hand-off: every eviction is counted by
+/// exactly one consumer. The case that needs care: the ring holds 1 and a position claimed by a
+/// producer that has not yet published it (2); a `force_push` evicts 1; the consumer steps over
+/// the evicted position and finds nothing published behind it. It must still move `freed` (the
+/// next consumer's starting point) past what it counted, or the next consumer counts it again.
+///
+/// The evictor is joined before the first consumer looks, so the model needs a single
+/// preemption (the producer between its claim and its publish) and runs exhaustively.
+///
+/// Mutation that fails it: `step_over_evicted` not storing `freed` ("eviction count").
+#[test]
+fn evictions_are_counted_once_across_a_hand_off() {
+    check(None, || {
+        let ring: Arc<EvictingRing<Track<u32>, 2>> = Arc::new(EvictingRing::new());
+        ring.try_push(Track::new(1)).unwrap();
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.try_push(Track::new(2)).is_ok())
+        };
+        let evictor = spawn_force_push(&ring, 3);
+        let evicted: Vec<u32> = evictor.join().unwrap().into_iter().collect();
+        let (first, first_count) = {
+            let mut c = ring.consumer().unwrap();
+            let v = c.try_pop().ok().map(|v| *v.get_ref());
+            (v, c.evicted())
+        };
+        let pushed_2 = producer.join().unwrap();
+        let mut c = ring.consumer().unwrap();
+        let rest = take_rest(&mut c);
+        let mut all: Vec<u32> = first.iter().chain(&evicted).chain(&rest).copied().collect();
+        all.sort_unstable();
+        let expected: &[u32] = if pushed_2 { &[1, 2, 3] } else { &[1, 3] };
+        assert_eq!(all, expected, "exactly once");
+        assert_eq!(
+            first_count + c.evicted(),
+            evicted.len() as u64,
             "eviction count"
         );
     });

@@ -136,7 +136,8 @@ fn parked_writer_sees_racing_push() {
 /// second.
 ///
 /// Bound: 3 preemptions (three threads and the writer's park/yield loop; the one-emitter model
-/// above is exhaustive). At this bound it still fails under each mutation listed there.
+/// above is exhaustive). Mutation that fails it at this bound: the fence after the emitter's
+/// claim removed (a deadlock).
 #[test]
 fn parked_writer_sees_two_racing_pushes() {
     check(Some(3), || {
@@ -154,8 +155,8 @@ fn parked_writer_sees_two_racing_pushes() {
 /// an accepted value is in the writer's drain after the close, a refused one never reaches the
 /// ring.
 ///
-/// Mutation that fails it: the claim's compare-and-swap with the closed flag masked out of the
-/// expected value (a claim lands after the close: the drain misses it, or `end` is off).
+/// Mutation that fails it: claims that ignore the closed flag (a `fetch_add` on `tail` instead of
+/// the compare-and-swap): `end` misses the accepted emit.
 #[test]
 fn close_excludes_late_pushes() {
     check(None, || {
@@ -173,7 +174,8 @@ fn close_excludes_late_pushes() {
 /// Two emits racing `close`: every accepted one drained (they may publish out of order; the
 /// drain waits for both), no refused one in the ring.
 ///
-/// Bound: 3 preemptions (three threads).
+/// Bound: 3 preemptions (three threads). Mutation that fails it: claims that ignore the closed
+/// flag (the drain and the late claim race on a slot: a causality violation).
 #[test]
 fn close_excludes_late_pushes_from_two_emitters() {
     check(Some(3), || {
@@ -200,8 +202,10 @@ fn close_excludes_late_pushes_from_two_emitters() {
 /// reports `Closed`.
 ///
 /// Mutations that fail it ("a Full refusal the closing writer did not count"): the fence after
-/// the refusal count removed (`Signal::count_refusal`), or the fence after the ring's close
-/// (`Raw::close`) removed: what loom models of the SeqCst accesses on both sides.
+/// the refusal count removed (`Signal::count_refusal`); or the close side's fences removed —
+/// the one `Raw::close` has under loom and those of the notifications that follow it in
+/// `Signal::close` (either alone is enough, so only removing both fails the model). These are
+/// what loom models of the SeqCst accesses on both sides.
 #[test]
 fn a_refusal_before_close_is_counted_by_the_closing_writer() {
     check(None, || {
@@ -243,6 +247,8 @@ fn a_refusal_before_close_is_counted_by_the_closing_writer() {
 /// `close` against a `DropOldest` emit into a full ring, whose `force_push_checked` evicts: an
 /// accepted push is in the final position and in the drain, the oldest evicted (unless the
 /// drain took it first); a refused one changed nothing.
+///
+/// Mutation that fails it: claims that ignore the closed flag (`end` misses the accepted emit).
 #[test]
 fn close_excludes_late_evicting_pushes() {
     check(None, || {
@@ -293,6 +299,9 @@ fn close_excludes_late_evicting_pushes() {
 
 /// A `Block` emitter on a full ring waits on `signal.space`; the writer pops one value and
 /// notifies (as `Worker::take` does). The emitter must not sleep through the freed slot.
+///
+/// Mutation that fails it: `Waiters::wait` without its fence (the emitter sleeps through the
+/// notification: a deadlock).
 #[test]
 fn blocked_emitter_sees_freed_space() {
     check(None, || {
@@ -336,6 +345,9 @@ fn blocked_emitter_sees_freed_space() {
 /// else to do) parks unless a flush is wanted, and publishes `done` when it sees the request.
 /// Neither may sleep through the other: the writer must see the request (or be woken by it),
 /// and the flusher must see `done` (or be notified).
+///
+/// Mutation that fails it: `request_flush` without its fence (the writer parks with the request
+/// pending: a deadlock).
 #[test]
 fn flush_request_wakes_parked_writer() {
     check(None, || {
@@ -372,6 +384,8 @@ fn flush_request_wakes_parked_writer() {
 /// `request_stop` racing the writer going to sleep: the writer checks `STOP` at the top of its
 /// loop, and `prepare_sleep` refuses to park once the stop's RMW precedes its own; otherwise
 /// the stopper sees `SLEEPING` and wakes it.
+///
+/// Mutation that fails it: `request_stop` never waking a parked writer (a deadlock).
 #[test]
 fn stop_request_wakes_parked_writer() {
     check(None, || {
@@ -394,7 +408,9 @@ fn stop_request_wakes_parked_writer() {
 /// never reaches the ring.
 ///
 /// Bound: 4 preemptions (three threads with the writer's park/yield loop; the two-thread
-/// models above cover each pair exhaustively).
+/// models above cover each pair exhaustively). Mutation that fails it: claims that ignore the
+/// closed flag (an accepted emit missing from the drain). (Removing the fence after the
+/// emitter's claim is not caught here, rightly: the stopper's own wake unparks the writer.)
 #[test]
 fn stop_then_close_keeps_every_accepted_emit() {
     check(Some(4), || {

@@ -425,8 +425,6 @@ impl Signal {
         // `notify` below (whose fence orders this store before it).
         self.state.fetch_or(CLOSED, Ordering::Relaxed);
         let end = close_ring();
-        #[cfg(loom)]
-        fence(Ordering::SeqCst);
         self.space.notify();
         self.flushed.notify();
         self.wake_writer();

@@ -279,6 +279,7 @@ fn measure<D: Design>(rate: Rate) -> Vec<f64> {
         hist.value_at_quantile(0.5) as f64,
         hist.value_at_quantile(0.99) as f64,
         hist.value_at_quantile(0.999) as f64,
+        hist.value_at_quantile(0.9999) as f64,
         hist.max() as f64,
         cpu / wall * 1e3,
         rate.events.saturating_sub(persisted) as f64,
@@ -317,10 +318,8 @@ fn contestants(rate: Rate) -> Vec<Contestant> {
 /// Runs the scenario (one table per rate, then a summary), unless `--only` excludes it.
 pub fn run(rounds: usize, quick: bool) {
     const TITLE: &str = "Idle strategies";
-    if let Some(only) = crate::ONLY.get() {
-        if !TITLE.to_lowercase().contains(only.as_str()) {
-            return;
-        }
+    if !crate::selected(TITLE) {
+        return;
     }
     // Relaxed: a count read by the main thread only, after every scenario ran.
     crate::RAN.fetch_add(1, Ordering::Relaxed);

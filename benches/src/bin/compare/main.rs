@@ -12,6 +12,7 @@
 mod bytes;
 mod idle;
 mod peers;
+mod plot;
 mod report;
 mod scenarios;
 mod versions;
@@ -100,7 +101,22 @@ fn round_trip_ns() -> f64 {
 }
 
 /// `--only TEXT`: run only the scenarios whose title contains TEXT (case-insensitive).
-static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static ONLY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `--only` (given or not, once or several times) lets the scenario titled `title` run.
+fn selected(title: &str) -> bool {
+    let only = ONLY.lock().unwrap_or_else(|e| e.into_inner());
+    only.is_empty()
+        || only
+            .iter()
+            .any(|o| title.to_lowercase().contains(o.as_str()))
+}
+
+/// `--plot DIR`: where to write the SVG charts, if asked.
+static PLOT_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Every table printed so far, for `--plot`.
+static RECORDED: std::sync::Mutex<Vec<plot::Recorded>> = std::sync::Mutex::new(Vec::new());
 
 /// How many scenarios ran (for `--only`, which must match at least one).
 static RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -119,10 +135,8 @@ fn compare(
     ratios: &[RatioColumn],
     mut contestants: Vec<Contestant>,
 ) {
-    if let Some(only) = ONLY.get() {
-        if !title.to_lowercase().contains(only.as_str()) {
-            return;
-        }
+    if !selected(title) {
+        return;
     }
     // Relaxed: a count read by this thread only, after every scenario ran.
     RAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -130,6 +144,15 @@ fn compare(
     let results = run_rounds(rounds, &mut contestants);
     let names: Vec<String> = contestants.iter().map(|c| c.name.clone()).collect();
     print_table(title, notes, columns, ratios, &names, &results);
+    RECORDED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(plot::Recorded {
+            title: title.to_string(),
+            headers: columns.iter().map(|c| c.header).collect(),
+            names: names.clone(),
+            results: results.clone(),
+        });
     println!(
         "_Measured on: {}; load average {}; core-to-core round trip after this table: {:.0} ns._\n",
         MACHINE.get().map_or("?", String::as_str),
@@ -168,6 +191,10 @@ fn latency_columns(extra: &[Column]) -> Vec<Column> {
             fmt: int,
         },
         Column {
+            header: "p99.99 ns",
+            fmt: int,
+        },
+        Column {
             header: "max ns",
             fmt: int,
         },
@@ -198,8 +225,18 @@ fn main() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--bench" => {} // passed by `cargo bench`
-            "--only" if ONLY.get().is_none() => match args.next() {
-                Some(text) => ONLY.set(text.to_lowercase()).expect("set once"),
+            "--plot" if PLOT_DIR.get().is_none() => match args.next() {
+                Some(dir) => PLOT_DIR.set(dir.into()).expect("set once"),
+                None => {
+                    eprintln!("compare: --plot needs a directory to write the SVG charts into");
+                    std::process::exit(2);
+                }
+            },
+            "--only" => match args.next() {
+                Some(text) => ONLY
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(text.to_lowercase()),
                 None => {
                     eprintln!("compare: --only needs a text to match scenario titles against");
                     std::process::exit(2);
@@ -207,9 +244,10 @@ fn main() {
             },
             _ => {
                 eprintln!(
-                    "usage: compare [--quick] [--only TEXT]\n  every peer side by side, rounds \
-                     interleaved; --quick: 3 short rounds (a minute or two), the full run takes \
-                     minutes; --only TEXT: only the scenarios whose title contains TEXT"
+                    "usage: compare [--quick] [--only TEXT] [--plot DIR]\n  every peer side by side, \
+                     rounds interleaved; --quick: 3 short rounds (a minute or two), the full run \
+                     takes minutes; --only TEXT (repeatable): only the scenarios whose title contains one of them; \
+                     --plot DIR: also write each table as an SVG chart into DIR"
                 );
                 std::process::exit(if arg == "--help" || arg == "-h" { 0 } else { 2 });
             }
@@ -266,9 +304,11 @@ fn main() {
     );
     println!("- {}", peers::heapless_check());
     println!(
-        "- \"ablation\" is not a peer: ringwal's ring with its producers' CAS on tail and its \
-         consumer's CAS on head replaced by plain stores (correct for one producer only), in the \
-         single-producer scenarios, to show what those two CASes cost and what they do not explain"
+        "- ringwal's entries: `Ring` (pop) and (drain): `try_push` from any thread (one CAS on the \
+         producers' counter), a consumer with no read-modify-write; `Ring::split` (single-producer \
+         scenarios only): the solo producer, no read-modify-write at all; `EvictingRing`: the ring \
+         with `force_push` (the writer's under DropOldest), whose consumer claims runs by CAS; \
+         `channel`: the heap ring of run-time capacity"
     );
     println!(
         "- clock read (Instant::now + elapsed) p50: {} ns, included in every latency",
@@ -508,10 +548,23 @@ fn main() {
         round_trip_ns(),
         wall.elapsed().as_secs_f64()
     );
-    if let Some(only) = ONLY.get() {
-        if RAN.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-            eprintln!("compare: no scenario title contains {only:?}");
-            std::process::exit(2);
+    let only = ONLY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !only.is_empty() && RAN.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        eprintln!("compare: no scenario title contains any of {only:?}");
+        std::process::exit(2);
+    }
+    if let Some(dir) = PLOT_DIR.get() {
+        let tables = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+        match plot::write_all(dir, &tables) {
+            Ok(files) => {
+                for f in files {
+                    println!("- chart: {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("compare: writing the charts into {}: {e}", dir.display());
+                std::process::exit(1);
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! non-blocking calls (a failed push hands the value back; a failed pop returns nothing).
 
 use crossbeam_queue::ArrayQueue;
-use ringwal_core::{Consumer, Full, Producer, Receiver, Ring};
+use ringwal_core::{Consumer, Evict, EvictingRing, Full, Producer, Receiver, Ring, SoloProducer};
 use std::sync::mpsc;
 
 /// Capacity of every queue.
@@ -141,6 +141,66 @@ impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
                 None => 0,
             }
         }
+    }
+}
+
+/// ringwal's `Ring` split into its solo producer and its consumer (`Ring::split`): the
+/// single-producer form, whose push is a plain store (no read-modify-write), and the consumer's
+/// `try_pop`.
+pub struct RingwalSolo<T>(Box<Ring<T, CAP>>);
+
+impl<T: Item> Queue<T> for RingwalSolo<T> {
+    const NAME: &'static str = "ringwal Ring::split (solo producer, SPSC)";
+    const MULTI_PRODUCER: bool = false;
+    type Tx<'a> = SoloProducer<'a, T, CAP>;
+    type Rx<'a> = Consumer<'a, T, CAP>;
+
+    fn new() -> Self {
+        RingwalSolo(Box::default())
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        self.0.split()
+    }
+    fn clone_tx<'a>(_: &Self::Tx<'a>) -> Self::Tx<'a> {
+        unreachable!("a split ring has one producer")
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value).map_err(|Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_pop().ok()
+    }
+}
+
+/// ringwal's `EvictingRing` (the ring with `force_push`, driven here through `try_push`, as the
+/// other peers): its consumer claims runs of ready values with one compare-and-swap each. The
+/// std writer's ring under `Overflow::DropOldest`.
+pub struct RingwalEvicting<T>(Box<EvictingRing<T, CAP>>);
+
+impl<T: Item> Queue<T> for RingwalEvicting<T> {
+    const NAME: &'static str = "ringwal EvictingRing (pop)";
+    type Tx<'a> = &'a EvictingRing<T, CAP>;
+    type Rx<'a> = Consumer<'a, T, CAP, Evict>;
+
+    fn new() -> Self {
+        RingwalEvicting(Box::default())
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        let ring: &EvictingRing<T, CAP> = &self.0;
+        (ring, ring.consumer().expect("first consumer"))
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value).map_err(|Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_pop().ok()
     }
 }
 
@@ -342,41 +402,6 @@ impl<T: Item> Queue<T> for Rtrb<T> {
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
         rx.pop().ok()
-    }
-}
-
-/// Not a peer: ringwal's ring minus its two CASes (`ringwal_benches::no_rmw_ring`, correct for
-/// one producer only). Beside "ringwal Ring (pop)" it shows what the CASes cost in each
-/// scenario, and what they do not explain.
-pub struct Ablation<T>(Option<NoRmwPair<T>>);
-
-type NoRmwPair<T> = (
-    ringwal_benches::NoRmwProducer<T, CAP>,
-    ringwal_benches::NoRmwConsumer<T, CAP>,
-);
-
-impl<T: Item> Queue<T> for Ablation<T> {
-    const NAME: &'static str = "ablation: ringwal Ring minus its 2 CASes (SPSC only)";
-    const MULTI_PRODUCER: bool = false;
-    type Tx<'a> = ringwal_benches::NoRmwProducer<T, CAP>;
-    type Rx<'a> = ringwal_benches::NoRmwConsumer<T, CAP>;
-
-    fn new() -> Self {
-        Ablation(Some(ringwal_benches::no_rmw_ring()))
-    }
-    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
-        self.0.take().expect("split once")
-    }
-    fn clone_tx<'a>(_: &Self::Tx<'a>) -> Self::Tx<'a> {
-        unreachable!("the ablation has one producer")
-    }
-    #[inline(always)]
-    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
-        tx.try_push(value)
-    }
-    #[inline(always)]
-    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
-        rx.pop()
     }
 }
 

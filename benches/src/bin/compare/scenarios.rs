@@ -4,8 +4,8 @@
 //! same for every peer.
 
 use crate::peers::{
-    Ablation, CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, RingwalChannel, Rtrb,
-    StdSync, Thingbuf,
+    CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, RingwalChannel,
+    RingwalEvicting, RingwalSolo, Rtrb, StdSync, Thingbuf,
 };
 use crate::report::Contestant;
 use hdrhistogram::Histogram;
@@ -46,6 +46,8 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     if s.with_drain() {
         add::<S, Ringwal<S::T, true>>(&mut v, s);
     }
+    add::<S, RingwalSolo<S::T>>(&mut v, s);
+    add::<S, RingwalEvicting<S::T>>(&mut v, s);
     add::<S, RingwalChannel<S::T>>(&mut v, s);
     add::<S, StdSync<S::T>>(&mut v, s);
     add::<S, CbChannel<S::T>>(&mut v, s);
@@ -54,7 +56,6 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
     add::<S, Thingbuf<S::T>>(&mut v, s);
     add::<S, Heapless<S::T>>(&mut v, s);
     add::<S, Rtrb<S::T>>(&mut v, s);
-    add::<S, Ablation<S::T>>(&mut v, s);
     v
 }
 
@@ -270,6 +271,7 @@ impl<T: Item> Scenario for Latency<T> {
             hist.value_at_quantile(0.5) as f64,
             hist.value_at_quantile(0.99) as f64,
             hist.value_at_quantile(0.999) as f64,
+            hist.value_at_quantile(0.9999) as f64,
             hist.max() as f64,
             failed as f64,
         ]

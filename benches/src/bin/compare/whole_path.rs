@@ -254,6 +254,7 @@ pub fn latency<P: Pipeline>(period: Duration, run: Duration) -> Vec<f64> {
         hist.value_at_quantile(0.5) as f64,
         hist.value_at_quantile(0.99) as f64,
         hist.value_at_quantile(0.999) as f64,
+        hist.value_at_quantile(0.9999) as f64,
         hist.max() as f64,
         (refused + d.dropped) as f64,
         d.persisted as f64,
