@@ -422,7 +422,7 @@ fn close_races_reservations_and_the_final_position_is_exact() {
             (committed, end, got)
         });
         assert!(rx.is_empty(), "ring empty at {end}");
-        let mut next = vec![0usize; PRODUCERS];
+        let mut next = [0usize; PRODUCERS];
         for r in &got {
             let p = usize::from(r[0]);
             let seq = committed[p][next[p]];
@@ -431,12 +431,8 @@ fn close_races_reservations_and_the_final_position_is_exact() {
             assert!(r.iter().enumerate().all(|(i, &b)| b == byte(p, seq, i)));
             next[p] += 1;
         }
-        for p in 0..PRODUCERS {
-            assert_eq!(
-                next[p],
-                committed[p].len(),
-                "producer {p}: every commit read"
-            );
+        for (p, (read, sent)) in next.iter().zip(&committed).enumerate() {
+            assert_eq!(*read, sent.len(), "producer {p}: every commit read");
         }
     }
 }

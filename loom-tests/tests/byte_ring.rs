@@ -365,11 +365,12 @@ fn read_until(rx: &mut ringwal_core::ByteReceiver, end: usize) -> Vec<Vec<u8>> {
 /// and then reports `Empty` (the closed flag is not a reservation); a refused reservation
 /// says `Closed` and leaves the ring empty.
 ///
-/// Exhaustive (15 executions, under 1 ms here). Mutations checked: the claim's
-/// compare-and-swap replaced by a plain store of the advanced tail (as a solo producer would
-/// claim: it can land after the close and erase the flag) fails it ("close's answer counts
-/// exactly the granted reservation"); `not_ready` comparing the unmasked `tail` fails it ("a
-/// reservation granted after close": `Pending` after the final position).
+/// Exhaustive (15 executions, under 1 ms here). Mutations checked (`loom-tests/mutations.py`
+/// B1, B2): the claim made with a `fetch_add` instead of the compare-and-swap (a claim that
+/// ignores the closed flag lands after the close) fails it ("close's answer counts exactly the
+/// granted reservation"), as does a plain store of the advanced tail; `not_ready` comparing
+/// the unmasked `tail` fails it ("a reservation granted after close": `Pending` after the
+/// final position).
 #[test]
 fn close_races_a_reservation() {
     check(None, || {
@@ -411,8 +412,8 @@ fn close_races_a_reservation() {
 /// header is what lets it reach the final position).
 ///
 /// Bound: 3 preemptions (2,587 executions, 0.2 s here; unbounded: 6.0 M executions in 485 s,
-/// over the CI budget). Mutation checked: `discard` doing nothing (no skip header) fails it:
-/// the reader never reaches the final position (loom: "Model exceeded maximum number of
+/// over the CI budget). Mutation checked (B3): `discard` writing no skip header fails it: the
+/// reader never reaches the final position (loom: "Model exceeded maximum number of
 /// branches").
 #[test]
 fn committed_and_discarded_grants_race_close() {
@@ -451,7 +452,7 @@ fn committed_and_discarded_grants_race_close() {
 /// that the log records it, is modelled in `byte_writer.rs`.)
 ///
 /// Exhaustive (6 executions, under 1 ms here: the refusal is decided by one load of `tail`).
-/// Mutation checked: `not_ready` comparing the unmasked `tail` with the consumer's position
+/// Mutation checked (B2): `not_ready` comparing the unmasked `tail` with the consumer's position
 /// (the closed flag read as a reservation) fails it: `Pending` instead of `Empty` after the
 /// close ("the closed flag read as a reservation").
 #[test]

@@ -108,9 +108,9 @@ fn close_and_drain(
 /// after the commit; it never parks for good with a record in the ring.
 ///
 /// Exhaustive (1,249 executions, 0.2 s here). Mutations that fail it (loom: "deadlock", the
-/// writer parked with the record in the ring): the fence after the byte ring's SeqCst claim
-/// removed (`bytes/raw.rs`, what loom models of the SeqCst claim); the model's emit without
-/// `Signal::pushed` after the commit.
+/// writer parked with the record in the ring; `loom-tests/mutations.py` B4, B5): the fence
+/// after the byte ring's SeqCst claim removed (`bytes/raw.rs`, what loom models of the SeqCst
+/// claim); the model's emit without `Signal::pushed` after the commit.
 #[test]
 fn parked_writer_sees_a_racing_reservation() {
     check(None, || {
@@ -138,7 +138,7 @@ fn parked_writer_sees_a_racing_reservation() {
 ///
 /// Bound: 2 preemptions (9,806 executions, 1.2 s here; at 3: 139,633 in 16 s, over a few
 /// seconds' budget; the model above is exhaustive). At this bound it still fails (deadlock)
-/// under the first mutation listed there.
+/// under the first mutation listed there (B4b).
 #[test]
 fn parked_writer_sees_two_racing_reservations() {
     check(Some(2), || {
@@ -162,8 +162,8 @@ fn parked_writer_sees_two_racing_reservations() {
 /// the granted reservations; the closing writer's drain reaches it (stepping over the
 /// discarded space), gets the committed record if it was granted, never the discarded one.
 ///
-/// Bound: 3 preemptions (13,030 executions, 2.4 s here). Mutation that fails it: the byte
-/// ring's claim made with a `fetch_add` instead of the compare-and-swap (a claim that ignores
+/// Bound: 3 preemptions (13,030 executions, 2.4 s here). Mutation that fails it (B1b): the
+/// byte ring's claim made with a `fetch_add` instead of the compare-and-swap (a claim that ignores
 /// the closed flag lands after the close: "the final position"). (A plain store of the
 /// advanced tail fails it too, earlier, as a data race between the two emitters.)
 #[test]
@@ -190,12 +190,11 @@ fn close_keeps_a_committed_and_skips_a_discarded_reservation() {
 /// it, so the log accounts for it; if the count misses it, the emit reports `Closed`.
 ///
 /// Exhaustive (742 executions, 0.1 s here). Mutation that fails it ("a Full refusal the
-/// closing writer did not count"): the fence after the refusal count removed
+/// closing writer did not count"; M12b): the fence after the refusal count removed
 /// (`Signal::count_refusal`, what loom models of the emitter's SeqCst RMW). On the writer's
-/// side the fence after the byte ring's close (`bytes/raw.rs`) and `Signal::close`'s own are
-/// not the only ones: removing both still passes, because `Signal::close` then notifies the
-/// waiters, whose `notify` begins with a SeqCst fence (in the release build the SeqCst
-/// `fetch_or` itself is the order).
+/// side, removing the fence after the byte ring's close (`bytes/raw.rs`) still passes:
+/// `Signal::close` then notifies the waiters, whose `notify` begins with a SeqCst fence (in
+/// the release build the SeqCst `fetch_or` itself is the order).
 #[test]
 fn a_byte_refusal_before_close_is_counted_by_the_closing_writer() {
     check(None, || {
@@ -235,8 +234,8 @@ fn a_byte_refusal_before_close_is_counted_by_the_closing_writer() {
 /// never reaches the ring.
 ///
 /// Bound: 3 preemptions (25,813 executions, 4.6 s here; three threads with the writer's
-/// park/yield loop). Fails under the `fetch_add` claim mutation above (a record granted after
-/// the close is not drained).
+/// park/yield loop). Fails under the `fetch_add` claim mutation above (B1c: a record granted
+/// after the close is not drained).
 #[test]
 fn stop_then_close_keeps_every_granted_record() {
     check(Some(3), || {

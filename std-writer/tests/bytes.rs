@@ -101,7 +101,7 @@ fn parse(r: &[u8]) -> (u8, u32) {
 /// Emits `r` copied (even `seq`) or written in place by `emit_with` (odd), reserving more
 /// than needed so the commit is shortened.
 fn emit_either(e: &ByteEmitter, seq: u32, r: &[u8]) -> Result<(), ByteEmitError> {
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         e.emit(r)
     } else {
         e.emit_with(r.len() + 13, |buf| {

@@ -124,7 +124,7 @@ fn emits_allocate_nothing(overflow: Overflow) {
             for i in 0..1000u64 {
                 let n = u64::from(round) * 1000 + i;
                 loop {
-                    let r = if n % 2 == 0 {
+                    let r = if n.is_multiple_of(2) {
                         emitter.emit(&record[..40 + (n % 25) as usize])
                     } else {
                         emitter.emit_with(200, |buf| line(buf, n))

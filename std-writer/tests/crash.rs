@@ -98,7 +98,7 @@ fn child_main(dir: &Path) -> ! {
                 let event = payload(counter);
                 loop {
                     // Copied in, or written in place: both must land the same bytes.
-                    let result = if counter % 2 == 0 {
+                    let result = if counter.is_multiple_of(2) {
                         emitter.emit(&event)
                     } else {
                         emitter.emit_with(event.len(), |buf| {

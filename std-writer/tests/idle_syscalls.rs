@@ -75,7 +75,7 @@ fn byte_child(name: &str) {
     std::thread::sleep(PAUSE);
     for i in 0..EMITS as u64 {
         let a = std::process::id(); // getpid: the window opens
-        let r = if i % 2 == 0 {
+        let r = if i.is_multiple_of(2) {
             emitter.emit(&i.to_le_bytes())
         } else {
             emitter.emit_with(8, |buf| {
