@@ -30,6 +30,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Variable-length records, written in place
+//!
+//! [`Builder::start_bytes`] starts a writer whose emitters ([`ByteEmitter`]) write byte records
+//! of any length straight into a byte ring ([`ringwal_core::ByteRing`]'s heap form): copied in
+//! with [`emit`](ByteEmitter::emit), or formatted or encoded in place with
+//! [`emit_with`](ByteEmitter::emit_with). Nothing allocates on either thread; the writer frames
+//! each record from the ring into its write buffer (one copy, the CRC computed over it) and
+//! writes the same log a typed writer does.
+//!
+//! ```
+//! use std::io::Write as _;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let (writer, emitter) = ringwal::Writer::builder(dir.path())
+//!     .capacity(1 << 20) // the ring, in bytes
+//!     .start_bytes()?;
+//! emitter.emit_with(128, |mut buf| {
+//!     let room = buf.len();
+//!     write!(buf, "user {} logged in from {}", 7, "10.0.0.7").unwrap();
+//!     room - buf.len() // the bytes to commit
+//! })?;
+//! let report = writer.shutdown()?;
+//! assert_eq!(report.persisted, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **The emit path** is one ring push and, only when the writer is parked, one unpark:
@@ -331,7 +357,10 @@ impl std::error::Error for FlushError {
 /// At any time `emitted == persisted + dropped + queued`; after shutdown `queued == 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Events accepted by `emit`.
+    /// Events accepted by `emit`. For a byte writer ([`Builder::start_bytes`]), whose ring
+    /// counts bytes, not records: the records the writer has taken out of the ring (a record
+    /// still in the ring is counted once taken; exact after a `flush` that covers it, and
+    /// after shutdown).
     pub emitted: u64,
     /// `emit` calls that returned an error (full, closed, unhealthy).
     pub rejected: u64,
