@@ -43,13 +43,17 @@ fn exactly_once(mut all: Vec<Vec<u8>>, mut committed: Vec<Vec<u8>>) {
 /// consumer reads twice concurrently (a record or a batch; each may find nothing), and reads
 /// the rest after the joins. Checks: exactly once, byte for byte, B's records in B's order.
 ///
-/// Bound: 3 preemptions (108,754 executions, 8.5 s here; at 4: 899,707 in 136 s, over the CI
-/// budget; the two-thread models below are exhaustive or bounded at 4). Mutation checked: `commit` storing the record header with `Relaxed` instead of
-/// `Release` fails it ("Causality violation: Concurrent read and write accesses": the
-/// consumer's read of the payload is not ordered after the producer's writes).
+/// Bound: 2 preemptions (26,902 executions, 6 s here; at 3: 321,271 in 31 s since the
+/// producers cache their bound in `limit`, an atomic more to interleave, over a few seconds'
+/// budget). Mutations checked (`loom-tests/mutations.py` B6-B8): `commit` storing the record
+/// header with `Relaxed` instead of `Release` fails it ("Causality violation: Concurrent read
+/// and write accesses": the consumer's read of the payload is not ordered after the
+/// producer's writes); so do the producers' `Acquire` load of `limit` and their `Release`
+/// store of it weakened to `Relaxed` ("Concurrent write accesses": a producer using the bound
+/// another one refreshed writes into space the consumer is still zeroing).
 #[test]
 fn two_producers_and_consumer_across_the_wrap_with_padding() {
-    check(Some(3), || {
+    check(Some(2), || {
         // Offset 5 of 8: 3 granules to the end; position usize::MAX - 2 wraps after 3.
         let ring: Arc<ByteRing<64>> = Arc::new(ByteRing::new_at(usize::MAX - 2));
         let push_all = |records: Vec<Vec<u8>>| {
@@ -99,14 +103,14 @@ fn two_producers_and_consumer_across_the_wrap_with_padding() {
 /// committed. A reserves 16 bytes and drops the grant; B reserves 20 bytes, writes 20 and
 /// commits 3. The ring starts at the `usize` wrap.
 ///
-/// Bound: 4 preemptions (49,852 executions, 4.4 s here; unbounded: 6.0 M executions in 558 s,
-/// over the CI budget). Mutation
-/// checked: `discard` storing its skip header with `Relaxed` instead of `Release` fails it
-/// ("Causality violation: Concurrent read and write accesses": the consumer's use of the
-/// discarded granules is not ordered after A's writes into them).
+/// Bound: 3 preemptions (30,639 executions, 3 s here; at 4: 202,434 in 36 s since the
+/// producers cache their bound, over a few seconds' budget). Mutation checked (B9): `discard`
+/// storing its skip header with `Relaxed` instead of `Release` fails it ("Causality
+/// violation: Concurrent read and write accesses": the consumer's use of the discarded
+/// granules is not ordered after A's writes into them).
 #[test]
 fn discarded_and_shortened_grants_are_skipped() {
-    check(Some(4), || {
+    check(Some(3), || {
         let ring: Arc<ByteRing<64>> = Arc::new(ByteRing::new_at(usize::MAX));
         let a = {
             let ring = ring.clone();
@@ -148,10 +152,11 @@ fn discarded_and_shortened_grants_are_skipped() {
 /// overwrites the record being read. The consumer checks the first record byte for byte while
 /// holding it, and what remains after the join.
 ///
-/// Exhaustive. Mutations checked: the consumer storing `head` with `Relaxed` instead of
-/// `Release` (in `release`) fails it ("Causality violation: Concurrent write accesses": the
-/// producer's writes into the freed space race with the consumer's zeroing of it); so does the
-/// producers' `Acquire` load of `head` weakened to `Relaxed` (same report).
+/// Exhaustive (14 executions). Mutations checked (B11, B12): the consumer storing `head` with
+/// `Relaxed` instead of `Release` (in `release`) fails it ("Causality violation: Concurrent
+/// write accesses": the producer's writes into the freed space race with the consumer's
+/// zeroing of it); so does the producers' `Acquire` load of `head` (their bound's refresh)
+/// weakened to `Relaxed` (same report).
 #[test]
 fn full_ring_races_release() {
     check(None, || {
@@ -188,7 +193,7 @@ fn full_ring_races_release() {
 /// once, at least one wins, and a consumer claimed after another was dropped continues where
 /// it stopped (no record read twice, none skipped, in order).
 ///
-/// Exhaustive. Mutation checked: `release_consumer` storing the flag with `Relaxed` instead of
+/// Exhaustive. Mutation checked (B13): `release_consumer` storing the flag with `Relaxed` instead of
 /// `Release` fails it ("Causality violation: Concurrent read and write accesses": the second
 /// consumer's read is not ordered after the first one's zeroing). The model's own "two at
 /// once" check uses `Relaxed` on purpose: with `SeqCst` it synchronised the two consumers
@@ -252,12 +257,13 @@ fn consumer_hand_off() {
 /// not UB), which lies at or after where the tail was when its producer reserved it: the
 /// discarded grant never stops it.
 ///
-/// Bound: 3 preemptions (69,773 executions, 5.6 s here; at 4: 755,016 in 123 s, over the CI
-/// budget). Mutation checked: `discard` doing nothing (a dropped grant leaves its
-/// header unwritten) fails it ("the consumer stopped before the forgotten grant").
+/// Bound: 2 preemptions (13,712 executions, 4.5 s here; at 3: 210,634 in 37 s since the
+/// producers cache their bound, over a few seconds' budget). Mutation checked (B10): `discard`
+/// doing nothing (a dropped grant leaves its header unwritten) fails it ("the consumer
+/// stopped before the forgotten grant").
 #[test]
 fn drop_with_records_inside() {
-    check(Some(3), || {
+    check(Some(2), || {
         let (tx, mut rx) = byte_channel(64);
         let p1 = {
             let tx = tx.clone();
@@ -316,9 +322,9 @@ fn drop_with_records_inside() {
 /// reserved first, may still be writing: `read` returns a record or `Pending`, never `Empty`
 /// (a completed push is in the ring). Afterwards both records come out exactly once.
 ///
-/// Exhaustive. Mutation checked: `not_ready` answering `Empty` whenever the header at the
-/// cursor is not published (no look at `tail`) fails it ("read said Empty after a completed
-/// push").
+/// Exhaustive (32,747 executions, 5 s here). Mutation checked (B14): `not_ready` answering
+/// `Empty` whenever the header at the cursor is not published (no look at `tail`) fails it
+/// ("read said Empty after a completed push").
 #[test]
 fn read_never_says_empty_after_a_completed_push() {
     check(None, || {

@@ -84,12 +84,19 @@
 //! `G / 2`, and padding plus record take at most `G - s + s = G`.
 //!
 //! # How it works
-//! **Reserve** loads `tail` (reporting `Closed` if its flag is set), then `head` (`Acquire`),
-//! computes the padding, and reports `Full` if `pad + span` exceeds `G - (tail - head)`.
-//! Otherwise it claims `tail .. tail + pad + span` with a CAS on `tail` (`Relaxed`: it only
-//! decides which producer owns the space; `SeqCst` for `try_reserve_checked`, see "Close"),
-//! writes the padding's skip header if any (`Release`), and hands out the payload. A failed
-//! CAS retries with the tail it returned (checking the flag again).
+//! **Reserve** loads `tail` (reporting `Closed` if its flag is set), computes the padding and
+//! the end of the reservation, and checks it against `limit`, a bound the producers cache on
+//! their own line (`Acquire`): every granule before it is free. Only when the reservation
+//! does not fit below it does the producer load the consumer's `head` (`Acquire`) and store
+//! the fresh bound `head + G` (`Release`), reporting `Full` if it does not fit below that
+//! either. So producers do not load the line the consumer writes on every reservation, only
+//! about once a lap (the slot ring does the same with its `freed` counter). A bound is only
+//! ever a `head + G` some producer acquired, so never too high; a slower producer storing an
+//! older one only costs a refresh. Then it claims `tail .. tail + pad + span` with a CAS on
+//! `tail` (`Relaxed`: it only decides which producer owns the space; `SeqCst` for
+//! `try_reserve_checked`, see "Close"), writes the padding's skip header if any (`Release`),
+//! and hands out the payload. A failed CAS retries with the tail it returned (checking the
+//! flag again).
 //!
 //! **Commit** stores the record header (`Release`). `commit_len` first writes a skip header
 //! over the unused granules (`Relaxed`: sequenced before the `Release` below, and the consumer
@@ -102,8 +109,9 @@
 //! ring past `head`: in a ring full of records and skips, the granule one ring on is the
 //! consumer's own oldest header, not a new one. **Release** (dropping a
 //! record or a batch) zeroes every granule it passes, header words included, then stores the
-//! new `head` (`Release`, pairing with the producers' `Acquire` load: the consumer's reads and
-//! its zeroing happen-before any write into that space by the next lap).
+//! new `head` (`Release`, pairing with the refreshing producer's `Acquire` load, whose
+//! `Release` store of `limit` the others acquire: the consumer's reads and its zeroing
+//! happen-before any write into that space by the next lap).
 //!
 //! **The stale-header trap, and why zeroing closes it.** A producer's header store comes after
 //! its CAS on `tail`, so for a moment the space is reserved and its header not yet written. If
@@ -144,7 +152,9 @@
 //! **A stale tail.** If a producer's `tail` is older than the `head` it then loads, the
 //! difference wraps past `G`; it reloads `tail`, which is then at or past `head` (the record
 //! the consumer released last was published after its producer's CAS moved `tail` past it, so
-//! that CAS happens-before the `head` we acquired).
+//! that CAS happens-before the `head` we acquired). A stale tail that passes the check
+//! against the cached `limit` (which it may: it is behind) fails its CAS, and retries with
+//! the current one.
 //!
 //! **Full is a snapshot.** `Full` means: with the tail and head this thread read, the record
 //! (and its padding) does not fit. With an older tail than the current one the answer is the

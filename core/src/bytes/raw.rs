@@ -61,16 +61,35 @@ fn granules_between(to: usize, from: usize) -> usize {
     to.wrapping_sub(from) >> 1
 }
 
+/// Whether tick `a` is at or before tick `b` (wrapping; the two are far less than
+/// 2^(`usize::BITS` - 2) apart).
+#[inline(always)]
+fn at_or_before(a: usize, b: usize) -> bool {
+    (b.wrapping_sub(a) as isize) >= 0
+}
+
 /// The two shared counters, each on its own cache line. Positions are counted in *ticks*: the
 /// position of granule count `p` is the tick `2p` (wrapping at `usize::MAX`, so positions
 /// wrap at 2^(`usize::BITS` - 1) granules), and lives in granule `p & mask`.
 pub(crate) struct ByteCounters {
     /// Written by the consumer only (a plain `Release` store), read by producers. A tick.
     head: CachePadded<HeadSide>,
+    /// The producers' line: `tail` and the cached bound `limit`.
+    prod: CachePadded<ProducerSide>,
+}
+
+struct ProducerSide {
     /// The tick of the first granule not yet reserved, with [`CLOSED`] in bit 0. Advanced by
     /// producers' CAS only; the flag is set by `close`'s `fetch_or` (after which every CAS
     /// fails).
-    tail: CachePadded<AtomicUsize>,
+    tail: AtomicUsize,
+    /// A cached bound: every granule before this tick is free for producers (the consumer has
+    /// released it, and its reads and zeroing of it happen-before a write by a producer that
+    /// acquired this value). Always `head + G` (in ticks) for some `head` a producer acquired,
+    /// so never too high; refreshed from `head` only when a reservation does not fit below
+    /// it, so producers do not load the consumer's line on every reservation. A stale (lower)
+    /// value only costs a refresh; 0 at start (every first reservation refreshes).
+    limit: AtomicUsize,
 }
 
 struct HeadSide {
@@ -88,7 +107,10 @@ impl ByteCounters {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
             }),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            prod: CachePadded::new(ProducerSide {
+                tail: AtomicUsize::new(0),
+                limit: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -99,7 +121,10 @@ impl ByteCounters {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
             }),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            prod: CachePadded::new(ProducerSide {
+                tail: AtomicUsize::new(0),
+                limit: AtomicUsize::new(0),
+            }),
         }
     }
 }
@@ -216,7 +241,9 @@ impl<'a> RawBytes<'a> {
         let tick = position << 1;
         // Relaxed: not shared yet; whatever shares it (a spawn, an Arc) orders these stores.
         self.counters.head.head.store(tick, Ordering::Relaxed);
-        self.counters.tail.store(tick, Ordering::Relaxed);
+        self.counters.prod.tail.store(tick, Ordering::Relaxed);
+        // A bound with no room: the first reservation refreshes it from `head`.
+        self.counters.prod.limit.store(tick, Ordering::Relaxed);
     }
 
     /// Bytes in use (records, headers, padding): a snapshot, exact when quiescent.
@@ -224,7 +251,7 @@ impl<'a> RawBytes<'a> {
         // Relaxed: a snapshot with no ordering promise. Head first: whatever moves in between
         // only makes the difference larger, and the clamp bounds it.
         let head = self.counters.head.head.load(Ordering::Relaxed);
-        let tail = self.counters.tail.load(Ordering::Relaxed) & !CLOSED;
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED;
         let used = granules_between(tail, head);
         if used > self.granules() {
             0
@@ -238,7 +265,7 @@ impl<'a> RawBytes<'a> {
     pub(crate) fn reserved(self) -> usize {
         // Relaxed: a reservation that happened-before this load is visible to it by coherence;
         // nothing is read through the value.
-        (self.counters.tail.load(Ordering::Relaxed) & !CLOSED) >> 1
+        (self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED) >> 1
     }
 
     /// [`reserved`](Self::reserved) with a `SeqCst` load: pairs with a `SeqCst` claim through
@@ -247,7 +274,7 @@ impl<'a> RawBytes<'a> {
     /// writer's sleep handshake (`std-writer/src/signal.rs`).
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn reserved_seqcst(self) -> usize {
-        (self.counters.tail.load(Ordering::SeqCst) & !CLOSED) >> 1
+        (self.counters.prod.tail.load(Ordering::SeqCst) & !CLOSED) >> 1
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -256,7 +283,7 @@ impl<'a> RawBytes<'a> {
         // SeqCst: the std writer's refusal handshake re-reads the flag after counting a refusal
         // (`std-writer/src/signal.rs`, "Refusals"); elsewhere a snapshot of a flag that never
         // clears.
-        self.counters.tail.load(Ordering::SeqCst) & CLOSED != 0
+        self.counters.prod.tail.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// Closes the ring to producers: every reservation after this fails with
@@ -270,7 +297,7 @@ impl<'a> RawBytes<'a> {
         // two sees the other (`std-writer/src/signal.rs`). The RMW itself is what stops
         // reservations: every claim is a compare-and-swap on this word, which fails once the
         // flag is set (and `reserve` checks the flag before it tries again).
-        let tail = self.counters.tail.fetch_or(CLOSED, Ordering::SeqCst);
+        let tail = self.counters.prod.tail.fetch_or(CLOSED, Ordering::SeqCst);
         // loom treats SeqCst accesses as AcqRel; the fence is what it models of this SeqCst
         // RMW (`std-writer/src/signal.rs`, "Under loom").
         #[cfg(loom)]
@@ -289,49 +316,60 @@ impl<'a> RawBytes<'a> {
         }
         let span = span_of(len);
         let granules = self.granules();
-        let tail_counter = &*self.counters.tail;
+        let prod = &*self.counters.prod;
         let head_counter = &self.counters.head.head;
-        let mut tail = tail_counter.load(Ordering::Relaxed);
+        let mut tail = prod.tail.load(Ordering::Relaxed);
         loop {
             if tail & CLOSED != 0 {
                 return Err(ReserveError::Closed);
-            }
-            // Acquire pairs with the consumer's Release store of `head` (in `release`): its
-            // reads of the records before `head`, and its zeroing of their granules,
-            // happen-before anything we write there.
-            let head = head_counter.load(Ordering::Acquire);
-            let used = granules_between(tail, head);
-            if used > granules {
-                // Our `tail` is older than the consumer's `head` (both moved on since we read
-                // it). The record the consumer released last was published after its
-                // producer's CAS moved `tail` past it, and that CAS happens-before the head we
-                // just read, so a fresh load returns a tail at or past `head`.
-                tail = tail_counter.load(Ordering::Relaxed);
-                continue;
             }
             let to_end = granules - self.index(tail);
             // A record never straddles the end: if it does not fit before the end, the rest of
             // this lap becomes a padding record and the record starts the next lap.
             let pad = if span > to_end { to_end } else { 0 };
-            if pad + span > granules - used {
-                return Err(ReserveError::Full);
+            let end = advance(tail, pad + span);
+            // Acquire pairs with the Release store of `limit` below, by whichever producer
+            // refreshed it, which followed that producer's Acquire load of `head`: the
+            // consumer's reads and zeroing of every granule before `limit` happen-before our
+            // writes there.
+            let limit = prod.limit.load(Ordering::Acquire);
+            if !at_or_before(end, limit) {
+                // Acquire pairs with the consumer's Release store of `head` (in `release`): its
+                // reads of the records before `head`, and its zeroing of their granules,
+                // happen-before anything we write there.
+                let head = head_counter.load(Ordering::Acquire);
+                if granules_between(tail, head) > granules {
+                    // Our `tail` is older than the consumer's `head` (both moved on since we
+                    // read it). The record the consumer released last was published after its
+                    // producer's CAS moved `tail` past it, and that CAS happens-before the head
+                    // we just read, so a fresh load returns a tail at or past `head`.
+                    tail = prod.tail.load(Ordering::Relaxed);
+                    continue;
+                }
+                let fresh = advance(head, granules);
+                if !at_or_before(end, fresh) {
+                    return Err(ReserveError::Full);
+                }
+                // Release: see the Acquire load of `limit` above. A slower producer may store
+                // an older bound over ours; that only costs someone a refresh.
+                prod.limit.store(fresh, Ordering::Release);
             }
             // The claim. Relaxed for the public reservations: the CAS only decides which
-            // producer owns `tail..tail + pad + span`; the space was found free by the Acquire
-            // load of `head` above (and `head` only grows), and the record's visibility is
-            // carried by its header's Release store. SeqCst for the std writer (`ClaimOrder`).
-            // It fails if another producer reserved first, or if the ring was closed (the flag
-            // changed the word).
+            // producer owns `tail..end`; the space was found free by the Acquire load of
+            // `limit` or `head` above (`head` only grows, and `limit` is never past
+            // `head + G`), and the record's visibility is carried by its header's Release
+            // store. SeqCst for the std writer (`ClaimOrder`). It fails if another producer
+            // reserved first (a stale `tail`, which passed the bound check above without
+            // meaning, is caught here too), or if the ring was closed (the flag changed the
+            // word).
             let claim = match order {
                 ClaimOrder::Relaxed => Ordering::Relaxed,
                 ClaimOrder::SeqCst => Ordering::SeqCst,
             };
-            match tail_counter.compare_exchange_weak(
-                tail,
-                advance(tail, pad + span),
-                claim,
-                Ordering::Relaxed,
-            ) {
+            match prod
+                .tail
+                .compare_exchange_weak(tail, end, claim, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     #[cfg(loom)]
                     if order == ClaimOrder::SeqCst {
@@ -500,7 +538,7 @@ impl<'a> RawBytes<'a> {
         // so coherence shows it here (and if its commit happened-before too, `walk`'s Acquire
         // load saw that header: a completed push is never reported `Empty`). One racing with us
         // may or may not be seen; either answer was true at some point of the call.
-        let tail = self.counters.tail.load(Ordering::Relaxed) & !CLOSED;
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED;
         if tail == position {
             TryPopError::Empty
         } else {
