@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-/// Settings of a [`Shipper`].
+/// Settings of a [`Shipper`](crate::Shipper).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The shipper's name: its checkpoint is `ship-<name>.checkpoint` in the log directory,
@@ -92,7 +92,7 @@ pub enum ShipError {
     /// or log id file, another shipper of the same name running, a dead-letter file that
     /// cannot be written. Nothing after the damage is shipped.
     Log(io::Error),
-    /// The destination failed for good ([`SendErrorKind::Fatal`]).
+    /// The destination failed for good ([`SendErrorKind::Fatal`](crate::SendErrorKind::Fatal)).
     Destination(SendError),
 }
 
