@@ -4,7 +4,7 @@
 //! drains: no writer, no handshake) on the same events.
 //!
 //! The bare ring is the control: an emit after a pause touches cache lines (the ring's tail and
-//! slot; in the writer, the in-flight stripe and the state word too) that the consumer or the
+//! slot; in the writer, the state word too) that the consumer or the
 //! OS has since evicted or taken, and the emitting thread itself wakes with cold caches after a
 //! sleep. Whatever slowdown at low rates the bare ring shows in the same run is the host's, not
 //! the library's.
