@@ -256,7 +256,14 @@ impl<D: Destination> Shipper<D> {
                     break;
                 } else {
                     match rx.try_recv() {
-                        Ok(Item::Msg(p)) => p,
+                        // A record past the tail's last idle point: not caught up any more.
+                        // (Only the tail's own messages clear it: a retry after a fence
+                        // resends what the tail sent before it was idle, and the tail says
+                        // idle only once per stretch of waiting.)
+                        Ok(Item::Msg(p)) => {
+                            idle_at = None;
+                            p
+                        }
                         Ok(Item::Idle { next }) => {
                             idle_at = Some(next);
                             continue;
@@ -272,7 +279,6 @@ impl<D: Destination> Shipper<D> {
                         }
                     }
                 };
-                idle_at = idle_at.filter(|_| false);
                 if let Err(e) = run.send(pending).await {
                     failure = Some(e);
                     break;
