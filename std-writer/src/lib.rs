@@ -86,10 +86,10 @@ mod writer;
 #[cfg(not(loom))]
 pub use crate::{
     log::{LogOptions, Recovery, RecoveryMode, SegmentLog},
-    reader::{Entry, Gap, Iter, Reader, SegmentInfo},
+    reader::{Entry, Follow, Gap, Iter, Reader, SegmentInfo, DEFAULT_POLL_INTERVAL},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, Emitter, FlushGuard, Writer},
+    writer::{Builder, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]

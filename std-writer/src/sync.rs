@@ -8,6 +8,8 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::Thread;
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
 /// With the DPOR-gap workaround ring-core's models need too (a load followed by an RMW in
 /// one thread, racing a load in another, is otherwise explored in one order only): without
 /// it the flush and two-emitter models explored 456 and 174,758 executions, with it 3,374
@@ -21,6 +23,27 @@ pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::thread::Thread;
+
+/// `std::cell::UnsafeCell` with loom's closure-based API (`with`, `with_mut`), so the same code
+/// compiles both ways and loom checks every access to the waiting tasks' links
+/// ([`signal`](crate::signal)'s task list) for races.
+#[cfg(not(loom))]
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    #[inline(always)]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 
 use std::time::Duration;
 

@@ -2,18 +2,21 @@
 //!
 //! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
+//! - [`emit_async`]: `Emitter::emit_async` and `flush_async`, their futures;
 //! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
 //! - [`exit`]: how a shutdown waits for the writer thread's result with a deadline;
 //! - [`guard`]: [`FlushGuard`], which flushes on drop;
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
+mod emit_async;
 mod emitter;
 mod exit;
 mod guard;
 mod worker;
 
 pub use builder::Builder;
+pub use emit_async::{EmitFuture, FlushFuture};
 pub use emitter::Emitter;
 pub use guard::FlushGuard;
 
