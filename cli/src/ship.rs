@@ -17,7 +17,7 @@ pub struct Args {
     /// The stream (default: the one that takes the subject).
     #[arg(long)]
     pub stream: Option<String>,
-    /// Create the stream (subjects = [SUBJECT]) if it does not exist; needs --stream.
+    /// Create the stream (its subjects: `SUBJECT`) if it does not exist; needs --stream.
     #[arg(long, requires = "stream")]
     pub create: bool,
     /// The shipper's name: its checkpoint is DIR/ship-NAME.checkpoint, its dead letters

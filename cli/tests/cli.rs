@@ -718,3 +718,51 @@ fn verify_and_info_handle_numbers_near_u64_max() {
         "{out}"
     );
 }
+
+/// A byte writer's log (`start_bytes`, records written in place, refusals recorded) is a log
+/// like any other: `cat` prints it and `verify` calls it clean, with the gap the refusals left.
+#[test]
+fn cat_and_verify_read_a_byte_writers_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = ringwal::Writer::builder(dir.path())
+        .capacity(64)
+        .segment_bytes(100)
+        .start_bytes()
+        .unwrap();
+    emitter.emit(b"first line").unwrap();
+    // Written before the refusal (a refusal is recorded before the first record of the next
+    // batch the writer takes after counting it).
+    emitter.flush().unwrap();
+    // Too long for a 64-byte ring (its longest record is 24 bytes): refused, recorded.
+    assert!(emitter.emit(&[b'x'; 25]).is_err());
+    emitter
+        .emit_with(24, |buf| {
+            let line = b"written in place";
+            buf[..line.len()].copy_from_slice(line);
+            line.len()
+        })
+        .unwrap();
+    emitter.emit(b"").unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!((report.persisted, report.rejected), (3, 1));
+    assert!(
+        segments(dir.path()).len() > 1,
+        "small segments: several files"
+    );
+    let d = dir.path().to_str().unwrap();
+    let text = ringwal(&["cat", d]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert_eq!(
+        stdout(&text),
+        "0\tfirst line\n-- 1 event refused --\n1\twritten in place\n2\t\n"
+    );
+    let v = ringwal(&["verify", d]);
+    let out = stdout(&v);
+    assert_eq!(v.status.code(), Some(0), "{out}");
+    assert!(out.contains("records:    3 (sequence 0..=2)"), "{out}");
+    assert!(
+        out.contains("gaps:       1 (0 events dropped, 1 refused)"),
+        "{out}"
+    );
+    assert!(out.contains("result:     clean"), "{out}");
+}

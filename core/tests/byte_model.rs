@@ -4,15 +4,15 @@
 //! accounting the docs specify: a header granule per record, payload rounded up to 8 bytes,
 //! padding at the end of the buffer). Lengths include 0, the maximum and one past it. Rings of
 //! 64, 256 and 4096 bytes, through both front ends (the inline `ByteRing` and the heap
-//! `byte_channel`), started at position 0, at random positions, and just before the `usize`
-//! wrap of the counters.
+//! `byte_channel`), started at position 0, at random positions, and just before the wrap of
+//! the counters (positions wrap at 2^(`usize::BITS` - 1) granules, as the slot ring's).
 
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
 use ringwal_core::{
     byte_channel_at, Batch, ByteConsumer, ByteProducer, ByteReceiver, ByteRing, Grant, Record,
-    ReserveError, TryPopError,
+    ReserveError, TryPopError, POSITION_MASK,
 };
 
 const GRANULE: usize = 8;
@@ -20,6 +20,11 @@ const GRANULE: usize = 8;
 /// The producing side of either front end.
 trait Ends {
     fn reserve(&self, len: usize) -> Result<Grant<'_>, ReserveError>;
+    /// `try_reserve_checked` (the heap ring; the inline ring has only `try_reserve`).
+    fn reserve_checked(&self, len: usize) -> Result<Grant<'_>, ReserveError>;
+    /// `close()`, where the front end has it (the heap ring).
+    fn close(&self) -> Option<usize>;
+    fn is_closed(&self) -> bool;
     fn push(&self, bytes: &[u8]) -> Result<(), ReserveError>;
     fn capacity(&self) -> usize;
     fn max_len(&self) -> usize;
@@ -30,6 +35,15 @@ trait Ends {
 impl<const B: usize> Ends for ByteRing<B> {
     fn reserve(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
         self.try_reserve(len)
+    }
+    fn reserve_checked(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
+        self.try_reserve(len)
+    }
+    fn close(&self) -> Option<usize> {
+        None
+    }
+    fn is_closed(&self) -> bool {
+        false
     }
     fn push(&self, bytes: &[u8]) -> Result<(), ReserveError> {
         self.try_push(bytes)
@@ -51,6 +65,15 @@ impl<const B: usize> Ends for ByteRing<B> {
 impl Ends for ByteProducer {
     fn reserve(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
         self.try_reserve(len)
+    }
+    fn reserve_checked(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
+        self.try_reserve_checked(len)
+    }
+    fn close(&self) -> Option<usize> {
+        Some(ByteProducer::close(self))
+    }
+    fn is_closed(&self) -> bool {
+        ByteProducer::is_closed(self)
     }
     fn push(&self, bytes: &[u8]) -> Result<(), ReserveError> {
         self.try_push(bytes)
@@ -128,6 +151,11 @@ impl Len {
 enum Op {
     /// Reserves and keeps the grant open.
     Reserve(Len),
+    /// The same with `try_reserve_checked` (the std writer's claim).
+    ReserveChecked(Len),
+    /// Closes the ring to producers (heap ring), if the number is below 16 (so that most runs
+    /// close late or never): every reservation after it is `Closed`, reads go on.
+    Close(u8),
     /// `try_push`: reserve, copy, commit.
     Push(Len),
     /// Commits the open grant picked by the index (modulo how many are open).
@@ -162,6 +190,8 @@ fn len() -> impl Strategy<Value = Len> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => len().prop_map(Op::Reserve),
+        2 => len().prop_map(Op::ReserveChecked),
+        1 => any::<u8>().prop_map(Op::Close),
         4 => len().prop_map(Op::Push),
         3 => any::<usize>().prop_map(Op::Commit),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(i, f)| Op::CommitLen(i, f)),
@@ -184,12 +214,14 @@ fn burst_max() -> u16 {
     }
 }
 
-/// Where the counters start: 0, anywhere, or a few granules before the `usize` wrap.
+/// Where the counters start: 0, anywhere, or a few granules before the wrap of positions
+/// (their top bit is ignored: `usize::MAX - k` is `POSITION_MASK - k`).
 fn start() -> impl Strategy<Value = usize> {
     prop_oneof![
         Just(0usize),
         any::<usize>(),
         (0usize..64).prop_map(|k| usize::MAX - k),
+        (0usize..64).prop_map(|k| POSITION_MASK - k),
     ]
 }
 
@@ -221,6 +253,7 @@ struct Model {
     max_len: usize,
     head: usize,
     tail: usize,
+    closed: bool,
     entries: VecDeque<Entry>,
 }
 
@@ -231,6 +264,7 @@ impl Model {
             max_len: capacity / 2 - GRANULE,
             head: start,
             tail: start,
+            closed: false,
             entries: VecDeque::new(),
         }
     }
@@ -242,6 +276,9 @@ impl Model {
                 len,
                 max: self.max_len,
             });
+        }
+        if self.closed {
+            return Err(ReserveError::Closed);
         }
         let span = 1 + len.div_ceil(GRANULE);
         let to_end = self.granules - (self.tail % self.granules);
@@ -417,11 +454,15 @@ fn run<'r, P: Ends, R: Reader + 'r>(
 
     for op in ops {
         match *op {
-            Op::Reserve(l) => {
+            Op::Reserve(l) | Op::ReserveChecked(l) => {
                 let len = l.pick(max);
                 let id = next_id;
                 next_id += 1;
-                let got = ends.reserve(len);
+                let got = if matches!(op, Op::Reserve(_)) {
+                    ends.reserve(len)
+                } else {
+                    ends.reserve_checked(len)
+                };
                 assert_eq!(
                     got.as_ref().map(|_| ()).map_err(|e| *e),
                     model.reserve(id, len),
@@ -513,6 +554,15 @@ fn run<'r, P: Ends, R: Reader + 'r>(
                     Err(e) => assert_eq!(Err(e), expected, "read_batch({max_bytes})"),
                 }
             }
+            Op::Close(n) => {
+                if n < 16 {
+                    if let Some(end) = ends.close() {
+                        assert_eq!(end, model.tail & POSITION_MASK, "close()'s final position");
+                        model.closed = true;
+                    }
+                }
+                assert_eq!(ends.is_closed(), model.closed, "is_closed()");
+            }
             Op::Reclaim => {
                 if let Some(f) = reclaim.as_mut() {
                     reader = f(reader);
@@ -537,9 +587,13 @@ fn run<'r, P: Ends, R: Reader + 'r>(
                 }
             }
         }
-        // Quiescent: the snapshots are exact.
-        assert_eq!(ends.reserved(), model.tail, "reserved()");
-        assert_eq!(reader.position(), model.head, "consumer position");
+        // Quiescent: the snapshots are exact (positions modulo 2^(usize::BITS - 1)).
+        assert_eq!(ends.reserved(), model.tail & POSITION_MASK, "reserved()");
+        assert_eq!(
+            reader.position(),
+            model.head & POSITION_MASK,
+            "consumer position"
+        );
         assert_eq!(
             ends.used(),
             model.tail.wrapping_sub(model.head) * GRANULE,
@@ -648,12 +702,12 @@ fn padding_at_the_end_of_the_buffer() {
     let ring: ByteRing<64> = ByteRing::new_at(usize::MAX - 9);
     ring.try_push(&[7; 16]).unwrap(); // 3 granules: does not fit in 2, so 2 pad + 3
     assert_eq!(ring.used_bytes(), 5 * 8);
-    assert_eq!(ring.reserved(), (usize::MAX - 9).wrapping_add(5));
+    assert_eq!(ring.reserved(), (POSITION_MASK - 9) + 5);
     let mut c = ring.consumer().unwrap();
     assert_eq!(&*c.read().unwrap(), &[7; 16]);
     assert!(ring.is_empty());
     // Now at granule 3 of the next lap, past the wrap of the counters.
-    assert_eq!(c.position(), (usize::MAX - 9).wrapping_add(5));
+    assert_eq!(c.position(), (POSITION_MASK - 9) + 5);
     ring.try_push(&[1; 24]).unwrap(); // 4 granules: fits 3..7
     ring.try_push(&[2; 8]).unwrap(); // 2 granules: 1 left before the end, so pad 1 + 2
     let batch = c.read_batch(usize::MAX).unwrap();
@@ -716,6 +770,7 @@ fn commit_len_too_long_panics_and_discards() {
 #[test]
 fn error_messages() {
     assert_eq!(ReserveError::Full.to_string(), "byte ring is full");
+    assert_eq!(ReserveError::Closed.to_string(), "byte ring is closed");
     assert_eq!(
         ReserveError::TooLarge { len: 9, max: 8 }.to_string(),
         "record of 9 bytes is longer than this ring's maximum of 8"

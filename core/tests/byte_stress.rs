@@ -324,3 +324,115 @@ fn consumer_hand_off_between_threads() {
     assert!(check.lock().unwrap().done());
     assert!(RING.is_empty());
 }
+
+/// `close` racing producers that reserve with `try_reserve_checked` (the std writer's
+/// shutdown): after the close every reservation is `Closed`; a receiver that reads until its
+/// position reaches the final one `close` returned gets exactly the records committed (each
+/// once, byte for byte, in each producer's order), including those whose grants were still
+/// open at the close; then the ring is empty.
+#[test]
+fn close_races_reservations_and_the_final_position_is_exact() {
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    for _ in 0..rounds {
+        let (tx, mut rx) = byte_channel(512);
+        let max = tx.max_record_len();
+        let (committed, end, got) = thread::scope(|s| {
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let tx = tx.clone();
+                    s.spawn(move || {
+                        // The records this producer committed, in order.
+                        let mut committed: Vec<u32> = Vec::new();
+                        for seq in 0..u32::MAX {
+                            let (len, fate) = plan(p, seq, max);
+                            let asked = match fate {
+                                Fate::Shorten(extra) => len + extra,
+                                _ => len,
+                            };
+                            let mut grant = match tx.try_reserve_checked(asked) {
+                                Ok(g) => g,
+                                Err(ReserveError::Full) => {
+                                    thread::yield_now();
+                                    continue;
+                                }
+                                Err(ReserveError::Closed) => {
+                                    assert_eq!(
+                                        tx.try_reserve_checked(0).unwrap_err(),
+                                        ReserveError::Closed,
+                                        "closed for good"
+                                    );
+                                    break;
+                                }
+                                Err(e) => panic!("{e}"),
+                            };
+                            for (i, b) in grant.iter_mut().enumerate() {
+                                *b = byte(p, seq, i);
+                            }
+                            // Now and then hold the grant a while: the close may come
+                            // between the reservation and the commit.
+                            if seq % 7 == 0 {
+                                thread::yield_now();
+                            }
+                            match fate {
+                                Fate::Commit => grant.commit(),
+                                Fate::Shorten(_) => grant.commit_len(len),
+                                Fate::Discard => {
+                                    drop(grant);
+                                    continue;
+                                }
+                            }
+                            committed.push(seq);
+                        }
+                        committed
+                    })
+                })
+                .collect();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut take = |rx: &mut ringwal_core::ByteReceiver| -> bool {
+                match rx.read_batch(usize::MAX) {
+                    Ok(b) => {
+                        got.extend(b.iter().map(<[u8]>::to_vec));
+                        true
+                    }
+                    Err(_) => false,
+                }
+            };
+            // Let the producers get going, then close while they reserve.
+            while !take(&mut rx) {
+                thread::yield_now();
+            }
+            for _ in 0..20 {
+                take(&mut rx);
+            }
+            let end = tx.close();
+            assert!(tx.is_closed());
+            assert_eq!(tx.try_reserve(0).unwrap_err(), ReserveError::Closed);
+            let since = Instant::now();
+            while ringwal_core::position_diff(rx.position(), end) < 0 {
+                if !take(&mut rx) {
+                    assert!(since.elapsed() < STALL, "stuck before the final position");
+                    thread::yield_now();
+                }
+            }
+            assert_eq!(rx.position(), end);
+            assert_eq!(rx.read().unwrap_err(), TryPopError::Empty);
+            assert_eq!(tx.reserved(), end, "nothing reserved after the close");
+            let committed: Vec<Vec<u32>> =
+                producers.into_iter().map(|p| p.join().unwrap()).collect();
+            (committed, end, got)
+        });
+        assert!(rx.is_empty(), "ring empty at {end}");
+        let mut next = [0usize; PRODUCERS];
+        for r in &got {
+            let p = usize::from(r[0]);
+            let seq = committed[p][next[p]];
+            let (len, _) = plan(p, seq, max);
+            assert_eq!(r.len(), len, "producer {p} record {seq}");
+            assert!(r.iter().enumerate().all(|(i, &b)| b == byte(p, seq, i)));
+            next[p] += 1;
+        }
+        for (p, (read, sent)) in next.iter().zip(&committed).enumerate() {
+            assert_eq!(*read, sent.len(), "producer {p}: every commit read");
+        }
+    }
+}

@@ -402,7 +402,7 @@ pub fn reader_dir(data: &[u8]) {
 
 // ---- byte_ring_ops ----
 
-use ringwal::ringwal_core::{ByteRing, Grant, ReserveError, TryPopError};
+use ringwal::ringwal_core::{ByteRing, Grant, ReserveError, TryPopError, POSITION_MASK};
 
 /// One reservation as the model sees it: where it ends (in granules) and what became of it.
 #[derive(Debug)]
@@ -429,7 +429,7 @@ fn byte_record(id: u64, len: usize) -> Vec<u8> {
 
 /// `try_reserve` / `try_push` / commit / `commit_len` / discard / `read` / `read_batch` /
 /// consumer hand-off on a byte ring of 64, 256 or 4096 bytes, started at 0 or just before the
-/// `usize` wrap of its counters, checked step by step against a model of the reservations and
+/// wrap of its counters (positions wrap at 2^(`usize::BITS` - 1)), checked step by step against a model of the reservations and
 /// of the space accounting (a header granule per record, payload rounded up to 8 bytes, padding
 /// at the end of the buffer): same results, byte for byte, same `Full`/`TooLarge`, same
 /// `Empty`/`Pending`, same positions.
@@ -623,7 +623,7 @@ fn run_bytes<const B: usize>(start: usize, ops: &[u8]) {
                 }
                 model.drain(..taken);
                 head = end;
-                assert_eq!(c.position(), head, "consumer position");
+                assert_eq!(c.position(), head & POSITION_MASK, "consumer position");
             }
             _ => {
                 // Hand the consumer off (drop it; the next read claims a new one).
@@ -633,7 +633,7 @@ fn run_bytes<const B: usize>(start: usize, ops: &[u8]) {
                 }
             }
         }
-        assert_eq!(ring.reserved(), tail, "reserved()");
+        assert_eq!(ring.reserved(), tail & POSITION_MASK, "reserved()");
         assert_eq!(
             ring.used_bytes(),
             tail.wrapping_sub(head) * G,

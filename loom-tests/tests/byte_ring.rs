@@ -43,13 +43,17 @@ fn exactly_once(mut all: Vec<Vec<u8>>, mut committed: Vec<Vec<u8>>) {
 /// consumer reads twice concurrently (a record or a batch; each may find nothing), and reads
 /// the rest after the joins. Checks: exactly once, byte for byte, B's records in B's order.
 ///
-/// Bound: 3 preemptions (108,754 executions, 8.5 s here; at 4: 899,707 in 136 s, over the CI
-/// budget; the two-thread models below are exhaustive or bounded at 4). Mutation checked: `commit` storing the record header with `Relaxed` instead of
-/// `Release` fails it ("Causality violation: Concurrent read and write accesses": the
-/// consumer's read of the payload is not ordered after the producer's writes).
+/// Bound: 2 preemptions (26,902 executions, 6 s here; at 3: 321,271 in 31 s since the
+/// producers cache their bound in `limit`, an atomic more to interleave, over a few seconds'
+/// budget). Mutations checked (`loom-tests/mutations.py` B6-B8): `commit` storing the record
+/// header with `Relaxed` instead of `Release` fails it ("Causality violation: Concurrent read
+/// and write accesses": the consumer's read of the payload is not ordered after the
+/// producer's writes); so do the producers' `Acquire` load of `limit` and their `Release`
+/// store of it weakened to `Relaxed` ("Concurrent write accesses": a producer using the bound
+/// another one refreshed writes into space the consumer is still zeroing).
 #[test]
 fn two_producers_and_consumer_across_the_wrap_with_padding() {
-    check(Some(3), || {
+    check(Some(2), || {
         // Offset 5 of 8: 3 granules to the end; position usize::MAX - 2 wraps after 3.
         let ring: Arc<ByteRing<64>> = Arc::new(ByteRing::new_at(usize::MAX - 2));
         let push_all = |records: Vec<Vec<u8>>| {
@@ -99,14 +103,14 @@ fn two_producers_and_consumer_across_the_wrap_with_padding() {
 /// committed. A reserves 16 bytes and drops the grant; B reserves 20 bytes, writes 20 and
 /// commits 3. The ring starts at the `usize` wrap.
 ///
-/// Bound: 4 preemptions (49,852 executions, 4.4 s here; unbounded: 6.0 M executions in 558 s,
-/// over the CI budget). Mutation
-/// checked: `discard` storing its skip header with `Relaxed` instead of `Release` fails it
-/// ("Causality violation: Concurrent read and write accesses": the consumer's use of the
-/// discarded granules is not ordered after A's writes into them).
+/// Bound: 3 preemptions (30,639 executions, 3 s here; at 4: 202,434 in 36 s since the
+/// producers cache their bound, over a few seconds' budget). Mutation checked (B9): `discard`
+/// storing its skip header with `Relaxed` instead of `Release` fails it ("Causality
+/// violation: Concurrent read and write accesses": the consumer's use of the discarded
+/// granules is not ordered after A's writes into them).
 #[test]
 fn discarded_and_shortened_grants_are_skipped() {
-    check(Some(4), || {
+    check(Some(3), || {
         let ring: Arc<ByteRing<64>> = Arc::new(ByteRing::new_at(usize::MAX));
         let a = {
             let ring = ring.clone();
@@ -148,10 +152,11 @@ fn discarded_and_shortened_grants_are_skipped() {
 /// overwrites the record being read. The consumer checks the first record byte for byte while
 /// holding it, and what remains after the join.
 ///
-/// Exhaustive. Mutations checked: the consumer storing `head` with `Relaxed` instead of
-/// `Release` (in `release`) fails it ("Causality violation: Concurrent write accesses": the
-/// producer's writes into the freed space race with the consumer's zeroing of it); so does the
-/// producers' `Acquire` load of `head` weakened to `Relaxed` (same report).
+/// Exhaustive (14 executions). Mutations checked (B11, B12): the consumer storing `head` with
+/// `Relaxed` instead of `Release` (in `release`) fails it ("Causality violation: Concurrent
+/// write accesses": the producer's writes into the freed space race with the consumer's
+/// zeroing of it); so does the producers' `Acquire` load of `head` (their bound's refresh)
+/// weakened to `Relaxed` (same report).
 #[test]
 fn full_ring_races_release() {
     check(None, || {
@@ -188,7 +193,7 @@ fn full_ring_races_release() {
 /// once, at least one wins, and a consumer claimed after another was dropped continues where
 /// it stopped (no record read twice, none skipped, in order).
 ///
-/// Exhaustive. Mutation checked: `release_consumer` storing the flag with `Relaxed` instead of
+/// Exhaustive. Mutation checked (B13): `release_consumer` storing the flag with `Relaxed` instead of
 /// `Release` fails it ("Causality violation: Concurrent read and write accesses": the second
 /// consumer's read is not ordered after the first one's zeroing). The model's own "two at
 /// once" check uses `Relaxed` on purpose: with `SeqCst` it synchronised the two consumers
@@ -252,12 +257,13 @@ fn consumer_hand_off() {
 /// not UB), which lies at or after where the tail was when its producer reserved it: the
 /// discarded grant never stops it.
 ///
-/// Bound: 3 preemptions (69,773 executions, 5.6 s here; at 4: 755,016 in 123 s, over the CI
-/// budget). Mutation checked: `discard` doing nothing (a dropped grant leaves its
-/// header unwritten) fails it ("the consumer stopped before the forgotten grant").
+/// Bound: 2 preemptions (13,712 executions, 4.5 s here; at 3: 210,634 in 37 s since the
+/// producers cache their bound, over a few seconds' budget). Mutation checked (B10): `discard`
+/// doing nothing (a dropped grant leaves its header unwritten) fails it ("the consumer
+/// stopped before the forgotten grant").
 #[test]
 fn drop_with_records_inside() {
-    check(Some(3), || {
+    check(Some(2), || {
         let (tx, mut rx) = byte_channel(64);
         let p1 = {
             let tx = tx.clone();
@@ -316,9 +322,9 @@ fn drop_with_records_inside() {
 /// reserved first, may still be writing: `read` returns a record or `Pending`, never `Empty`
 /// (a completed push is in the ring). Afterwards both records come out exactly once.
 ///
-/// Exhaustive. Mutation checked: `not_ready` answering `Empty` whenever the header at the
-/// cursor is not published (no look at `tail`) fails it ("read said Empty after a completed
-/// push").
+/// Exhaustive (32,747 executions, 5 s here). Mutation checked (B14): `not_ready` answering
+/// `Empty` whenever the header at the cursor is not published (no look at `tail`) fails it
+/// ("read said Empty after a completed push").
 #[test]
 fn read_never_says_empty_after_a_completed_push() {
     check(None, || {
@@ -341,5 +347,143 @@ fn read_never_says_empty_after_a_completed_push() {
             got.push(r.to_vec());
         }
         exactly_once(got, vec![record(1, 8), record(2, 8)]);
+    });
+}
+
+// ---- close (the std writer's shutdown, `ByteProducer::close`) ----
+
+/// Reads from `rx` until its position reaches `end` (the final position `close` returned),
+/// yielding while the record there is not yet committed; returns what it read.
+fn read_until(rx: &mut ringwal_core::ByteReceiver, end: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while rx.position() != end {
+        match rx.read_batch(usize::MAX) {
+            Ok(batch) => got.extend(batch.iter().map(<[u8]>::to_vec)),
+            Err(_) => thread::yield_now(),
+        }
+    }
+    got
+}
+
+/// `close` racing a `try_reserve_checked` that commits: the final position `close` returns
+/// counts the reservation exactly when it was granted (a header and a payload granule), a
+/// receiver reading until its position reaches it gets the record (waiting out the commit),
+/// and then reports `Empty` (the closed flag is not a reservation); a refused reservation
+/// says `Closed` and leaves the ring empty.
+///
+/// Exhaustive (15 executions, under 1 ms here). Mutations checked (`loom-tests/mutations.py`
+/// B1, B2): the claim made with a `fetch_add` instead of the compare-and-swap (a claim that
+/// ignores the closed flag lands after the close) fails it ("close's answer counts exactly the
+/// granted reservation"), as does a plain store of the advanced tail; `not_ready` comparing
+/// the unmasked `tail` fails it ("a reservation granted after close": `Pending` after the
+/// final position).
+#[test]
+fn close_races_a_reservation() {
+    check(None, || {
+        let (tx, mut rx) = byte_channel(64);
+        let pusher = {
+            let tx = tx.clone();
+            thread::spawn(move || match tx.try_reserve_checked(8) {
+                Ok(mut grant) => {
+                    grant.fill(7);
+                    grant.commit();
+                    true
+                }
+                Err(ReserveError::Closed) => false,
+                Err(e) => panic!("an empty ring refused: {e}"),
+            })
+        };
+        let end = tx.close();
+        let got = read_until(&mut rx, end);
+        let accepted = pusher.join().unwrap();
+        assert_eq!(
+            end,
+            if accepted { 2 } else { 0 },
+            "close's answer counts exactly the granted reservation"
+        );
+        assert_eq!(got, if accepted { vec![vec![7; 8]] } else { vec![] });
+        assert_eq!(
+            rx.read().unwrap_err(),
+            TryPopError::Empty,
+            "a reservation granted after close"
+        );
+        assert_eq!(tx.reserved(), end);
+        assert_eq!(tx.try_reserve_checked(0).unwrap_err(), ReserveError::Closed);
+    });
+}
+
+/// A committed and a discarded grant racing `close`: A reserves and commits, B reserves and
+/// drops its grant; the writer-side thread closes and reads until the final position. It gets
+/// A's record if A was granted, never B's, and passes B's space either way (the discard's skip
+/// header is what lets it reach the final position).
+///
+/// Bound: 3 preemptions (2,587 executions, 0.2 s here; unbounded: 6.0 M executions in 485 s,
+/// over the CI budget). Mutation checked (B3): `discard` writing no skip header fails it: the
+/// reader never reaches the final position (loom: "Model exceeded maximum number of
+/// branches").
+#[test]
+fn committed_and_discarded_grants_race_close() {
+    check(Some(3), || {
+        let (tx, mut rx) = byte_channel(64);
+        let spawn = |commit: bool| {
+            let tx = tx.clone();
+            thread::spawn(move || match tx.try_reserve_checked(8) {
+                Ok(mut grant) => {
+                    grant.fill(if commit { 1 } else { 2 });
+                    if commit {
+                        grant.commit();
+                    }
+                    true
+                }
+                Err(ReserveError::Closed) => false,
+                Err(e) => panic!("room for both: {e}"),
+            })
+        };
+        let a = spawn(true);
+        let b = spawn(false);
+        let end = tx.close();
+        let got = read_until(&mut rx, end);
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(end, 2 * (usize::from(a) + usize::from(b)));
+        assert_eq!(got, if a { vec![vec![1; 8]] } else { vec![] });
+        assert_eq!(rx.read().unwrap_err(), TryPopError::Empty);
+        assert!(rx.is_empty());
+    });
+}
+
+/// A refusal racing `close`: the ring is full (two 24-byte records) and a producer reserves
+/// again while the consumer side closes. The reservation is refused, as `Full` or as
+/// `Closed`, never granted; the final position is the full ring's; the reader gets both
+/// records and then `Empty`. (The std writer's half of this race, counting the refusal so
+/// that the log records it, is modelled in `byte_writer.rs`.)
+///
+/// Exhaustive (6 executions, under 1 ms here: the refusal is decided by one load of `tail`).
+/// Mutation checked (B2): `not_ready` comparing the unmasked `tail` with the consumer's position
+/// (the closed flag read as a reservation) fails it: `Pending` instead of `Empty` after the
+/// close ("the closed flag read as a reservation").
+#[test]
+fn a_refusal_races_close() {
+    check(None, || {
+        let (tx, mut rx) = byte_channel(64);
+        tx.try_push(&record(1, 24)).unwrap();
+        tx.try_push(&record(2, 24)).unwrap();
+        let pusher = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.try_reserve_checked(0).map(|g| g.commit()))
+        };
+        let end = tx.close();
+        let refused = pusher.join().unwrap().unwrap_err();
+        assert!(
+            matches!(refused, ReserveError::Full | ReserveError::Closed),
+            "{refused:?}"
+        );
+        assert_eq!(end, 8, "the full ring's final position");
+        let got = read_until(&mut rx, end);
+        assert_eq!(got, [record(1, 24), record(2, 24)]);
+        assert_eq!(
+            rx.read().unwrap_err(),
+            TryPopError::Empty,
+            "the closed flag read as a reservation"
+        );
     });
 }

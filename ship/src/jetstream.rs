@@ -144,7 +144,7 @@ impl JetStream {
             .reconnect_delay_callback(|attempts| {
                 let base = 50u64 << attempts.min(6) as u32;
                 let capped = base.min(2000);
-                Duration::from_millis(capped / 2 + crate::shipper::jitter(capped / 2 + 1))
+                Duration::from_millis(capped / 2 + crate::backoff::jitter(capped / 2 + 1))
             })
             .connect(url.as_str())
             .await

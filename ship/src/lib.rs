@@ -52,10 +52,13 @@
 
 #![warn(missing_docs)]
 
+mod backoff;
 mod destination;
+mod files;
 mod jetstream;
 mod message;
 mod metrics;
+mod options;
 mod shipper;
 mod tail;
 
@@ -66,4 +69,5 @@ pub use jetstream::{
 };
 pub use message::{Kind, Outgoing};
 pub use metrics::{lag_bytes, Metrics, Status};
-pub use shipper::{Options, Report, ShipError, Shipper};
+pub use options::{Options, Report, ShipError};
+pub use shipper::Shipper;

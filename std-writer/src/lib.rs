@@ -30,6 +30,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Variable-length records, written in place
+//!
+//! [`Builder::start_bytes`] starts a writer whose emitters ([`ByteEmitter`]) write byte records
+//! of any length straight into a byte ring ([`ringwal_core::ByteRing`]'s heap form): copied in
+//! with [`emit`](ByteEmitter::emit), or formatted or encoded in place with
+//! [`emit_with`](ByteEmitter::emit_with). Nothing allocates on either thread; the writer frames
+//! each record from the ring into its write buffer (one copy, the CRC computed over it) and
+//! writes the same log a typed writer does.
+//!
+//! ```
+//! use std::io::Write as _;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let (writer, emitter) = ringwal::Writer::builder(dir.path())
+//!     .capacity(1 << 20) // the ring, in bytes
+//!     .start_bytes()?;
+//! emitter.emit_with(128, |mut buf| {
+//!     let room = buf.len();
+//!     write!(buf, "user {} logged in from {}", 7, "10.0.0.7").unwrap();
+//!     room - buf.len() // the bytes to commit
+//! })?;
+//! let report = writer.shutdown()?;
+//! assert_eq!(report.persisted, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **The emit path** is one ring push and, only when the writer is parked, one unpark:
@@ -89,7 +115,7 @@ pub use crate::{
     reader::{Entry, Follow, Gap, Iter, Reader, SegmentInfo, DEFAULT_POLL_INTERVAL},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
+    writer::{Builder, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]
@@ -246,6 +272,55 @@ impl<T> fmt::Display for EmitError<T> {
 
 impl<T> std::error::Error for EmitError<T> {}
 
+/// Why [`ByteEmitter::emit`] (or `emit_with`) did not accept a record. The record is the
+/// caller's own slice (or was never written), so nothing is handed back.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (writer, emitter) = ringwal::Writer::builder(dir.path())
+///     .capacity(1024)
+///     .start_bytes()
+///     .unwrap();
+/// let e = emitter.emit(&[0; 600]).unwrap_err();
+/// assert_eq!(e, ringwal::ByteEmitError::TooLarge { len: 600, max: 504 });
+/// assert_eq!(e.to_string(), "record of 600 bytes is longer than the ring's maximum of 504");
+/// writer.shutdown().unwrap();
+/// assert_eq!(emitter.emit(b"late"), Err(ringwal::ByteEmitError::Closed));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteEmitError {
+    /// The ring is full (`Reject`, or `Block` past its timeout).
+    Full,
+    /// The writer is shutting down or gone.
+    Closed,
+    /// The disk is failing and the writer was built with `reject_when_unhealthy(true)`.
+    Unhealthy,
+    /// The record is longer than the ring can hold ([`ByteEmitter::max_record_len`]): no
+    /// retry will succeed.
+    TooLarge {
+        /// The length asked for.
+        len: usize,
+        /// The longest record the ring takes.
+        max: usize,
+    },
+}
+
+impl fmt::Display for ByteEmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ByteEmitError::Full => f.write_str("ring is full"),
+            ByteEmitError::Closed => f.write_str("writer is shut down"),
+            ByteEmitError::Unhealthy => f.write_str("writer is unhealthy (the disk is failing)"),
+            ByteEmitError::TooLarge { len, max } => write!(
+                f,
+                "record of {len} bytes is longer than the ring's maximum of {max}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ByteEmitError {}
+
 /// Why a flush did not confirm the records it waited for.
 #[derive(Debug)]
 pub enum FlushError {
@@ -282,7 +357,10 @@ impl std::error::Error for FlushError {
 /// At any time `emitted == persisted + dropped + queued`; after shutdown `queued == 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Events accepted by `emit`.
+    /// Events accepted by `emit`. For a byte writer ([`Builder::start_bytes`]), whose ring
+    /// counts bytes, not records: the records the writer has taken out of the ring (a record
+    /// still in the ring is counted once taken; exact after a `flush` that covers it, and
+    /// after shutdown).
     pub emitted: u64,
     /// `emit` calls that returned an error (full, closed, unhealthy).
     pub rejected: u64,

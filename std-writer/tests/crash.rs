@@ -19,7 +19,9 @@
 //! The child numbers its events with a counter that continues after the last one it finds on
 //! disk. It emits with `Overflow::Reject` and retries a full ring, so nothing it emits is ever
 //! dropped: the log is always a prefix of what it emitted, and the counter of every record
-//! equals its sequence number. That is what the parent checks.
+//! equals its sequence number. That is what the parent checks. Every other round the child is
+//! a byte writer (`start_bytes`, records written in place with `emit` and `emit_with`): the
+//! same log, the same checks.
 //!
 //! Seed: `RINGWAL_CRASH_SEED=<u64>` reproduces a run's delays; `RINGWAL_CRASH_ROUNDS=<n>`
 //! overrides the number of rounds.
@@ -37,6 +39,8 @@ use std::time::{Duration, Instant};
 const CHILD_ENV: &str = "RINGWAL_CRASH_CHILD";
 /// `batch` or `interval`: the child's sync policy.
 const POLICY_ENV: &str = "RINGWAL_CRASH_POLICY";
+/// `typed` or `bytes`: the child's kind of writer.
+const KIND_ENV: &str = "RINGWAL_CRASH_KIND";
 /// The name of the child's entry point, as the test harness knows it.
 const CHILD_TEST: &str = "crash_child_process_entry";
 
@@ -80,24 +84,43 @@ fn child_main(dir: &Path) -> ! {
         Ok("interval") => SyncPolicy::Interval(Duration::from_millis(5)),
         _ => SyncPolicy::EveryBatch,
     };
-    let (writer, emitter) = Writer::builder(dir)
+    let builder = Writer::builder(dir)
         .sync(policy)
-        .segment_bytes(SEGMENT_BYTES)
-        .start::<Vec<u8>>()
-        .expect("child: open the log");
-    // Continue after the last counter on disk.
-    let next_seq = writer.recovery().next_seq;
-    let mut counter = if next_seq == 0 {
-        0
-    } else {
-        let last = Reader::open(dir)
-            .expect("child: reader")
-            .from_seq(next_seq - 1)
-            .last()
-            .expect("child: the last record is readable")
-            .expect("child: the last record is valid");
-        counter_of(&last.payload).expect("child: last payload is one of ours") + 1
-    };
+        .segment_bytes(SEGMENT_BYTES);
+    if std::env::var(KIND_ENV).as_deref() == Ok("bytes") {
+        let (writer, emitter) = builder.start_bytes().expect("child: open the log");
+        let mut counter = first_counter(dir, writer.recovery().next_seq);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "start {counter}").unwrap();
+        out.flush().unwrap();
+        loop {
+            for _ in 0..FLUSH_EVERY {
+                let event = payload(counter);
+                loop {
+                    // Copied in, or written in place: both must land the same bytes.
+                    let result = if counter.is_multiple_of(2) {
+                        emitter.emit(&event)
+                    } else {
+                        emitter.emit_with(event.len(), |buf| {
+                            buf.copy_from_slice(&event);
+                            event.len()
+                        })
+                    };
+                    match result {
+                        Ok(()) => break,
+                        Err(ringwal::ByteEmitError::Full) => std::thread::yield_now(),
+                        Err(e) => panic!("child: emit failed: {e}"),
+                    }
+                }
+                counter += 1;
+            }
+            emitter.flush().expect("child: flush");
+            writeln!(out, "flushed {}", counter - 1).unwrap();
+            out.flush().unwrap();
+        }
+    }
+    let (writer, emitter) = builder.start::<Vec<u8>>().expect("child: open the log");
+    let mut counter = first_counter(dir, writer.recovery().next_seq);
     let mut out = std::io::stdout().lock();
     writeln!(out, "start {counter}").unwrap();
     out.flush().unwrap();
@@ -120,6 +143,20 @@ fn child_main(dir: &Path) -> ! {
         writeln!(out, "flushed {}", counter - 1).unwrap();
         out.flush().unwrap();
     }
+}
+
+/// The child's first counter: the one after the last on disk (`next_seq` records).
+fn first_counter(dir: &Path, next_seq: u64) -> u64 {
+    if next_seq == 0 {
+        return 0;
+    }
+    let last = Reader::open(dir)
+        .expect("child: reader")
+        .from_seq(next_seq - 1)
+        .last()
+        .expect("child: the last record is readable")
+        .expect("child: the last record is valid");
+    counter_of(&last.payload).expect("child: last payload is one of ours") + 1
 }
 
 /// xorshift64*, seeded from the clock unless `RINGWAL_CRASH_SEED` is set.
@@ -205,13 +242,14 @@ fn newest_segment_is_half_created(dir: &Path) -> bool {
 /// `crash_point`: `Some(n)` makes the child kill itself the `n`th time it has created a segment
 /// file and not yet written its header (the library's `segment-created` kill point, debug
 /// builds only).
-fn spawn_child(dir: &Path, policy: &str, crash_point: Option<u64>) -> KillOnDrop {
+fn spawn_child(dir: &Path, policy: &str, kind: &str, crash_point: Option<u64>) -> KillOnDrop {
     let exe = std::env::current_exe().expect("current_exe");
     let mut command = Command::new(exe);
     command
         .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(POLICY_ENV, policy)
+        .env(KIND_ENV, kind)
         .env_remove("RINGWAL_CRASH_POINT")
         .env_remove("RUST_TEST_THREADS");
     if let Some(n) = crash_point {
@@ -245,14 +283,16 @@ fn crash_sigkill_loses_nothing_flushed() {
     let mut bytes_cut = 0u64;
     let mut half_created = 0u64;
     let mut total_flushes = 0u64;
+    let mut byte_flushes = 0u64;
     let mut at_creation = 0u64;
 
     for round in 0..rounds {
         let policy = if round % 3 == 2 { "interval" } else { "batch" };
+        let kind = if round % 2 == 1 { "bytes" } else { "typed" };
         // Every fourth round the kill lands between creating a segment and writing its header
         // (a window a timed kill almost never hits): the library's kill point, debug builds.
         let crash_point = (cfg!(debug_assertions) && round % 4 == 3).then(|| rng.range(1, 4));
-        let mut child = spawn_child(&dir, policy, crash_point);
+        let mut child = spawn_child(&dir, policy, kind, crash_point);
         let stdout = child.0.stdout.take().unwrap();
         let mut stderr = child.0.stderr.take().unwrap();
         let out_thread = std::thread::spawn(move || {
@@ -317,6 +357,9 @@ fn crash_sigkill_loses_nothing_flushed() {
         let out = out_thread.join().expect("stdout reader");
         let _ = err_thread.join();
         total_flushes += out.flushes;
+        if kind == "bytes" {
+            byte_flushes += out.flushes;
+        }
 
         if let Some(start) = out.start {
             assert_eq!(
@@ -390,7 +433,7 @@ fn crash_sigkill_loses_nothing_flushed() {
         }
         verified = end;
         eprintln!(
-            "round {round}: {policy:8} killed after {:3} ms; {} flushes; log holds {end} records",
+            "round {round}: {policy:8} {kind:5} killed after {:3} ms; {} flushes; log holds {end} records",
             delay.as_millis(),
             out.flushes
         );
@@ -418,6 +461,10 @@ fn crash_sigkill_loses_nothing_flushed() {
     assert!(
         total_flushes > 0,
         "no child ever reported a flush: the test checked nothing"
+    );
+    assert!(
+        rounds < 2 || byte_flushes > 0,
+        "no byte-writer child ever reported a flush: the byte path was not checked"
     );
     assert!(
         !cfg!(debug_assertions) || rounds < 4 || at_creation > 0,

@@ -1,6 +1,7 @@
 //! Under `Idle::Poll` and `Idle::Spin` an emit makes no syscall, ever; under `Idle::Park` the
 //! first emit after a quiet period wakes the writer (a futex wake), which shows the check can
-//! see what it looks for.
+//! see what it looks for. For both kinds of writer: typed (`Emitter::emit`) and byte
+//! (`ByteEmitter::emit` and `emit_with`, the strategies named `bytes-*`).
 //!
 //! How: the test re-runs its own binary under `strace -f` with `RINGWAL_IDLE_SYSCALLS_CHILD`
 //! naming the strategy. The child starts a writer with it, lets it go idle, and then, on one
@@ -23,7 +24,7 @@ const EMITS: usize = 12;
 const PAUSE: Duration = Duration::from_millis(40);
 
 fn strategy(name: &str) -> Idle {
-    match name {
+    match name.strip_prefix("bytes-").unwrap_or(name) {
         "park" => Idle::Park,
         // Far longer than the run: only the explicit wakes (flush, stop) end its sleeps.
         "poll" => Idle::Poll(Duration::from_secs(3600)),
@@ -35,6 +36,9 @@ fn strategy(name: &str) -> Idle {
 
 /// The child's role: emit inside marked windows on this thread, print its id.
 fn child(name: &str) {
+    if name.starts_with("bytes-") {
+        return byte_child(name);
+    }
     let dir = tempfile::tempdir().unwrap();
     let (writer, emitter) = Writer::builder(dir.path())
         .idle(strategy(name))
@@ -48,6 +52,37 @@ fn child(name: &str) {
     for i in 0..EMITS as u64 {
         let a = std::process::id(); // getpid: the window opens
         let r = emitter.emit(i);
+        let b = std::os::unix::process::parent_id(); // getppid: it closes
+        std::hint::black_box((a, b));
+        r.unwrap();
+        std::thread::sleep(PAUSE);
+    }
+    emitter.flush().unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!(report.persisted, EMITS as u64);
+}
+
+/// [`child`] for a byte writer: every other emit writes in place (`emit_with`).
+fn byte_child(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .idle(strategy(name))
+        .start_bytes()
+        .unwrap();
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
+    println!("EMITTER_TID={tid}");
+    std::thread::sleep(PAUSE);
+    for i in 0..EMITS as u64 {
+        let a = std::process::id(); // getpid: the window opens
+        let r = if i.is_multiple_of(2) {
+            emitter.emit(&i.to_le_bytes())
+        } else {
+            emitter.emit_with(8, |buf| {
+                buf.copy_from_slice(&i.to_le_bytes());
+                8
+            })
+        };
         let b = std::os::unix::process::parent_id(); // getppid: it closes
         std::hint::black_box((a, b));
         r.unwrap();
@@ -153,14 +188,25 @@ fn emits_make_no_syscall_under_poll_and_spin() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // Non-vacuous: under Park the writer sleeps between emits, and the emits wake it.
-    let (park, windows) = traced("park", &tmp.path().join("park.log"));
-    assert_eq!(windows, EMITS, "park: the markers were not all seen");
-    let wakes = park.iter().filter(|l| l.contains("futex(")).count();
-    assert!(
-        wakes > 0,
-        "under Park the emits after a pause should wake the writer (futex), saw: {park:#?}"
-    );
-    for name in ["poll", "poll-short", "spin"] {
+    let mut wakes = 0;
+    for name in ["park", "bytes-park"] {
+        let (park, windows) = traced(name, &tmp.path().join(format!("{name}.log")));
+        assert_eq!(windows, EMITS, "{name}: the markers were not all seen");
+        let n = park.iter().filter(|l| l.contains("futex(")).count();
+        assert!(
+            n > 0,
+            "{name}: the emits after a pause should wake the writer (futex), saw: {park:#?}"
+        );
+        wakes += n;
+    }
+    for name in [
+        "poll",
+        "poll-short",
+        "spin",
+        "bytes-poll",
+        "bytes-poll-short",
+        "bytes-spin",
+    ] {
         let (calls, windows) = traced(name, &tmp.path().join(format!("{name}.log")));
         assert_eq!(windows, EMITS, "{name}: the markers were not all seen");
         assert!(
@@ -169,7 +215,7 @@ fn emits_make_no_syscall_under_poll_and_spin() {
         );
     }
     println!(
-        "idle_syscalls: Park emits made {wakes} futex calls in {EMITS} windows; Poll and Spin none"
+        "idle_syscalls: Park emits (typed and byte writers) made {wakes} futex calls in 2 x {EMITS} windows; Poll and Spin none"
     );
 }
 

@@ -127,7 +127,7 @@ impl Drop for Grant<'_> {
 impl fmt::Debug for Grant<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Grant")
-            .field("position", &self.start)
+            .field("position", &(self.start >> 1))
             .field("len", &self.len)
             .finish()
     }
@@ -202,7 +202,7 @@ impl Drop for Record<'_> {
 impl fmt::Debug for Record<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
-            .field("position", &self.start)
+            .field("position", &(self.start >> 1))
             .field("len", &self.len)
             .finish()
     }

@@ -9,6 +9,7 @@ use super::raw::{self, ByteCounters, ByteCursor, RawBytes, MAX_BYTES, MIN_BYTES}
 use super::ring::{read, read_batch};
 use super::storage::{HeapBuf, GRANULE};
 use super::ReserveError;
+use crate::raw::ClaimOrder;
 use crate::ring::TryPopError;
 use crate::sync::Arc;
 
@@ -171,18 +172,79 @@ fn ends(ring: Arc<HeapByteRing>) -> (ByteProducer, ByteReceiver) {
 }
 
 /// The producing end of a [`byte_channel`]: [`ByteRing`](super::ByteRing)'s producer methods
-/// over a shared heap ring. `Clone`: one per emitting thread.
+/// over a shared heap ring, and [`close`](Self::close). `Clone`: one per emitting thread.
 pub struct ByteProducer {
     ring: Arc<HeapByteRing>,
 }
 
 impl ByteProducer {
     /// [`ByteRing::try_reserve`](super::ByteRing::try_reserve): room for `len` bytes in place.
+    /// On a [closed](Self::close) channel: [`ReserveError::Closed`].
     #[inline]
     pub fn try_reserve(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
         let raw = self.ring.raw();
-        let start = raw.reserve(len)?;
+        let start = raw.reserve(len, ClaimOrder::Relaxed)?;
         Ok(Grant::new(raw, start, len))
+    }
+
+    /// [`try_reserve`](Self::try_reserve) whose claim is a sequentially consistent
+    /// read-modify-write (on x86 the same instruction as a relaxed one), so a caller can
+    /// order a later `SeqCst` load after it: another thread that makes a `SeqCst` change and
+    /// then looks at [`reserved_seqcst`](Self::reserved_seqcst) either sees this reservation
+    /// or has its change seen by that load. The std writer's sleep handshake is built on that
+    /// (as on `Producer::try_push_checked` for the slot ring).
+    ///
+    /// ```
+    /// use ringwal_core::ReserveError;
+    /// let (tx, mut rx) = ringwal_core::byte_channel(64);
+    /// let mut grant = tx.try_reserve_checked(3).unwrap();
+    /// grant.copy_from_slice(b"abc");
+    /// grant.commit();
+    /// tx.close();
+    /// assert_eq!(tx.try_reserve_checked(3).unwrap_err(), ReserveError::Closed);
+    /// assert_eq!(&*rx.read().unwrap(), b"abc");
+    /// ```
+    #[inline]
+    pub fn try_reserve_checked(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
+        let raw = self.ring.raw();
+        let start = raw.reserve(len, ClaimOrder::SeqCst)?;
+        Ok(Grant::new(raw, start, len))
+    }
+
+    /// Closes the channel to producers: every reservation from now on, from any clone, fails
+    /// with [`ReserveError::Closed`]. Records already reserved stay: those committed are read
+    /// as usual, discarded ones skipped, and a grant still open is waited for by the
+    /// receiver as before. Returns the final producers' position (the unit of
+    /// [`reserved`](Self::reserved)): a receiver that must see every record reserved before
+    /// the close reads until its [position](ByteReceiver::position) reaches it.
+    ///
+    /// Unlike the slot ring's close, a reservation made before the close may be committed
+    /// long after it: the grant's owner runs its own code in between.
+    ///
+    /// The closing read-modify-write is sequentially consistent.
+    ///
+    /// ```
+    /// let (tx, mut rx) = ringwal_core::byte_channel(64);
+    /// tx.try_push(b"last").unwrap();
+    /// let end = tx.close();
+    /// assert!(tx.is_closed());
+    /// assert!(tx.try_push(b"late").is_err());
+    /// let mut got = Vec::new();
+    /// while rx.position() != end {
+    ///     if let Ok(record) = rx.read() {
+    ///         got.push(record.to_vec());
+    ///     }
+    /// }
+    /// assert_eq!(got, [b"last".to_vec()]);
+    /// ```
+    pub fn close(&self) -> usize {
+        self.ring.raw().close()
+    }
+
+    /// Whether [`close`](Self::close) was called (by any clone). A `SeqCst` load (see
+    /// [`try_reserve_checked`](Self::try_reserve_checked)).
+    pub fn is_closed(&self) -> bool {
+        self.ring.raw().is_closed()
     }
 
     /// [`ByteRing::try_push`](super::ByteRing::try_push): copies `bytes` in as one record.
@@ -214,9 +276,16 @@ impl ByteProducer {
         self.used_bytes() == 0
     }
 
-    /// [`ByteRing::reserved`](super::ByteRing::reserved): the producers' position.
+    /// [`ByteRing::reserved`](super::ByteRing::reserved): the producers' position (granules,
+    /// modulo 2^(`usize::BITS` - 1)), a snapshot.
     pub fn reserved(&self) -> usize {
         self.ring.raw().reserved()
+    }
+
+    /// [`reserved`](Self::reserved), read with `SeqCst` (see
+    /// [`try_reserve_checked`](Self::try_reserve_checked)).
+    pub fn reserved_seqcst(&self) -> usize {
+        self.ring.raw().reserved_seqcst()
     }
 }
 
@@ -233,6 +302,7 @@ impl fmt::Debug for ByteProducer {
         f.debug_struct("ByteProducer")
             .field("capacity", &self.capacity())
             .field("used_bytes", &self.used_bytes())
+            .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -259,9 +329,10 @@ impl ByteReceiver {
     }
 
     /// [`ByteConsumer::position`](super::ByteConsumer::position): everything before it is
-    /// released.
+    /// released. In the unit of [`ByteProducer::reserved`] and of what
+    /// [`ByteProducer::close`] returns.
     pub fn position(&self) -> usize {
-        self.cursor.head
+        self.cursor.position()
     }
 
     /// The size of the ring in bytes.
@@ -284,7 +355,7 @@ impl fmt::Debug for ByteReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteReceiver")
             .field("capacity", &self.capacity())
-            .field("position", &self.cursor.head)
+            .field("position", &self.cursor.position())
             .finish_non_exhaustive()
     }
 }

@@ -58,8 +58,10 @@
 //!   producer reserved first, so it is safe in an interrupt handler.
 //!
 //! # Layout
-//! The buffer is a power of two of 8-byte *granules*. Positions count granules, are unbounded
-//! `usize` counters that wrap, and position `p` is granule `p mod G`. A record is a header
+//! The buffer is a power of two of 8-byte *granules*. Positions count granules, modulo
+//! 2^(`usize::BITS` - 1), and position `p` is granule `p mod G`. The counters hold them as
+//! *ticks* of two (`2p`, wrapping at `usize::MAX`), as the slot ring does, so that bit 0 of
+//! `tail` is free for the closed flag (see "Close" below). A record is a header
 //! granule and its payload rounded up to granules, so every header and every payload is
 //! 8-aligned (enough for any primitive a user encodes in place, on every target). The header is
 //! one `usize` word at the start of the header granule, accessed atomically:
@@ -70,8 +72,9 @@
 //! | `len << 2 | 1` | a committed record of `len` bytes (occupying `1 + ceil(len / 8)` granules) |
 //! | `n << 2 | 2`   | skip `n` granules (this one included): padding, a discarded grant, the unused end of a shortened one |
 //!
-//! Counters: `tail` (next granule to reserve, advanced by producers' CAS) and `head` (everything
-//! before it is released; stored only by the consumer), each on its own cache line.
+//! Counters: `tail` (next granule to reserve, advanced by producers' CAS, with the closed flag
+//! in bit 0) and `head` (everything before it is released; stored only by the consumer), each
+//! on its own cache line.
 //!
 //! **Padding.** A record that does not fit before the end of the buffer makes the rest of the
 //! lap a skip record and starts at granule 0 of the next lap; both are reserved by one CAS. The
@@ -81,11 +84,19 @@
 //! `G / 2`, and padding plus record take at most `G - s + s = G`.
 //!
 //! # How it works
-//! **Reserve** loads `tail`, then `head` (`Acquire`), computes the padding, and reports `Full`
-//! if `pad + span` exceeds `G - (tail - head)`. Otherwise it claims `tail .. tail + pad + span`
-//! with a CAS on `tail` (`Relaxed`: it only decides which producer owns the space), writes the
-//! padding's skip header if any (`Release`), and hands out the payload. A failed CAS retries
-//! with the tail it returned.
+//! **Reserve** loads `tail` (reporting `Closed` if its flag is set), computes the padding and
+//! the end of the reservation, and checks it against `limit`, a bound the producers cache on
+//! their own line (`Acquire`): every granule before it is free. Only when the reservation
+//! does not fit below it does the producer load the consumer's `head` (`Acquire`) and store
+//! the fresh bound `head + G` (`Release`), reporting `Full` if it does not fit below that
+//! either. So producers do not load the line the consumer writes on every reservation, only
+//! about once a lap (the slot ring does the same with its `freed` counter). A bound is only
+//! ever a `head + G` some producer acquired, so never too high; a slower producer storing an
+//! older one only costs a refresh. Then it claims `tail .. tail + pad + span` with a CAS on
+//! `tail` (`Relaxed`: it only decides which producer owns the space; `SeqCst` for
+//! `try_reserve_checked`, see "Close"), writes the padding's skip header if any (`Release`),
+//! and hands out the payload. A failed CAS retries with the tail it returned (checking the
+//! flag again).
 //!
 //! **Commit** stores the record header (`Release`). `commit_len` first writes a skip header
 //! over the unused granules (`Relaxed`: sequenced before the `Release` below, and the consumer
@@ -98,8 +109,9 @@
 //! ring past `head`: in a ring full of records and skips, the granule one ring on is the
 //! consumer's own oldest header, not a new one. **Release** (dropping a
 //! record or a batch) zeroes every granule it passes, header words included, then stores the
-//! new `head` (`Release`, pairing with the producers' `Acquire` load: the consumer's reads and
-//! its zeroing happen-before any write into that space by the next lap).
+//! new `head` (`Release`, pairing with the refreshing producer's `Acquire` load, whose
+//! `Release` store of `limit` the others acquire: the consumer's reads and its zeroing
+//! happen-before any write into that space by the next lap).
 //!
 //! **The stale-header trap, and why zeroing closes it.** A producer's header store comes after
 //! its CAS on `tail`, so for a moment the space is reserved and its header not yet written. If
@@ -127,19 +139,22 @@
 //! condition `AtomicUsize::from_ptr` states. The loom models check it: under `--cfg loom` each
 //! granule's memory has a shadow cell that every access reports to (see `storage.rs`).
 //!
-//! **The wrap.** Positions are compared only by wrapping differences (`tail - head <= G`), and
-//! `G` divides 2^`usize::BITS`, so granule `p mod G` is continuous across `usize::MAX`; tests
-//! start rings just before the wrap (`ByteRing::new_at`). Positions count granules, not bytes,
-//! so a 32-bit counter wraps after 32 GiB, not 4. A producer that read `tail` and `head` and is
-//! preempted before its CAS re-checks nothing but `tail`: if exactly 2^`usize::BITS` granules
-//! (32 GiB on a 32-bit target) pass through the ring meanwhile, its CAS would succeed on stale
-//! space. This is the same accepted window as in crossbeam's `ArrayQueue` (a counter's full
-//! wrap during one preemption), 8 times wider here than for a ring of bytes.
+//! **The wrap.** Ticks are compared only by wrapping differences (`tail - head <= 2G`), and
+//! `2G` divides 2^`usize::BITS`, so granule `(t / 2) mod G` is continuous across `usize::MAX`;
+//! tests start rings just before the wrap (`ByteRing::new_at`). Positions count granules, not
+//! bytes, so a 32-bit counter wraps after 2^31 granules, 16 GiB, not 4. A producer that read
+//! `tail` and `head` and is preempted before its CAS re-checks nothing but `tail`: if exactly
+//! 2^(`usize::BITS` - 1) granules (16 GiB on a 32-bit target) pass through the ring meanwhile,
+//! its CAS would succeed on stale space. This is the same accepted window as in crossbeam's
+//! `ArrayQueue` (a counter's full wrap during one preemption), 4 times wider here than for a
+//! ring counting bytes.
 //!
 //! **A stale tail.** If a producer's `tail` is older than the `head` it then loads, the
 //! difference wraps past `G`; it reloads `tail`, which is then at or past `head` (the record
 //! the consumer released last was published after its producer's CAS moved `tail` past it, so
-//! that CAS happens-before the `head` we acquired).
+//! that CAS happens-before the `head` we acquired). A stale tail that passes the check
+//! against the cached `limit` (which it may: it is behind) fails its CAS, and retries with
+//! the current one.
 //!
 //! **Full is a snapshot.** `Full` means: with the tail and head this thread read, the record
 //! (and its padding) does not fit. With an older tail than the current one the answer is the
@@ -150,6 +165,15 @@
 //! moved `tail` (coherence shows it), and if its commit happened-before too, the `Acquire`
 //! header load saw it, so a completed push is never reported `Empty`.
 //!
+//! **Close** (heap rings, `ByteProducer::close`, for the std writer's shutdown) sets bit 0 of
+//! `tail` with one `SeqCst` `fetch_or` and returns the final position. Every claim is a CAS on
+//! `tail` that expects the flag clear, so none succeeds after it; every position before the
+//! final one was claimed before it, and is committed or discarded by its grant (or stalls the
+//! consumer, if forgotten). `try_reserve_checked` claims with a `SeqCst` CAS so that the std
+//! writer can pair the claim with later `SeqCst` loads (`reserved_seqcst`, `is_closed`, its
+//! own state word): the protocol is argued in `std-writer/src/signal.rs`. `Empty` versus
+//! `Pending` masks the flag out of `tail`.
+//!
 //! **Consumer hand-off.** The claim flag is taken with an `Acquire` CAS and given back with a
 //! `Release` store; the next consumer starts at `head`, and every read and zeroing of the one
 //! before happens-before it. Records and batches are always released when dropped, so `head`
@@ -158,7 +182,8 @@
 //! Every ordering is checked under loom in `loom-tests/tests/byte_ring.rs` (two producers and
 //! the consumer across the `usize` wrap with padding, a discarded and a shortened grant, a full
 //! ring racing the consumer's release, consumer hand-off, a ring dropped with records and a
-//! forgotten grant inside), each model shown to fail under a mutation. The tests also run under
+//! forgotten grant inside, close racing a reservation, a committed and a discarded grant, and
+//! a refusal), each model shown to fail under a mutation. The tests also run under
 //! Miri (stacked and tree borrows) and ThreadSanitizer.
 
 mod handles;
@@ -177,7 +202,8 @@ pub use heap::{
 };
 pub use ring::{ByteConsumer, ByteRing};
 
-/// Why `try_reserve` (or `try_push`) could not reserve room for a record.
+/// Why `try_reserve` (or `try_push`, `try_reserve_checked`) could not reserve room for a
+/// record.
 ///
 /// ```
 /// use ringwal_core::{ByteRing, ReserveError};
@@ -199,12 +225,16 @@ pub enum ReserveError {
         /// The ring's longest record.
         max: usize,
     },
+    /// The ring was closed to producers (`ByteProducer::close`, heap rings only): no retry
+    /// will succeed.
+    Closed,
 }
 
 impl fmt::Display for ReserveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ReserveError::Full => f.write_str("byte ring is full"),
+            ReserveError::Closed => f.write_str("byte ring is closed"),
             ReserveError::TooLarge { len, max } => write!(
                 f,
                 "record of {len} bytes is longer than this ring's maximum of {max}"

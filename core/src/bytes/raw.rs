@@ -7,6 +7,7 @@ use crossbeam_utils::CachePadded;
 
 use super::storage::{Bytes, GRANULE, GRANULE_SHIFT};
 use super::ReserveError;
+use crate::raw::{ClaimOrder, CLOSED};
 use crate::ring::TryPopError;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 
@@ -45,17 +46,54 @@ fn skip_header(granules: usize) -> usize {
     (granules << KIND_BITS) | KIND_SKIP
 }
 
-/// The two shared counters, each on its own cache line. Positions count granules and wrap at
-/// `usize::MAX`; position `p` lives in granule `p & mask`.
+/// Position `tick` moved on by `granules` granules. Positions are counted in ticks of two, so
+/// that bit 0 of `tail` is free for [`CLOSED`] (as in the slot ring, `crate::raw`).
+#[inline(always)]
+fn advance(tick: usize, granules: usize) -> usize {
+    tick.wrapping_add(granules << 1)
+}
+
+/// Granules from tick `from` to tick `to`: the wrapping difference, exact when `to` is at or
+/// after `from` and less than 2^(`usize::BITS` - 1) granules on; when `to` is before `from`
+/// (a stale tail) it is at least 2^(`usize::BITS` - 2), far more than any ring holds.
+#[inline(always)]
+fn granules_between(to: usize, from: usize) -> usize {
+    to.wrapping_sub(from) >> 1
+}
+
+/// Whether tick `a` is at or before tick `b` (wrapping; the two are far less than
+/// 2^(`usize::BITS` - 2) apart).
+#[inline(always)]
+fn at_or_before(a: usize, b: usize) -> bool {
+    (b.wrapping_sub(a) as isize) >= 0
+}
+
+/// The two shared counters, each on its own cache line. Positions are counted in *ticks*: the
+/// position of granule count `p` is the tick `2p` (wrapping at `usize::MAX`, so positions
+/// wrap at 2^(`usize::BITS` - 1) granules), and lives in granule `p & mask`.
 pub(crate) struct ByteCounters {
-    /// Written by the consumer only (a plain `Release` store), read by producers.
+    /// Written by the consumer only (a plain `Release` store), read by producers. A tick.
     head: CachePadded<HeadSide>,
-    /// The first granule not yet reserved. Advanced by producers' CAS only.
-    tail: CachePadded<AtomicUsize>,
+    /// The producers' line: `tail` and the cached bound `limit`.
+    prod: CachePadded<ProducerSide>,
+}
+
+struct ProducerSide {
+    /// The tick of the first granule not yet reserved, with [`CLOSED`] in bit 0. Advanced by
+    /// producers' CAS only; the flag is set by `close`'s `fetch_or` (after which every CAS
+    /// fails).
+    tail: AtomicUsize,
+    /// A cached bound: every granule before this tick is free for producers (the consumer has
+    /// released it, and its reads and zeroing of it happen-before a write by a producer that
+    /// acquired this value). Always `head + G` (in ticks) for some `head` a producer acquired,
+    /// so never too high; refreshed from `head` only when a reservation does not fit below
+    /// it, so producers do not load the consumer's line on every reservation. A stale (lower)
+    /// value only costs a refresh; 0 at start (every first reservation refreshes).
+    limit: AtomicUsize,
 }
 
 struct HeadSide {
-    /// Everything before it is released: read, zeroed, free for producers.
+    /// Everything before this tick is released: read, zeroed, free for producers.
     head: AtomicUsize,
     /// Whether a `ByteConsumer` (or the `ByteReceiver`) is alive.
     consumer: AtomicBool,
@@ -69,7 +107,10 @@ impl ByteCounters {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
             }),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            prod: CachePadded::new(ProducerSide {
+                tail: AtomicUsize::new(0),
+                limit: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -80,7 +121,10 @@ impl ByteCounters {
                 head: AtomicUsize::new(0),
                 consumer: AtomicBool::new(false),
             }),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            prod: CachePadded::new(ProducerSide {
+                tail: AtomicUsize::new(0),
+                limit: AtomicUsize::new(0),
+            }),
         }
     }
 }
@@ -89,7 +133,17 @@ impl ByteCounters {
 /// that reading it costs nothing. Lives in `ByteConsumer` or `ByteReceiver`.
 #[derive(Debug)]
 pub(crate) struct ByteCursor {
+    /// A tick (see [`ByteCounters`]).
     pub(crate) head: usize,
+}
+
+impl ByteCursor {
+    /// The consumer's position in granules (modulo 2^(`usize::BITS` - 1)): the unit of
+    /// `reserved()` and `close()`.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.head >> 1
+    }
 }
 
 /// Where the next published record is, as found by [`RawBytes::walk`].
@@ -166,19 +220,30 @@ impl<'a> RawBytes<'a> {
         max_record_len(self.capacity())
     }
 
-    /// The header word of position `position`.
+    /// The granule of position (tick) `tick`.
     #[inline(always)]
-    fn header(self, position: usize) -> &'a AtomicUsize {
-        // SAFETY: `position & mask < granules`, the buffer's length (the invariant).
-        unsafe { self.bytes.header(position & self.mask) }
+    fn index(self, tick: usize) -> usize {
+        (tick >> 1) & self.mask
     }
 
-    /// Sets both counters to `position`, as if that many granules had passed through an empty
-    /// ring. Only for a ring nobody else has seen (the `*_at` test constructors).
+    /// The header word of position (tick) `tick`.
+    #[inline(always)]
+    fn header(self, tick: usize) -> &'a AtomicUsize {
+        // SAFETY: `index(tick) <= mask < granules`, the buffer's length (the invariant).
+        unsafe { self.bytes.header(self.index(tick)) }
+    }
+
+    /// Sets both counters to `position` (in granules), as if that many granules had passed
+    /// through an empty ring. Only for a ring nobody else has seen (the `*_at` test
+    /// constructors). Positions wrap at 2^(`usize::BITS` - 1): the top bit of `position` is
+    /// ignored.
     pub(crate) fn start_at(self, position: usize) {
+        let tick = position << 1;
         // Relaxed: not shared yet; whatever shares it (a spawn, an Arc) orders these stores.
-        self.counters.head.head.store(position, Ordering::Relaxed);
-        self.counters.tail.store(position, Ordering::Relaxed);
+        self.counters.head.head.store(tick, Ordering::Relaxed);
+        self.counters.prod.tail.store(tick, Ordering::Relaxed);
+        // A bound with no room: the first reservation refreshes it from `head`.
+        self.counters.prod.limit.store(tick, Ordering::Relaxed);
     }
 
     /// Bytes in use (records, headers, padding): a snapshot, exact when quiescent.
@@ -186,8 +251,8 @@ impl<'a> RawBytes<'a> {
         // Relaxed: a snapshot with no ordering promise. Head first: whatever moves in between
         // only makes the difference larger, and the clamp bounds it.
         let head = self.counters.head.head.load(Ordering::Relaxed);
-        let tail = self.counters.tail.load(Ordering::Relaxed);
-        let used = tail.wrapping_sub(head);
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED;
+        let used = granules_between(tail, head);
         if used > self.granules() {
             0
         } else {
@@ -195,65 +260,132 @@ impl<'a> RawBytes<'a> {
         }
     }
 
-    /// The producers' position (granules reserved so far, wrapping): a snapshot.
+    /// The producers' position (granules reserved so far, modulo 2^(`usize::BITS` - 1)): a
+    /// snapshot.
     pub(crate) fn reserved(self) -> usize {
         // Relaxed: a reservation that happened-before this load is visible to it by coherence;
         // nothing is read through the value.
-        self.counters.tail.load(Ordering::Relaxed)
+        (self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED) >> 1
     }
 
-    /// Reserves room for a record of `len` bytes; returns the position of its header.
+    /// [`reserved`](Self::reserved) with a `SeqCst` load: pairs with a `SeqCst` claim through
+    /// the single total order (a thread that made a `SeqCst` change before this load either
+    /// sees the claim here, or the claimant's later `SeqCst` load sees its change). The std
+    /// writer's sleep handshake (`std-writer/src/signal.rs`).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn reserved_seqcst(self) -> usize {
+        (self.counters.prod.tail.load(Ordering::SeqCst) & !CLOSED) >> 1
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn is_closed(self) -> bool {
+        // SeqCst: the std writer's refusal handshake re-reads the flag after counting a refusal
+        // (`std-writer/src/signal.rs`, "Refusals"); elsewhere a snapshot of a flag that never
+        // clears.
+        self.counters.prod.tail.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Closes the ring to producers: every reservation after this fails with
+    /// [`ReserveError::Closed`]. Returns the final producers' position (granules): every
+    /// position before it was reserved before the close, and will be committed or discarded
+    /// by its grant (or stall the consumer, if the grant is forgotten).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn close(self) -> usize {
+        // SeqCst: the std writer reads its refusal counters after this with SeqCst, and an
+        // emit that counted a refusal re-reads `tail` with SeqCst after counting: one of the
+        // two sees the other (`std-writer/src/signal.rs`). The RMW itself is what stops
+        // reservations: every claim is a compare-and-swap on this word, which fails once the
+        // flag is set (and `reserve` checks the flag before it tries again).
+        let tail = self.counters.prod.tail.fetch_or(CLOSED, Ordering::SeqCst);
+        // loom treats SeqCst accesses as AcqRel; the fence is what it models of this SeqCst
+        // RMW (`std-writer/src/signal.rs`, "Under loom").
+        #[cfg(loom)]
+        crate::sync::fence(Ordering::SeqCst);
+        (tail & !CLOSED) >> 1
+    }
+
+    /// Reserves room for a record of `len` bytes; returns the position (tick) of its header.
+    /// `order` is the claim's ordering: `Relaxed` for the public reservations, `SeqCst` for
+    /// the std writer's (`ClaimOrder`).
     #[inline(always)]
-    pub(crate) fn reserve(self, len: usize) -> Result<usize, ReserveError> {
+    pub(crate) fn reserve(self, len: usize, order: ClaimOrder) -> Result<usize, ReserveError> {
         let max = self.max_record_len();
         if len > max {
             return Err(ReserveError::TooLarge { len, max });
         }
         let span = span_of(len);
         let granules = self.granules();
-        let tail_counter = &*self.counters.tail;
+        let prod = &*self.counters.prod;
         let head_counter = &self.counters.head.head;
-        let mut tail = tail_counter.load(Ordering::Relaxed);
+        let mut tail = prod.tail.load(Ordering::Relaxed);
         loop {
-            // Acquire pairs with the consumer's Release store of `head` (in `release`): its
-            // reads of the records before `head`, and its zeroing of their granules,
-            // happen-before anything we write there.
-            let head = head_counter.load(Ordering::Acquire);
-            let used = tail.wrapping_sub(head);
-            if used > granules {
-                // Our `tail` is older than the consumer's `head` (both moved on since we read
-                // it). The record the consumer released last was published after its
-                // producer's CAS moved `tail` past it, and that CAS happens-before the head we
-                // just read, so a fresh load returns a tail at or past `head`.
-                tail = tail_counter.load(Ordering::Relaxed);
-                continue;
+            if tail & CLOSED != 0 {
+                return Err(ReserveError::Closed);
             }
-            let to_end = granules - (tail & self.mask);
+            let to_end = granules - self.index(tail);
             // A record never straddles the end: if it does not fit before the end, the rest of
             // this lap becomes a padding record and the record starts the next lap.
             let pad = if span > to_end { to_end } else { 0 };
-            if pad + span > granules - used {
-                return Err(ReserveError::Full);
+            let end = advance(tail, pad + span);
+            // Acquire pairs with the Release store of `limit` below, by whichever producer
+            // refreshed it, which followed that producer's Acquire load of `head`: the
+            // consumer's reads and zeroing of every granule before `limit` happen-before our
+            // writes there.
+            let limit = prod.limit.load(Ordering::Acquire);
+            if !at_or_before(end, limit) {
+                // Acquire pairs with the consumer's Release store of `head` (in `release`): its
+                // reads of the records before `head`, and its zeroing of their granules,
+                // happen-before anything we write there.
+                let head = head_counter.load(Ordering::Acquire);
+                if granules_between(tail, head) > granules {
+                    // Our `tail` is older than the consumer's `head` (both moved on since we
+                    // read it). The record the consumer released last was published after its
+                    // producer's CAS moved `tail` past it, and that CAS happens-before the head
+                    // we just read, so a fresh load returns a tail at or past `head`.
+                    tail = prod.tail.load(Ordering::Relaxed);
+                    continue;
+                }
+                let fresh = advance(head, granules);
+                if !at_or_before(end, fresh) {
+                    return Err(ReserveError::Full);
+                }
+                // Release: see the Acquire load of `limit` above. A slower producer may store
+                // an older bound over ours; that only costs someone a refresh.
+                prod.limit.store(fresh, Ordering::Release);
             }
-            // Relaxed: the CAS only decides which producer owns `tail..tail + pad + span`; the
-            // space was found free by the Acquire load of `head` above (and `head` only grows),
-            // and the record's visibility is carried by its header's Release store.
-            match tail_counter.compare_exchange_weak(
-                tail,
-                tail.wrapping_add(pad + span),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            // The claim. Relaxed for the public reservations: the CAS only decides which
+            // producer owns `tail..end`; the space was found free by the Acquire load of
+            // `limit` or `head` above (`head` only grows, and `limit` is never past
+            // `head + G`), and the record's visibility is carried by its header's Release
+            // store. SeqCst for the std writer (`ClaimOrder`). It fails if another producer
+            // reserved first (a stale `tail`, which passed the bound check above without
+            // meaning, is caught here too), or if the ring was closed (the flag changed the
+            // word).
+            let claim = match order {
+                ClaimOrder::Relaxed => Ordering::Relaxed,
+                ClaimOrder::SeqCst => Ordering::SeqCst,
+            };
+            match prod
+                .tail
+                .compare_exchange_weak(tail, end, claim, Ordering::Relaxed)
+            {
                 Ok(_) => {
+                    #[cfg(loom)]
+                    if order == ClaimOrder::SeqCst {
+                        // loom treats SeqCst accesses as AcqRel; the fence is what it models of
+                        // the SeqCst claim (`std-writer/src/signal.rs`, "Under loom").
+                        crate::sync::fence(Ordering::SeqCst);
+                    }
                     if pad != 0 {
-                        self.bytes.touch_write(tail & self.mask, 1);
+                        self.bytes.touch_write(self.index(tail), 1);
                         // Release pairs with the consumer's Acquire header load: the consumer
                         // zeroes these granules after stepping over them, and that non-atomic
                         // write must happen-after this atomic store.
                         self.header(tail).store(skip_header(pad), Ordering::Release);
                     }
-                    let start = tail.wrapping_add(pad);
-                    self.bytes.touch_write((start & self.mask) + 1, span - 1);
+                    let start = advance(tail, pad);
+                    self.bytes.touch_write(self.index(start) + 1, span - 1);
                     return Ok(start);
                 }
                 Err(current) => tail = current,
@@ -268,9 +400,9 @@ impl<'a> RawBytes<'a> {
     /// published header), so `start & mask` plus its span is at most `granules`.
     #[inline(always)]
     pub(crate) unsafe fn payload(self, start: usize) -> *mut u8 {
-        // SAFETY: `(start & mask) + 1 <= granules` (the record, header included, fits before
+        // SAFETY: `index(start) + 1 <= granules` (the record, header included, fits before
         // the end), so this is in bounds or one past the end (then `len` is 0).
-        unsafe { self.bytes.payload((start & self.mask) + 1) }
+        unsafe { self.bytes.payload(self.index(start) + 1) }
     }
 
     /// Publishes the record reserved at `start` with `len` bytes (of `reserved` reserved). Its
@@ -281,12 +413,12 @@ impl<'a> RawBytes<'a> {
         debug_assert!(len <= reserved);
         let span = span_of(len);
         let reserved_span = span_of(reserved);
-        let index = start & self.mask;
+        let index = self.index(start);
         // The grant's payload writes end here (the grant is consumed).
         self.bytes.touch_write(index + 1, reserved_span - 1);
         if span < reserved_span {
-            let rest = start.wrapping_add(span);
-            self.bytes.touch_write(rest & self.mask, 1);
+            let rest = advance(start, span);
+            self.bytes.touch_write(self.index(rest), 1);
             // Relaxed: sequenced before the Release store below, which the consumer acquires
             // before it ever looks at this position (it reaches it by stepping over the
             // record), so this store happens-before that load and the consumer's zeroing.
@@ -305,7 +437,7 @@ impl<'a> RawBytes<'a> {
     #[inline(always)]
     pub(crate) fn discard(self, start: usize, len: usize) {
         let span = span_of(len);
-        let index = start & self.mask;
+        let index = self.index(start);
         self.bytes.touch_write(index, span);
         // Release pairs with the consumer's Acquire header load: the grant's payload writes
         // (the consumer does not read them, but zeroes them on release) happen-before it.
@@ -323,11 +455,11 @@ impl<'a> RawBytes<'a> {
     #[inline(always)]
     pub(crate) fn walk(self, base: usize, mut position: usize) -> Walk {
         loop {
-            let ahead = self.granules() - position.wrapping_sub(base);
+            let ahead = self.granules() - granules_between(position, base);
             if ahead == 0 {
                 return Walk::NotReady(position);
             }
-            let index = position & self.mask;
+            let index = self.index(position);
             // Acquire pairs with the Release store that published this header (commit,
             // discard, padding): the payload written before it is visible, and every write to
             // these granules happens-before our reads and our zeroing on release.
@@ -343,13 +475,13 @@ impl<'a> RawBytes<'a> {
                     return Walk::Ready {
                         start: position,
                         len: value,
-                        end: position.wrapping_add(span),
+                        end: advance(position, span),
                     };
                 }
                 KIND_SKIP => {
                     assert!(value >= 1 && value <= room, "ByteRing: corrupt header");
                     self.bytes.touch_read(index, 1);
-                    position = position.wrapping_add(value);
+                    position = advance(position, value);
                 }
                 _ => {
                     assert!(header == EMPTY, "ByteRing: corrupt header");
@@ -363,9 +495,9 @@ impl<'a> RawBytes<'a> {
     /// the new `head`.
     #[inline(always)]
     pub(crate) fn release(self, cursor: &mut ByteCursor, end: usize) {
-        let count = end.wrapping_sub(cursor.head);
+        let count = granules_between(end, cursor.head);
         debug_assert!(count <= self.granules(), "release of {count} granules");
-        let index = cursor.head & self.mask;
+        let index = self.index(cursor.head);
         let first = count.min(self.granules() - index);
         // SAFETY: `index + first <= granules`, and `first..count` starts at 0 with
         // `count - first <= index`. The consumer owns these granules: they are published
@@ -406,7 +538,7 @@ impl<'a> RawBytes<'a> {
         // so coherence shows it here (and if its commit happened-before too, `walk`'s Acquire
         // load saw that header: a completed push is never reported `Empty`). One racing with us
         // may or may not be seen; either answer was true at some point of the call.
-        let tail = self.counters.tail.load(Ordering::Relaxed);
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED;
         if tail == position {
             TryPopError::Empty
         } else {
@@ -470,19 +602,19 @@ impl<'a> RawBytes<'a> {
         // before the consumer releases it (read-read coherence: we see that value again).
         let header = self.header(position).load(Ordering::Relaxed);
         let value = header >> KIND_BITS;
-        let to_end = self.granules() - (position & self.mask);
+        let to_end = self.granules() - self.index(position);
         if header & KIND_MASK == KIND_RECORD {
             assert!(
                 value <= self.max_record_len() && span_of(value) <= to_end,
                 "ByteRing: corrupt header"
             );
-            (position.wrapping_add(span_of(value)), Some(value))
+            (advance(position, span_of(value)), Some(value))
         } else {
             assert!(
                 header & KIND_MASK == KIND_SKIP && value >= 1 && value <= to_end,
                 "ByteRing: corrupt header"
             );
-            (position.wrapping_add(value), None)
+            (advance(position, value), None)
         }
     }
 

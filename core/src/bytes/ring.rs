@@ -8,6 +8,7 @@ use super::handles::{Batch, Grant, Record};
 use super::raw::{self, ByteCounters, ByteCursor, RawBytes, MAX_BYTES, MIN_BYTES};
 use super::storage::{InlineBuf, GRANULE};
 use super::ReserveError;
+use crate::raw::ClaimOrder;
 use crate::ring::TryPopError;
 
 /// A lock-free multi-producer, single-consumer ring of variable-length byte records, `BYTES`
@@ -91,8 +92,9 @@ impl<const BYTES: usize> ByteRing<BYTES> {
     }
 
     /// An empty ring whose positions start at `position` (in 8-byte granules) instead of 0.
-    /// Only for tests: it runs a ring across the `usize::MAX` wrap of its counters, or starts
-    /// it mid-buffer.
+    /// Only for tests: it runs a ring across the wrap of its counters (positions wrap at
+    /// 2^(`usize::BITS` - 1), so `POSITION_MASK - k` is `k + 1` granules before it, and the
+    /// top bit of `position` is ignored), or starts it mid-buffer.
     #[doc(hidden)]
     pub fn new_at(position: usize) -> Self {
         let ring = Self::new();
@@ -137,10 +139,11 @@ impl<const BYTES: usize> ByteRing<BYTES> {
     }
 
     /// The producers' position: how many 8-byte granules reservations have taken since the ring
-    /// was created, wrapping at `usize::MAX`. A reservation that returned before this call is
-    /// counted. With [`ByteConsumer::position`] it gives a flush target: once the consumer's
-    /// position has reached this value (compare with a wrapping difference), every record
-    /// reserved before the call has been read, discarded, or is still held by its grant.
+    /// was created, modulo 2^(`usize::BITS` - 1) (the slot ring's position space: compare two
+    /// with [`position_diff`](crate::position_diff)). A reservation that returned before this
+    /// call is counted. With [`ByteConsumer::position`] it gives a flush target: once the
+    /// consumer's position has reached this value, every record reserved before the call has
+    /// been read, discarded, or is still held by its grant.
     ///
     /// ```
     /// let ring: ringwal_core::ByteRing<256> = ringwal_core::ByteRing::new();
@@ -173,7 +176,7 @@ impl<const BYTES: usize> ByteRing<BYTES> {
     #[inline]
     pub fn try_reserve(&self, len: usize) -> Result<Grant<'_>, ReserveError> {
         let raw = self.raw();
-        let start = raw.reserve(len)?;
+        let start = raw.reserve(len, ClaimOrder::Relaxed)?;
         Ok(Grant::new(raw, start, len))
     }
 
@@ -285,10 +288,11 @@ impl ByteConsumer<'_> {
         read_batch(self.ring, &mut self.cursor, max_bytes)
     }
 
-    /// The consumer's position, in the units of [`ByteRing::reserved`]: everything before it
-    /// has been read and released (or discarded).
+    /// The consumer's position, in the units of [`ByteRing::reserved`] (granules, modulo
+    /// 2^(`usize::BITS` - 1)): everything before it has been read and released (or
+    /// discarded).
     pub fn position(&self) -> usize {
-        self.cursor.head
+        self.cursor.position()
     }
 }
 
@@ -321,7 +325,7 @@ impl Drop for ByteConsumer<'_> {
 impl fmt::Debug for ByteConsumer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteConsumer")
-            .field("position", &self.cursor.head)
+            .field("position", &self.cursor.position())
             .finish_non_exhaustive()
     }
 }

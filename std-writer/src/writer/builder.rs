@@ -1,14 +1,17 @@
 //! [`Builder`]: the writer's settings, checked, and the start of its thread.
 
 use super::exit::{Exit, Watched};
+use super::source::{Source, Typed};
 use super::worker::Worker;
-use super::{Emitter, Published, Rx, Shared, Tx, Writer};
+use super::{ByteEmitter, Bytes, Emitter, Published, Rx, Shared, Tx, Writer};
 use crate::log::{LogOptions, Recovery, RecoveryMode, SegmentLog};
 use crate::record::Record;
 use crate::signal::Signal;
 use crate::sink::Sink;
 use crate::{Idle, Overflow, Report, Retain, ShutdownError, SyncPolicy};
-use ringwal_core::{try_channel, try_evicting_channel, CapacityError};
+use ringwal_core::{
+    try_byte_channel, try_channel, try_evicting_channel, ByteCapacityError, CapacityError,
+};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -25,10 +28,22 @@ pub struct Builder {
     retain: Retain,
     reject_when_unhealthy: bool,
     shutdown_timeout: Duration,
-    capacity: usize,
+    /// `None`: the default of the kind of writer started (events or bytes).
+    capacity: Option<usize>,
     idle: Idle,
     recovery: RecoveryMode,
 }
+
+/// A typed writer's ring: events, by default.
+const DEFAULT_CAPACITY: usize = 4096;
+/// A byte writer's ring: bytes, by default (1 MiB).
+const DEFAULT_BYTE_CAPACITY: usize = 1 << 20;
+/// A byte writer's largest ring: its longest record (half the ring, less 8 bytes) then still
+/// fits a frame (`format::MAX_PAYLOAD`, 256 MiB). Below the byte ring's own limit,
+/// 2^(`usize::BITS` - 2) bytes, on every target.
+const MAX_BYTE_CAPACITY: usize = 512 << 20;
+/// A byte writer's smallest ring (the byte ring's own minimum: room for empty records only).
+const MIN_BYTE_CAPACITY: usize = 16;
 
 /// The longest `Idle::Poll` interval `start` accepts.
 const MAX_POLL: Duration = Duration::from_secs(60 * 60);
@@ -45,7 +60,7 @@ impl Builder {
             retain: Retain::All,
             reject_when_unhealthy: false,
             shutdown_timeout: Duration::from_secs(30),
-            capacity: 4096,
+            capacity: None,
             idle: Idle::Park,
             recovery: RecoveryMode::PointInTime,
         }
@@ -100,6 +115,13 @@ impl Builder {
     /// (events per second × stall seconds), whichever is larger. Memory is about
     /// `capacity × (size_of::<T>() + 8)` bytes, allocated once at start on the heap.
     ///
+    /// For a byte writer ([`start_bytes`](Self::start_bytes)) it is the ring's size in bytes
+    /// (default 1 MiB): a power of two from 16 bytes to 512 MiB, else `start_bytes` fails with
+    /// [`io::ErrorKind::InvalidInput`] before the directory is touched. A record takes 8 bytes
+    /// of header plus its length rounded up to 8, and may be at most `capacity / 2 - 8` bytes
+    /// long ([`ByteEmitter::max_record_len`]; a longer one is refused, `TooLarge`). Size it
+    /// for your worst stall in bytes (bytes per second × stall seconds).
+    ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
     /// let (writer, emitter) = ringwal::Writer::builder(dir.path())
@@ -113,7 +135,7 @@ impl Builder {
     /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
+        self.capacity = Some(capacity);
         self
     }
 
@@ -182,16 +204,6 @@ impl Builder {
             Retain::Bytes(0) => return bad("Retain::Bytes needs at least 1 byte".into()),
             _ => {}
         }
-        if !(self.capacity >= 2
-            && self.capacity.is_power_of_two()
-            && self.capacity <= ringwal_core::MAX_CAPACITY)
-        {
-            return bad(format!(
-                "capacity {} is not a power of two between 2 and {}",
-                self.capacity,
-                ringwal_core::MAX_CAPACITY
-            ));
-        }
         if let Idle::Poll(d) = self.idle {
             if !(MIN_POLL..=MAX_POLL).contains(&d) {
                 return bad(format!(
@@ -225,7 +237,59 @@ impl Builder {
     /// assert_eq!((report.emitted, report.persisted), (1, 1));
     /// ```
     pub fn start<T: Record>(self) -> io::Result<(Writer<T>, Emitter<T>)> {
-        self.check()?;
+        self.check_typed()?;
+        let (log, recovery) = self.open_log()?;
+        self.spawn_typed(log, recovery)
+    }
+
+    /// Opens (recovering) the log directory and starts a byte writer: emitters write
+    /// variable-length byte records in place into a ring of [`capacity`](Self::capacity)
+    /// bytes (default 1 MiB) through [`ByteEmitter`]. Nothing allocates per record on either
+    /// side. The log is the same as a typed writer's: [`Reader`](crate::Reader), `ringwal cat`
+    /// and `verify` read it unchanged.
+    ///
+    /// Every setting applies as for [`start`](Self::start), but [`Overflow::DropOldest`]:
+    /// the byte ring cannot evict records (a producer would have to evict records of other
+    /// lengths that the writer may be reading in place), so it is refused with
+    /// [`io::ErrorKind::InvalidInput`], as is an invalid capacity, before the directory is
+    /// touched.
+    ///
+    /// ```
+    /// use ringwal::{Overflow, Writer};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = Writer::builder(dir.path())
+    ///     .capacity(1 << 16) // bytes
+    ///     .start_bytes()
+    ///     .unwrap();
+    /// emitter.emit(b"hello").unwrap();
+    /// let report = writer.shutdown().unwrap();
+    /// assert_eq!((report.emitted, report.persisted), (1, 1));
+    ///
+    /// let err = Writer::builder(dir.path())
+    ///     .overflow(Overflow::DropOldest)
+    ///     .start_bytes()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn start_bytes(self) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
+        self.check_bytes()?;
+        let (log, recovery) = self.open_log()?;
+        self.spawn_bytes(log, recovery)
+    }
+
+    /// [`start_bytes`](Self::start_bytes) on your own [`Sink`] (see
+    /// [`start_with_sink`](Self::start_with_sink)).
+    pub fn start_bytes_with_sink<S: Sink>(
+        self,
+        sink: S,
+    ) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
+        self.check_bytes()?;
+        let recovery = Self::sink_recovery(&sink);
+        self.spawn_bytes(sink, recovery)
+    }
+
+    fn open_log(&self) -> io::Result<(SegmentLog, Recovery)> {
         let log = SegmentLog::open(
             &self.dir,
             LogOptions {
@@ -236,7 +300,56 @@ impl Builder {
             },
         )?;
         let recovery = log.recovery().clone();
-        self.spawn(log, recovery)
+        Ok((log, recovery))
+    }
+
+    fn sink_recovery<S: Sink>(sink: &S) -> Recovery {
+        Recovery {
+            segments: sink.segments(),
+            next_seq: sink.next_seq(),
+            ..Recovery::default()
+        }
+    }
+
+    /// The settings of a typed writer, checked.
+    fn check_typed(&self) -> io::Result<()> {
+        self.check()?;
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        if !(capacity >= 2 && capacity.is_power_of_two() && capacity <= ringwal_core::MAX_CAPACITY)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "capacity {capacity} is not a power of two between 2 and {}",
+                    ringwal_core::MAX_CAPACITY
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings of a byte writer, checked.
+    fn check_bytes(&self) -> io::Result<()> {
+        self.check()?;
+        let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.overflow == Overflow::DropOldest {
+            return bad(
+                "Overflow::DropOldest is not available for a byte writer (the byte ring \
+                 cannot evict records): use Reject or Block"
+                    .into(),
+            );
+        }
+        let capacity = self.capacity.unwrap_or(DEFAULT_BYTE_CAPACITY);
+        if !(capacity.is_power_of_two()
+            && (MIN_BYTE_CAPACITY..=MAX_BYTE_CAPACITY).contains(&capacity))
+        {
+            return bad(format!(
+                "byte capacity {capacity} is not a power of two between {MIN_BYTE_CAPACITY} and \
+                 {} bytes",
+                MAX_BYTE_CAPACITY
+            ));
+        }
+        Ok(())
     }
 
     /// [`start`](Self::start) with a ring of `N` events: the same as `.capacity(N).start()`.
@@ -253,16 +366,12 @@ impl Builder {
         self,
         sink: S,
     ) -> io::Result<(Writer<T>, Emitter<T>)> {
-        self.check()?;
-        let recovery = Recovery {
-            segments: sink.segments(),
-            next_seq: sink.next_seq(),
-            ..Recovery::default()
-        };
-        self.spawn(sink, recovery)
+        self.check_typed()?;
+        let recovery = Self::sink_recovery(&sink);
+        self.spawn_typed(sink, recovery)
     }
 
-    fn spawn<T: Record, S: Sink>(
+    fn spawn_typed<T: Record, S: Sink>(
         self,
         sink: S,
         recovery: Recovery,
@@ -271,16 +380,49 @@ impl Builder {
             CapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
             _ => io::Error::new(io::ErrorKind::InvalidInput, e),
         };
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
         // Only `DropOldest` evicts; every other policy gets the ring whose consumer takes
         // without read-modify-writes.
         let (producer, receiver) = if self.overflow == Overflow::DropOldest {
-            let (tx, rx) = try_evicting_channel::<T>(self.capacity).map_err(capacity_error)?;
+            let (tx, rx) = try_evicting_channel::<T>(capacity).map_err(capacity_error)?;
             (Tx::Evicting(tx), Rx::Evicting(rx))
         } else {
-            let (tx, rx) = try_channel::<T>(self.capacity).map_err(capacity_error)?;
+            let (tx, rx) = try_channel::<T>(capacity).map_err(capacity_error)?;
             (Tx::Plain(tx), Rx::Plain(rx))
         };
-        let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, _)>();
+        let (writer, shared) = self.spawn(sink, recovery, producer, Typed::new(receiver))?;
+        Ok((writer, Emitter::new(shared)))
+    }
+
+    fn spawn_bytes<S: Sink>(
+        self,
+        sink: S,
+        recovery: Recovery,
+    ) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
+        let capacity = self.capacity.unwrap_or(DEFAULT_BYTE_CAPACITY);
+        let (tx, rx) = try_byte_channel(capacity).map_err(|e| match e {
+            ByteCapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
+            _ => io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+        let (writer, shared) = self.spawn(sink, recovery, Tx::Bytes(tx), rx)?;
+        Ok((writer, ByteEmitter::new(shared)))
+    }
+
+    /// Starts the writer thread on `sink`, draining `source` (the consumer side of
+    /// `producer`'s ring).
+    fn spawn<T, S, Src>(
+        self,
+        sink: S,
+        recovery: Recovery,
+        producer: Tx<T>,
+        receiver: Src,
+    ) -> io::Result<(Writer<T>, Arc<Shared<T>>)>
+    where
+        T: Send + 'static,
+        S: Sink,
+        Src: Source + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared<T>>, Src)>();
         let sync = self.sync;
         let shutdown_timeout = self.shutdown_timeout;
         let idle = self.idle;
@@ -296,10 +438,7 @@ impl Builder {
                     let sink = Watched::new(sink, Arc::clone(&shared.exit));
                     let worker =
                         Worker::new(Arc::clone(&shared), sink, sync, shutdown_timeout, idle);
-                    match receiver {
-                        Rx::Plain(rx) => worker.run(rx),
-                        Rx::Evicting(rx) => worker.run(rx),
-                    }
+                    worker.run(receiver)
                 }));
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
@@ -332,14 +471,13 @@ impl Builder {
         });
         tx.send((Arc::clone(&shared), receiver))
             .map_err(|_| io::Error::other("writer thread died at start"))?;
-        let emitter = Emitter::new(Arc::clone(&shared));
         Ok((
             Writer {
-                shared,
+                shared: Arc::clone(&shared),
                 handle: Some(handle),
                 recovery,
             },
-            emitter,
+            shared,
         ))
     }
 }

@@ -2,14 +2,14 @@
 //! writer.
 
 use super::{Shared, Tx};
-use crate::signal::{Signal, EXITED, UNHEALTHY};
+use crate::signal::UNHEALTHY;
 use crate::{EmitError, FlushError, Overflow, Stats};
 use ringwal_core::PushError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `Block` retries this many times (spinning, then yielding) before it parks.
-const BLOCK_SPINS: u32 = 96;
+pub(super) const BLOCK_SPINS: u32 = 96;
 
 /// A handle for emitting events: cheap to clone, `Send + Sync`. Clones count refused emits on
 /// their own counters (16 of them, round robin; more clones share), so emitters that are
@@ -96,6 +96,7 @@ impl<T> Emitter<T> {
                 }
                 Err(event) => self.refuse(EmitError::Closed(event)),
             },
+            Tx::Bytes(_) => unreachable!("a typed writer's ring is a slot ring"),
         }
     }
 
@@ -185,35 +186,12 @@ impl<T> Emitter<T> {
     /// # drop(writer);
     /// ```
     pub fn flush(&self) -> Result<(), FlushError> {
-        self.flush_until(None)
+        self.shared.flush_until(None)
     }
 
     /// [`flush`](Self::flush), giving up with [`FlushError::Timeout`] after `timeout`.
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.flush_until(Instant::now().checked_add(timeout))
-    }
-
-    fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
-        let sh = &*self.shared;
-        let sig = &sh.signal;
-        let target = sh.tx.pushed();
-        if Signal::reached(sig.done(), target) {
-            return Ok(());
-        }
-        let failures = sig.failures();
-        sig.request_flush(target);
-        let outcome = sig.flushed.wait(deadline, || {
-            if Signal::reached(sig.done(), target) {
-                Some(Ok(()))
-            } else if sig.failures() != failures {
-                Some(Err(FlushError::Io(sh.last_error())))
-            } else if sig.state_acquire() & EXITED != 0 {
-                Some(Err(FlushError::Closed))
-            } else {
-                None
-            }
-        });
-        outcome.unwrap_or(Err(FlushError::Timeout))
+        self.shared.flush_until(Instant::now().checked_add(timeout))
     }
 
     /// Counters, now (a snapshot).

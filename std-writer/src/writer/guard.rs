@@ -1,10 +1,12 @@
 //! [`FlushGuard`]: flushes on drop, for a writer kept in a `static` that is never shut down.
 
-use super::Emitter;
+use super::{ByteEmitter, Bytes, Emitter, Shared};
+use std::sync::Arc;
 
 /// Flushes the writer when dropped: everything emitted (by any emitter) before the drop is
 /// written and, unless [`SyncPolicy::Never`](crate::SyncPolicy::Never), fsynced by the time the
-/// drop returns. From [`Emitter::flush_guard`].
+/// drop returns. From [`Emitter::flush_guard`] (or [`ByteEmitter::flush_guard`]: a
+/// `FlushGuard<Bytes>`).
 ///
 /// A writer kept in a `static` (or otherwise never shut down) is not dropped at exit: what is
 /// still in its ring when `main` returns is lost. Hold a guard in `main` (as you would
@@ -38,7 +40,7 @@ use super::Emitter;
 /// ```
 #[must_use = "the guard flushes when dropped: bind it to a variable (`let _guard = ..`) that lives to the end of main"]
 pub struct FlushGuard<T> {
-    emitter: Emitter<T>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> std::fmt::Debug for FlushGuard<T> {
@@ -52,15 +54,38 @@ impl<T> Emitter<T> {
     /// `shutdown_timeout`): see [`FlushGuard`].
     pub fn flush_guard(&self) -> FlushGuard<T> {
         FlushGuard {
-            emitter: self.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl ByteEmitter {
+    /// A guard that [flushes](Self::flush) when dropped (bounded by the builder's
+    /// `shutdown_timeout`): see [`FlushGuard`].
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path()).start_bytes().unwrap();
+    /// std::mem::forget(writer); // never shut down
+    /// {
+    ///     let _guard = emitter.flush_guard();
+    ///     emitter.emit(b"kept").unwrap();
+    /// } // flushed here
+    /// assert_eq!(ringwal::Reader::open(dir.path()).unwrap().iter().count(), 1);
+    /// ```
+    pub fn flush_guard(&self) -> FlushGuard<Bytes> {
+        FlushGuard {
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
 impl<T> Drop for FlushGuard<T> {
     fn drop(&mut self) {
-        let timeout = self.emitter.shared.exit.timeout();
+        let timeout = self.shared.exit.timeout();
         // Errors are the caller's to ask for (`flush`); a guard only makes the attempt.
-        let _ = self.emitter.flush_timeout(timeout);
+        let _ = self
+            .shared
+            .flush_until(std::time::Instant::now().checked_add(timeout));
     }
 }

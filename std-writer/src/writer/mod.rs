@@ -2,40 +2,52 @@
 //!
 //! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
-//! - [`emit_async`]: `Emitter::emit_async` and `flush_async`, their futures;
-//! - [`worker`]: the writer thread's loop (drain, encode, append, sync, publish, shut down);
+//! - [`byte_emitter`]: [`ByteEmitter`], the byte path's hot path (`emit`, `emit_with`);
+//! - [`emit_async`]: the async emit and flush of both emitters, their futures;
+//! - [`worker`]: the writer thread's loop (drain, append, sync, publish, shut down), the same
+//!   for both paths;
+//! - [`source`]: what the worker drains ([`Source`](source::Source): the slot ring, whose
+//!   events it encodes, or the byte ring, whose records it copies);
+//! - [`frames`]: the worker's batch buffer, where every record is framed;
 //! - [`exit`]: how a shutdown waits for the writer thread's result with a deadline;
 //! - [`guard`]: [`FlushGuard`], which flushes on drop;
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
+mod byte_emitter;
 mod emit_async;
 mod emitter;
 mod exit;
+mod frames;
 mod guard;
+mod source;
 mod worker;
 
 pub use builder::Builder;
+pub use byte_emitter::{ByteEmitter, Bytes};
 pub use emit_async::{EmitFuture, FlushFuture};
 pub use emitter::Emitter;
 pub use guard::FlushGuard;
 
 use crate::record::Record;
-use crate::signal::{Signal, UNHEALTHY};
-use crate::{Overflow, Recovery, Report, ShutdownError, Stats};
+use crate::signal::{Signal, EXITED, UNHEALTHY};
+use crate::{FlushError, Overflow, Recovery, Report, ShutdownError, Stats};
 use exit::Exit;
-use ringwal_core::{Evict, Producer, Receiver};
+use ringwal_core::{ByteProducer, Evict, Producer, Receiver};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// Counters the writer thread publishes for [`Stats`].
 #[derive(Debug, Default)]
 pub(super) struct Published {
     pub(super) persisted: AtomicU64,
     pub(super) dropped: AtomicU64,
+    /// Records the writer has taken out of the ring (a byte writer's `emitted`).
+    pub(super) taken: AtomicU64,
     pub(super) bytes_written: AtomicU64,
     pub(super) syncs: AtomicU64,
     pub(super) write_errors: AtomicU64,
@@ -48,11 +60,15 @@ pub(super) struct Published {
     pub(super) durable_seq: AtomicU64,
 }
 
-/// The ring's producer side: an evicting ring under `Overflow::DropOldest` (its pushes evict
-/// when it is full), a plain one otherwise (its consumer takes without read-modify-writes).
+/// The ring's producer side: for a `Writer<T>` an evicting ring under `Overflow::DropOldest`
+/// (its pushes evict when it is full), a plain one otherwise (its consumer takes without
+/// read-modify-writes); for a `Writer<Bytes>` (`T` = [`Bytes`]) always the byte ring. Its
+/// positions count values in the slot rings, 8-byte granules in the byte ring; either way
+/// they are what the writer's flush and close handshakes compare.
 pub(super) enum Tx<T> {
     Plain(Producer<T>),
     Evicting(Producer<T, Evict>),
+    Bytes(ByteProducer),
 }
 
 /// The ring's consumer side, held by the writer thread; the same mode as its [`Tx`].
@@ -68,6 +84,7 @@ impl<T> Tx<T> {
         match self {
             Tx::Plain(p) => p.pushed(),
             Tx::Evicting(p) => p.pushed(),
+            Tx::Bytes(p) => p.reserved(),
         }
     }
 
@@ -77,6 +94,7 @@ impl<T> Tx<T> {
         match self {
             Tx::Plain(p) => p.pushed_seqcst(),
             Tx::Evicting(p) => p.pushed_seqcst(),
+            Tx::Bytes(p) => p.reserved_seqcst(),
         }
     }
 
@@ -86,6 +104,7 @@ impl<T> Tx<T> {
         match self {
             Tx::Plain(p) => p.is_closed(),
             Tx::Evicting(p) => p.is_closed(),
+            Tx::Bytes(p) => p.is_closed(),
         }
     }
 
@@ -94,6 +113,15 @@ impl<T> Tx<T> {
         match self {
             Tx::Plain(p) => p.close(),
             Tx::Evicting(p) => p.close(),
+            Tx::Bytes(p) => p.close(),
+        }
+    }
+
+    /// The byte ring (a `Writer<Bytes>`'s only kind of `Tx`).
+    fn bytes(&self) -> &ByteProducer {
+        match self {
+            Tx::Bytes(p) => p,
+            _ => unreachable!("a byte writer's ring is the byte ring"),
         }
     }
 }
@@ -123,7 +151,12 @@ impl<T> Shared<T> {
         let state = self.signal.state_acquire();
         // Relaxed: snapshots; exact once the writer has exited (ordered by the load above).
         let p = &self.published;
-        let emitted = self.tx.pushed() as u64;
+        let emitted = match self.tx {
+            // Positions count granules: the writer counts the records it takes out (records
+            // still in the ring are counted once it has taken them).
+            Tx::Bytes(_) => p.taken.load(Ordering::Relaxed),
+            _ => self.tx.pushed() as u64,
+        };
         let persisted = p.persisted.load(Ordering::Relaxed);
         let dropped = p.dropped.load(Ordering::Relaxed);
         let last = p.last_seq_plus_one.load(Ordering::Relaxed);
@@ -180,6 +213,30 @@ impl<T> Shared<T> {
             None => io::Error::other("write failed"),
         }
     }
+
+    /// `flush` and `flush_timeout` of both emitters: waits until the writer's done position
+    /// reaches the producers' position now (or `deadline` passes).
+    fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
+        let sig = &self.signal;
+        let target = self.tx.pushed();
+        if Signal::reached(sig.done(), target) {
+            return Ok(());
+        }
+        let failures = sig.failures();
+        sig.request_flush(target);
+        let outcome = sig.flushed.wait(deadline, || {
+            if Signal::reached(sig.done(), target) {
+                Some(Ok(()))
+            } else if sig.failures() != failures {
+                Some(Err(FlushError::Io(self.last_error())))
+            } else if sig.state_acquire() & EXITED != 0 {
+                Some(Err(FlushError::Closed))
+            } else {
+                None
+            }
+        });
+        outcome.unwrap_or(Err(FlushError::Timeout))
+    }
 }
 
 /// The writer: owns the thread that drains the ring to disk. Shut it down with
@@ -228,6 +285,27 @@ impl Writer<()> {
 }
 
 impl<T: Record> Writer<T> {
+    /// Another emitter handle (same as cloning one).
+    pub fn emitter(&self) -> Emitter<T> {
+        Emitter::new(Arc::clone(&self.shared))
+    }
+}
+
+impl Writer<Bytes> {
+    /// Another byte emitter handle (same as cloning one).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, _emitter) = ringwal::Writer::builder(dir.path()).start_bytes().unwrap();
+    /// writer.emitter().emit(b"hello").unwrap();
+    /// assert_eq!(writer.shutdown().unwrap().persisted, 1);
+    /// ```
+    pub fn emitter(&self) -> ByteEmitter {
+        ByteEmitter::new(Arc::clone(&self.shared))
+    }
+}
+
+impl<T> Writer<T> {
     /// Counters, now (a snapshot).
     pub fn stats(&self) -> Stats {
         self.shared.stats()
@@ -236,11 +314,6 @@ impl<T: Record> Writer<T> {
     /// What opening the log found and repaired.
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
-    }
-
-    /// Another emitter handle (same as cloning one).
-    pub fn emitter(&self) -> Emitter<T> {
-        Emitter::new(Arc::clone(&self.shared))
     }
 
     /// Stops accepting events (later emits get [`EmitError::Closed`](crate::EmitError::Closed)), writes and syncs

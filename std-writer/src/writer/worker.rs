@@ -1,17 +1,18 @@
-//! The writer thread: drains the ring, encodes and frames the events, appends batches to the
-//! sink, syncs them, publishes its progress, and shuts down accounting for every event.
+//! The writer thread: drains the ring (through a [`Source`]: the slot ring's events or the
+//! byte ring's records, framed into [`Frames`]), appends batches to the sink, syncs them,
+//! publishes its progress, and shuts down accounting for every event. One worker for both
+//! kinds of writer.
 
+use super::frames::{Frames, BUF_START};
+use super::source::{Source, Taken};
 use super::Shared;
 use crate::format;
 use crate::reader::Entry;
-use crate::record::Record;
 use crate::signal::{Signal, STOP};
 use crate::sink::{Batch, Sink};
 use crate::{Idle, Report, ShutdownError, SyncPolicy};
-use ringwal_core::{Mode, Receiver};
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,14 +34,13 @@ const POLL_QUIET: usize = 32;
 /// A spinning writer (`Idle::Spin`) yields once every this many idle rounds (and otherwise
 /// spins), so a core it shares is not starved.
 const SPIN_YIELD_EVERY: u32 = 64;
-/// The batch buffer's capacity at start.
-const BUF_START: usize = 64 << 10;
 /// A batch buffer emptied with more capacity than this and than four times the batch just
 /// written is shrunk back (to `BUF_START`, or twice that batch): one huge record does not
 /// keep its memory until shutdown, and steady batches of any size do not reallocate.
 const BUF_KEEP: usize = 1 << 20;
 
-/// The writer thread's state.
+/// The writer thread's state. `T` is the writer's record type (`Bytes` for the byte path);
+/// the records themselves come from the [`Source`] passed to [`run`](Self::run).
 pub(super) struct Worker<T, S> {
     shared: Arc<Shared<T>>,
     sink: S,
@@ -49,34 +49,28 @@ pub(super) struct Worker<T, S> {
     idle: Idle,
     /// Under `Idle::Poll`: the next timed sleep (adapted to the event rate, see `POLL_BUSY`).
     poll_sleep: Duration,
-    /// Under `Idle::Poll`: events taken since the last timed sleep.
+    /// Under `Idle::Poll`: ring positions taken since the last timed sleep.
     taken_since_sleep: usize,
-    /// Frames not yet durable: `buf[..appended]` is in the sink (awaiting sync), the rest is
-    /// not yet appended. Frame sequence numbers run from `buf_first_seq` to `next_seq`.
-    buf: Vec<u8>,
-    /// Where one record is encoded before it is framed into `buf`.
-    scratch: Vec<u8>,
+    /// Frames not yet durable: `frames.buf[..appended]` is in the sink (awaiting sync), the
+    /// rest is not yet appended. Frame sequence numbers run from `buf_first_seq` to
+    /// `frames.next_seq`.
+    frames: Frames,
     buf_first_seq: u64,
     appended: usize,
     appended_seq: u64,
-    next_seq: u64,
     /// The first sequence number the sink held records before (persisted counts from it).
     start_seq: u64,
-    /// Events lost since the last encoded record (evictions, failed encodes).
-    pending_gap: u64,
-    /// Events refused by `emit` since the last encoded record: the next record's
-    /// `refused_before` (or, at shutdown, a gap marker's).
-    pending_refused: u64,
     /// The emitters' refusal count (summed over stripes) when last looked at.
     refused_seen: u64,
-    /// Ring position (values popped plus evicted) at the end of each batch, with the sequence
-    /// number after that batch: when that is durable, `done` reaches the position.
+    /// Ring position (the source's: records taken plus evicted, or granules passed) at the
+    /// end of each batch, with the sequence number after that batch: when that is durable,
+    /// `done` reaches the position.
     checkpoints: VecDeque<(u64, usize)>,
-    /// After close: the producers' final position (`Producer::close`'s answer).
+    /// After close: the producers' final position (the ring's `close()` answer).
     end: Option<usize>,
-    popped: usize,
-    evicted: u64,
-    dropped: u64,
+    /// Records taken out of the ring so far (`emitted` of a byte writer, whose positions
+    /// count bytes, not records).
+    taken: u64,
     bytes_written: u64,
     syncs: u64,
     write_errors: u64,
@@ -93,7 +87,7 @@ pub(super) struct Worker<T, S> {
     last_sync: Instant,
 }
 
-impl<T: Record, S: Sink> Worker<T, S> {
+impl<T, S: Sink> Worker<T, S> {
     pub(super) fn new(
         shared: Arc<Shared<T>>,
         sink: S,
@@ -113,21 +107,15 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 _ => Duration::ZERO,
             },
             taken_since_sleep: 0,
-            buf: Vec::with_capacity(BUF_START),
-            scratch: Vec::with_capacity(256),
+            frames: Frames::new(seq),
             buf_first_seq: seq,
             appended: 0,
             appended_seq: seq,
-            next_seq: seq,
             start_seq: seq,
-            pending_gap: 0,
-            pending_refused: 0,
             refused_seen: 0,
             checkpoints: VecDeque::new(),
             end: None,
-            popped: 0,
-            evicted: 0,
-            dropped: 0,
+            taken: 0,
             bytes_written: 0,
             syncs: 0,
             write_errors: 0,
@@ -147,40 +135,6 @@ impl<T: Record, S: Sink> Worker<T, S> {
         }
     }
 
-    fn encode(&mut self, event: T) {
-        // Into a scratch buffer, so an `encode` that misbehaves (clears or rewrites `out`)
-        // can only spoil its own record, never frames already in the batch.
-        self.scratch.clear();
-        let scratch = &mut self.scratch;
-        let encoded = catch_unwind(AssertUnwindSafe(move || {
-            event.encode(scratch);
-            drop(event);
-        }));
-        let framed = encoded.is_ok() && {
-            let start = format::begin_frame(&mut self.buf);
-            self.buf.extend_from_slice(&self.scratch);
-            format::finish_frame(
-                &mut self.buf,
-                start,
-                self.next_seq,
-                self.pending_gap,
-                self.pending_refused,
-            )
-            .is_ok()
-        };
-        if framed {
-            self.next_seq += 1;
-            self.pending_gap = 0;
-            self.pending_refused = 0;
-        } else {
-            self.dropped += 1;
-            self.pending_gap += 1;
-        }
-        if self.scratch.capacity() > 1 << 20 {
-            self.scratch = Vec::new();
-        }
-    }
-
     /// Attributes the refusals counted since the last look to the next record. Where a
     /// refusal lands is exact to the batch: it is counted before the first record this writer
     /// encodes after seeing it, so it lies between that record and the one before.
@@ -188,7 +142,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
         // After close, this sees every refusal an emit reported as anything but `Closed`
         // (`signal`'s docs, "Refusals"); before, a snapshot.
         let total = self.shared.signal.refusals();
-        self.pending_refused += total.wrapping_sub(self.refused_seen);
+        self.frames.pending_refused += total.wrapping_sub(self.refused_seen);
         self.refused_seen = total;
     }
 
@@ -197,52 +151,31 @@ impl<T: Record, S: Sink> Worker<T, S> {
     /// every loss. Returns whether it queued one.
     fn trailing_marker(&mut self) -> bool {
         self.note_refusals();
-        if self.pending_gap == 0 && self.pending_refused == 0 {
-            return false;
-        }
-        self.buf.extend_from_slice(&format::encode_marker(
-            self.next_seq,
-            self.pending_gap,
-            self.pending_refused,
-        ));
-        self.pending_gap = 0;
-        self.pending_refused = 0;
-        true
+        self.frames.trailing_marker()
     }
 
-    /// Takes up to one ring's worth of events and encodes them. Returns how many it took.
-    fn take<M: Mode>(&mut self, consumer: &mut Receiver<T, M>) -> usize {
+    /// Takes what is ready from `source` (at most one ring's worth) into the batch buffer,
+    /// after the refusals counted so far (they lie before these records).
+    fn take<Src: Source>(&mut self, source: &mut Src) -> Taken {
         self.note_refusals();
-        let mut took = 0;
-        // From our own count, not the consumer's: a `pop` that stepped over evicted positions
-        // and then found nothing published has already counted them there.
-        let mut evicted = self.evicted;
-        // `drain` never waits (a producer mid-publish is looked at again next round), yields at
-        // most one ring's worth, and never reads the producers' `tail` line (`try_pop` would, to
-        // tell `Empty` from `Pending`, at the end of every batch).
-        let mut drain = consumer.drain();
-        loop {
-            let popped = drain.next();
-            let now = drain.evicted();
-            self.pending_gap += now - evicted;
-            self.dropped += now - evicted;
-            evicted = now;
-            let Some(event) = popped else { break };
-            took += 1;
-            self.encode(event);
+        let taken = source.take(&mut self.frames);
+        if taken.records > 0 {
+            self.taken += taken.records as u64;
+            // At once, not with the other counters after the write: a byte writer's
+            // `emitted` (Relaxed: a snapshot counter, as in `publish`).
+            self.shared
+                .published
+                .taken
+                .store(self.taken, Ordering::Relaxed);
         }
-        let moved = took > 0 || evicted != self.evicted;
-        self.evicted = evicted;
-        self.popped = self.popped.wrapping_add(took);
-        if moved {
-            // Values popped plus values evicted, from the ring's start.
+        if taken.advanced > 0 {
+            // Where the source's position is after the records framed so far.
             self.checkpoints
-                .push_back((self.next_seq, consumer.position()));
-        }
-        if took > 0 {
+                .push_back((self.frames.next_seq, source.position()));
+            // Space was freed: emitters blocked on a full ring may go on.
             self.shared.signal.space.notify();
         }
-        took
+        taken
     }
 
     /// Whether, after close, the writer's position (values popped plus values evicted) has
@@ -294,15 +227,15 @@ impl<T: Record, S: Sink> Worker<T, S> {
             // Every record after `at` is gone; the log's gap shows them all.
             let shift = self.buf_first_seq - at;
             self.start_seq = self.start_seq.min(at);
-            self.dropped += lost;
+            self.frames.dropped += lost;
             let mut offset = 0;
             let mut seq = at;
             let mut first = true;
-            while offset < self.buf.len() {
-                let Ok(size) = format::frame_size(&self.buf[offset..]) else {
+            while offset < self.frames.buf.len() {
+                let Ok(size) = format::frame_size(&self.frames.buf[offset..]) else {
                     break;
                 };
-                let frame = &mut self.buf[offset..offset + size];
+                let frame = &mut self.frames.buf[offset..offset + size];
                 let Ok((decoded, _)) = format::decode_frame(frame) else {
                     break;
                 };
@@ -321,22 +254,22 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 offset += size;
             }
             if first {
-                self.pending_gap += shift;
+                self.frames.pending_gap += shift;
             }
             for c in self.checkpoints.iter_mut() {
                 c.0 = c.0.saturating_sub(shift);
             }
             self.buf_first_seq = at;
-            self.next_seq -= shift;
+            self.frames.next_seq -= shift;
             self.appended = 0;
             self.appended_seq = at;
         } else {
             // Everything from `at` on must be appended again; frames before it are in the sink.
-            let at = at.min(self.next_seq);
+            let at = at.min(self.frames.next_seq);
             let mut offset = 0;
             let mut seq = self.buf_first_seq;
             while seq < at {
-                let rest = &self.buf[offset..];
+                let rest = &self.frames.buf[offset..];
                 match format::frame_size(rest) {
                     Ok(size) => offset += size,
                     Err(_) => break,
@@ -353,13 +286,17 @@ impl<T: Record, S: Sink> Worker<T, S> {
     /// splitting (`None` for the whole rest: the common path does not walk the frames).
     fn next_piece(&self) -> (usize, u64, Option<usize>) {
         let Some(limit) = self.piece else {
-            return (self.buf.len(), self.next_seq - self.appended_seq, None);
+            return (
+                self.frames.buf.len(),
+                self.frames.next_seq - self.appended_seq,
+                None,
+            );
         };
         let mut offset = self.appended;
         let mut records = 0u64;
         let mut frames = 0usize;
-        while offset < self.buf.len() && frames < limit {
-            let rest = &self.buf[offset..];
+        while offset < self.frames.buf.len() && frames < limit {
+            let rest = &self.frames.buf[offset..];
             let Ok(size) = format::frame_size(rest) else {
                 break;
             };
@@ -367,10 +304,10 @@ impl<T: Record, S: Sink> Worker<T, S> {
             frames += 1;
             offset += size;
         }
-        if offset == self.buf.len() {
+        if offset == self.frames.buf.len() {
             (
-                self.buf.len(),
-                self.next_seq - self.appended_seq,
+                self.frames.buf.len(),
+                self.frames.next_seq - self.appended_seq,
                 Some(frames),
             )
         } else {
@@ -382,7 +319,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
     fn frames_left(&self) -> usize {
         let mut offset = self.appended;
         let mut frames = 0;
-        while let Ok(size) = format::frame_size(&self.buf[offset..]) {
+        while let Ok(size) = format::frame_size(&self.frames.buf[offset..]) {
             frames += 1;
             offset += size;
         }
@@ -394,11 +331,14 @@ impl<T: Record, S: Sink> Worker<T, S> {
     /// wants durability, so the sink's rollback mark advances and its retention can free the
     /// older segments before the next piece.
     fn write(&mut self) {
-        while self.appended < self.buf.len() {
+        while self.appended < self.frames.buf.len() {
             let (end, records, frames) = self.next_piece();
-            let whole = end == self.buf.len();
-            let batch =
-                Batch::from_writer(&self.buf[self.appended..end], self.appended_seq, records);
+            let whole = end == self.frames.buf.len();
+            let batch = Batch::from_writer(
+                &self.frames.buf[self.appended..end],
+                self.appended_seq,
+                records,
+            );
             match self.sink.append(&batch) {
                 Ok(()) => {
                     self.bytes_written += (end - self.appended) as u64;
@@ -406,7 +346,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
                     self.appended_seq += records;
                     if self.policy == SyncPolicy::Never {
                         let written = self.appended;
-                        self.buf.drain(..written);
+                        self.frames.buf.drain(..written);
                         self.appended = 0;
                         self.buf_first_seq = self.appended_seq;
                         self.shrink_buf(written);
@@ -446,13 +386,17 @@ impl<T: Record, S: Sink> Worker<T, S> {
     /// After `written` bytes left an emptied `buf`: gives back capacity far beyond what that
     /// batch needed (see `BUF_KEEP`).
     fn shrink_buf(&mut self, written: usize) {
-        if self.buf.is_empty() && self.buf.capacity() > BUF_KEEP.max(written.saturating_mul(4)) {
-            self.buf.shrink_to(BUF_START.max(written.saturating_mul(2)));
+        if self.frames.buf.is_empty()
+            && self.frames.buf.capacity() > BUF_KEEP.max(written.saturating_mul(4))
+        {
+            self.frames
+                .buf
+                .shrink_to(BUF_START.max(written.saturating_mul(2)));
         }
     }
 
     fn sync_due(&self, closing: bool) -> bool {
-        if self.appended == 0 || self.appended != self.buf.len() {
+        if self.appended == 0 || self.appended != self.frames.buf.len() {
             return false;
         }
         match self.policy {
@@ -475,11 +419,11 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 self.last_sync = Instant::now();
                 // Only the appended part is durable (after a piece, the rest still waits).
                 let written = self.appended;
-                self.buf.drain(..written);
+                self.frames.buf.drain(..written);
                 self.appended = 0;
                 self.buf_first_seq = self.appended_seq;
                 self.shrink_buf(written);
-                if self.buf.is_empty() {
+                if self.frames.buf.is_empty() {
                     self.healthy();
                 } else {
                     self.failing = 0;
@@ -504,7 +448,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
         // flushers and for the final report.
         p.persisted
             .store(self.appended_seq - self.start_seq, Ordering::Relaxed);
-        p.dropped.store(self.dropped, Ordering::Relaxed);
+        p.dropped.store(self.frames.dropped, Ordering::Relaxed);
+        p.taken.store(self.taken, Ordering::Relaxed);
         p.bytes_written.store(self.bytes_written, Ordering::Relaxed);
         p.syncs.store(self.syncs, Ordering::Relaxed);
         p.write_errors.store(self.write_errors, Ordering::Relaxed);
@@ -521,10 +466,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
         }
     }
 
-    pub(super) fn run<M: Mode>(
-        mut self,
-        mut consumer: Receiver<T, M>,
-    ) -> Result<Report, ShutdownError> {
+    /// The writer thread's loop, draining `source` until shut down.
+    pub(super) fn run<Src: Source>(mut self, mut source: Src) -> Result<Report, ShutdownError> {
         let shared = Arc::clone(&self.shared);
         let mut closing = false;
         let mut deadline = None;
@@ -546,17 +489,17 @@ impl<T: Record, S: Sink> Worker<T, S> {
             // Past the deadline, failing or merely slow, with something still to write: no
             // more sink calls; hand back what is left (the timeout bounds the whole shutdown).
             let outstanding = self.retry_at.is_some()
-                || !(self.buf.is_empty() && self.caught_up(consumer.position()));
+                || !(self.frames.buf.is_empty() && self.caught_up(source.position()));
             if closing && outstanding && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(self.give_up(&mut consumer));
+                return Err(self.give_up(&mut source));
             }
             let failing = self.retry_at.is_some();
-            let mut took = 0;
+            let mut took = Taken::default();
             // Whether this round looked into the ring (a failing writer leaves it alone so it
             // fills and the overflow policy applies).
             let looked = !failing;
             if looked {
-                took = self.take(&mut consumer);
+                took = self.take(&mut source);
                 self.write();
                 if self.sync_due(closing) {
                     self.sync();
@@ -570,13 +513,12 @@ impl<T: Record, S: Sink> Worker<T, S> {
             }
             self.publish();
 
-            let drained = looked && took < consumer.capacity() && self.buf.is_empty();
-            if closing && drained && self.retry_at.is_none() && self.caught_up(consumer.position())
-            {
+            let drained = looked && !took.more && self.frames.buf.is_empty();
+            if closing && drained && self.retry_at.is_none() && self.caught_up(source.position()) {
                 // After close, no position can be claimed any more; once ours reaches the
                 // producers' (a push claimed just before close is published a few instructions
-                // later) everything accepted is written, and synced unless `Never`, which gets
-                // its one sync now.
+                // later; a byte grant when its emitter commits or drops it) everything
+                // accepted is written, and synced unless `Never`, which gets its one sync now.
                 if self.policy == SyncPolicy::Never && !synced_at_close {
                     self.sync();
                     synced_at_close = self.retry_at.is_none();
@@ -590,9 +532,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
                     return Ok(self.finish());
                 }
             }
-            if took > 0 {
+            if took.advanced > 0 {
                 idle_rounds = 0;
-                self.taken_since_sleep = self.taken_since_sleep.saturating_add(took);
+                self.taken_since_sleep = self.taken_since_sleep.saturating_add(took.advanced);
                 continue;
             }
             // Nothing taken: wait for the next reason to work.
@@ -604,7 +546,8 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 continue;
             }
             if closing {
-                // Waiting only for a producer mid-publish, or a sync timer.
+                // Waiting only for a producer mid-publish (a byte grant being filled), or a
+                // sync timer.
                 crate::sync::relax(idle_rounds);
                 idle_rounds = idle_rounds.saturating_add(1);
                 continue;
@@ -625,13 +568,13 @@ impl<T: Record, S: Sink> Worker<T, S> {
                 }
                 Idle::Poll(max) => {
                     if self.flush_wanted() {
-                        // Waiting for a push mid-publish, or a sync due for the flusher: the
-                        // next round does it.
+                        // Waiting for a push mid-publish (or a byte grant being filled), or a
+                        // sync due for the flusher: the next round does it.
                         crate::sync::relax(idle_rounds);
                         idle_rounds = idle_rounds.saturating_add(1);
                         continue;
                     }
-                    let sleep = self.next_poll_sleep(max, consumer.capacity());
+                    let sleep = self.next_poll_sleep(max, source.capacity());
                     let sleep = match self.policy {
                         SyncPolicy::Interval(d) if self.appended > 0 => {
                             sleep.min(d.saturating_sub(self.last_sync.elapsed()))
@@ -657,9 +600,11 @@ impl<T: Record, S: Sink> Worker<T, S> {
             };
             let tx = &shared.tx;
             let done = self.done;
-            let position = consumer.position();
+            let position = source.position();
             // Nothing claimed past our position (read with SeqCst: the sleep handshake in
-            // `signal`'s docs) and no flush wanted.
+            // `signal`'s docs) and no flush wanted. A claim not yet published (a byte grant
+            // still being filled) keeps the writer looking: it relaxes, then yields, until the
+            // record is committed or discarded.
             let may_sleep = shared.signal.prepare_sleep(|| {
                 tx.pushed_seqcst() == position
                     && Signal::reached(done, shared.signal.flush_target())
@@ -674,9 +619,9 @@ impl<T: Record, S: Sink> Worker<T, S> {
         }
     }
 
-    /// The next sleep of a polling writer with interval `max` and a ring of `capacity`: halved
-    /// if the last one let the ring fill past an eighth, doubled if it found less than a
-    /// thirty-second, kept otherwise; within `POLL_MIN..=max`. A quiet writer so sleeps `max`
+    /// The next sleep of a polling writer with interval `max` and a ring of `capacity`
+    /// positions: halved if the last one let the ring fill past an eighth, doubled if it found
+    /// less than a thirty-second, kept otherwise; within `POLL_MIN..=max`. A quiet writer so sleeps `max`
     /// (one wake per interval), a busy one often enough that the ring keeps room for bursts.
     fn next_poll_sleep(&mut self, max: Duration, capacity: usize) -> Duration {
         let took = std::mem::take(&mut self.taken_since_sleep);
@@ -709,20 +654,34 @@ impl<T: Record, S: Sink> Worker<T, S> {
 
     /// The disk stayed broken (or too slow) past the shutdown timeout: take everything left,
     /// and hand back every record not confirmed written, encoded, in order.
-    fn give_up<M: Mode>(mut self, consumer: &mut Receiver<T, M>) -> ShutdownError {
+    fn give_up<Src: Source>(mut self, source: &mut Src) -> ShutdownError {
         // After close: take everything, including a push claimed just before close and still
-        // being published.
+        // being published; a byte grant still being filled is waited for a bounded time
+        // (`Source::PUBLISH_WAIT`), then abandoned.
+        let wait_until = Src::PUBLISH_WAIT.and_then(|d| Instant::now().checked_add(d));
         let mut round = 0;
-        loop {
-            self.take(consumer);
-            if self.caught_up(consumer.position()) {
-                break;
+        let abandoned = loop {
+            self.take(source);
+            if self.caught_up(source.position()) {
+                break None;
+            }
+            if wait_until.is_some_and(|t| Instant::now() >= t) {
+                let end = self.end.expect("give_up runs after close");
+                break Some(ringwal_core::position_diff(end, source.position()));
             }
             crate::sync::relax(round);
             round = round.saturating_add(1);
-        }
+        };
         let error = if self.retry_at.is_some() {
             self.shared.last_error()
+        } else if let Some(granules) = abandoned {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "records reserved before the shutdown were still being written by their                      emitters ({} bytes of the ring, at least one `emit_with` closure still                      running): abandoned, not written",
+                    granules * 8
+                ),
+            )
         } else {
             io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -731,7 +690,7 @@ impl<T: Record, S: Sink> Worker<T, S> {
         };
         // Everything in `buf` is unconfirmed: appended-but-unsynced records too.
         let mut unwritten = Vec::new();
-        let mut rest = &self.buf[..];
+        let mut rest = &self.frames.buf[..];
         let mut marked = (0, 0);
         while let Ok((frame, used)) = format::decode_frame(rest) {
             rest = &rest[used..];

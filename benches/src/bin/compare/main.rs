@@ -9,8 +9,10 @@
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
 
+mod byte_path;
 mod bytes;
 mod idle;
+mod lines;
 mod peers;
 mod plot;
 mod report;
@@ -540,6 +542,8 @@ fn main() {
             run: cfg.sustained_run,
         }),
     );
+
+    byte_path::run_all(&cfg);
 
     idle::run(n, quick);
 

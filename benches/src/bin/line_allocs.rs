@@ -1,0 +1,117 @@
+//! Allocations per emit of the four line designs of `compare`'s variable-length scenario
+//! (`compare/lines.rs`), counted on the producer thread by a global allocator. A binary of its
+//! own so that `compare`'s timings run on the plain system allocator.
+//!
+//! `cargo run --release -p ringwal-benches --bin line_allocs`
+
+// Shared with `compare`, which uses all of it.
+#[allow(dead_code)]
+#[path = "compare/lines.rs"]
+mod lines;
+
+use lines::{
+    format_line, LineDesign, RingwalBytes, RingwalVec, StdStringChannel, TracingAppenderLines,
+    LINE_MAX, LINE_MIN,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a thread-local `Cell` with a const
+// initialiser, which neither allocates nor recurses into the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+/// Emits `n` lines after a warm-up (refused ones retried); returns allocations (and
+/// reallocations) per accepted emit on this thread.
+fn per_emit<D: LineDesign>(n: u64) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut design, mut h) = D::start(dir.path());
+    let mut seq = 0;
+    let mut emit = |count: u64, seq: &mut u64| {
+        for _ in 0..count {
+            while !D::try_emit(&mut h, *seq) {
+                std::thread::yield_now();
+            }
+            *seq += 1;
+        }
+    };
+    emit(10_000, &mut seq);
+    let before = allocations();
+    emit(n, &mut seq);
+    let after = allocations();
+    let drained = design.drain(h);
+    design.close();
+    assert_eq!(
+        drained.persisted + drained.dropped,
+        n + 10_000,
+        "{}",
+        D::NAME
+    );
+    (after - before) as f64 / n as f64
+}
+
+fn main() {
+    // The lines are what the scenario says: 40..=200 bytes, newline included, all lengths.
+    let mut lengths = std::collections::BTreeSet::new();
+    for seq in 0..1_000_000u64 {
+        let mut v = Vec::new();
+        format_line(&mut v, seq).unwrap();
+        assert!((LINE_MIN..=LINE_MAX).contains(&v.len()) && v.ends_with(b"\n"));
+        lengths.insert(v.len());
+    }
+    assert_eq!(
+        lengths.len(),
+        LINE_MAX - LINE_MIN + 1,
+        "every length occurs"
+    );
+    let n = 200_000;
+    println!("| design | allocations per emit (producer thread, {n} emits) |");
+    println!("|---|---:|");
+    println!(
+        "| {} | {:.2} |",
+        RingwalBytes::NAME,
+        per_emit::<RingwalBytes>(n)
+    );
+    println!(
+        "| {} | {:.2} |",
+        RingwalVec::NAME,
+        per_emit::<RingwalVec>(n)
+    );
+    println!(
+        "| {} | {:.2} |",
+        StdStringChannel::NAME,
+        per_emit::<StdStringChannel>(n)
+    );
+    println!(
+        "| {} | {:.2} |",
+        TracingAppenderLines::NAME,
+        per_emit::<TracingAppenderLines>(n)
+    );
+}
