@@ -115,7 +115,8 @@ pub use crate::{
     reader::{Entry, Follow, Gap, Iter, Reader, SegmentInfo, DEFAULT_POLL_INTERVAL},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
+    writer::{
+        Builder, ByteEmitFuture, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
 };
 
 #[cfg(not(loom))]
