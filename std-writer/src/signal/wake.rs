@@ -235,6 +235,13 @@ impl Waiters {
     pub fn tasks(&self) -> usize {
         sync::lock(&self.lock).len()
     }
+
+    /// The waiter count notifiers check (threads in `wait` plus registered tasks): a snapshot,
+    /// for tests and models, which check it returns to 0.
+    pub fn waiting(&self) -> usize {
+        // Relaxed: a snapshot; the models read it after joining every thread.
+        self.count.load(Ordering::Relaxed)
+    }
 }
 
 /// Leads a [`Waiter`] to its [`Waiters`] list.
