@@ -56,7 +56,10 @@ async fn main() -> ExitCode {
                 for request in 0..REQUESTS {
                     // ... serve the request, then audit it:
                     let line = format!("client={client} request={request} status=200");
-                    emitter.emit_async(line).await.expect("the writer is running");
+                    emitter
+                        .emit_async(line)
+                        .await
+                        .expect("the writer is running");
                     if request % 64 == 0 {
                         tokio::task::yield_now().await; // other requests get their turn
                     }

@@ -116,7 +116,9 @@ pub use crate::{
     record::Record,
     sink::{Batch, Sink},
     writer::{
-        Builder, ByteEmitFuture, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard, Writer},
+        Builder, ByteEmitFuture, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard,
+        Writer,
+    },
 };
 
 #[cfg(not(loom))]

@@ -84,8 +84,8 @@ use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
 pub mod wake;
-pub use wake::{Appended, WaitList, Waiter};
 use wake::Tasks;
+pub use wake::{Appended, WaitList, Waiter};
 
 /// How many refusal counters emitters spread over.
 pub const STRIPES: usize = 16;

@@ -3,13 +3,13 @@
 //! [`signal`](crate::signal).
 
 #[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+#[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::Thread;
-#[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell;
 /// With the DPOR-gap workaround ring-core's models need too (a load followed by an RMW in
 /// one thread, racing a load in another, is otherwise explored in one order only): without
 /// it the flush and two-emitter models explored 456 and 174,758 executions, with it 3,374

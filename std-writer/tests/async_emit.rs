@@ -8,9 +8,7 @@
 //! The sink is a gate: while it is shut, the writer's append waits, so the ring fills and
 //! stays full for as long as a test wants.
 
-use ringwal::{
-    Batch, ByteEmitError, EmitError, Emitter, FlushError, Overflow, Sink, Writer,
-};
+use ringwal::{Batch, ByteEmitError, EmitError, Emitter, FlushError, Overflow, Sink, Writer};
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -129,7 +127,10 @@ fn fill(emitter: &Emitter<u64>, gate: &Gate) -> u64 {
     let mut accepted = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(std::time::Instant::now() < deadline, "the ring never stayed full");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ring never stayed full"
+        );
         let stuck = gate.writer_stuck();
         let mut emit = pin!(emitter.emit_async(1_000_000 + accepted));
         match poll_once(emit.as_mut(), &waker) {
@@ -151,7 +152,10 @@ fn fill(emitter: &Emitter<u64>, gate: &Gate) -> u64 {
 fn wait_stuck(gate: &Gate) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !gate.writer_stuck() {
-        assert!(std::time::Instant::now() < deadline, "the writer never reached the sink");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never reached the sink"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -204,7 +208,10 @@ fn block_waits_for_space_on_tokio_current_thread() {
             // The tasks run until the ring is full, then wait: the thread is free.
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert!(handles.iter().all(|h| !h.is_finished()));
-            assert!(emitter.stats().queued <= 4 + 64, "the ring bounds what is queued");
+            assert!(
+                emitter.stats().queued <= 4 + 64,
+                "the ring bounds what is queued"
+            );
             gate.open();
             for h in handles {
                 h.await.unwrap();
@@ -339,7 +346,11 @@ fn a_cancelled_emit_is_refused_once_and_never_written() {
     let mut first = pin!(emitter.emit_async(7));
     assert!(poll_once(first.as_mut(), &waker).is_pending());
     assert!(matches!(first.as_mut().cancel(), Some(EmitError::Full(7))));
-    assert_eq!(first.as_mut().cancel().map(|e| e.into_inner()), None, "handed back once");
+    assert_eq!(
+        first.as_mut().cancel().map(|e| e.into_inner()),
+        None,
+        "handed back once"
+    );
 
     {
         let mut second = pin!(emitter.emit_async(8));
@@ -362,7 +373,10 @@ fn a_cancelled_emit_is_refused_once_and_never_written() {
         assert!(std::time::Instant::now() < deadline, "never woken");
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(matches!(poll_once(fourth.as_mut(), &waker), Poll::Ready(Ok(()))));
+    assert!(matches!(
+        poll_once(fourth.as_mut(), &waker),
+        Poll::Ready(Ok(()))
+    ));
 
     let report = writer.shutdown().unwrap();
     assert_eq!(report.persisted, accepted + 1);
@@ -372,7 +386,10 @@ fn a_cancelled_emit_is_refused_once_and_never_written() {
         .iter()
         .map(|p| u64::from_le_bytes(p[..8].try_into().unwrap()))
         .collect();
-    assert!(!written.iter().any(|v| [7, 8, 9].contains(v)), "a refused event was written");
+    assert!(
+        !written.iter().any(|v| [7, 8, 9].contains(v)),
+        "a refused event was written"
+    );
     assert!(written.contains(&10));
 }
 
@@ -429,11 +446,17 @@ fn flush_async_waits_for_the_writer() {
     let (writer, emitter) = gated(Overflow::Block(None), 16, &gate);
     let (count, waker) = counting_waker();
     let mut emit = pin!(emitter.emit_async(1));
-    assert!(matches!(poll_once(emit.as_mut(), &waker), Poll::Ready(Ok(()))));
+    assert!(matches!(
+        poll_once(emit.as_mut(), &waker),
+        Poll::Ready(Ok(()))
+    ));
     let mut flush = pin!(emitter.flush_async());
     assert!(poll_once(flush.as_mut(), &waker).is_pending());
     std::thread::sleep(Duration::from_millis(10));
-    assert!(poll_once(flush.as_mut(), &waker).is_pending(), "the sink is stalled");
+    assert!(
+        poll_once(flush.as_mut(), &waker).is_pending(),
+        "the sink is stalled"
+    );
     gate.open();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while count.0.load(Ordering::SeqCst) == 0 {
@@ -448,12 +471,19 @@ fn flush_async_waits_for_the_writer() {
         polled = poll_once(flush.as_mut(), &waker);
     }
     assert!(matches!(polled, Poll::Ready(Ok(()))));
-    assert_eq!(gate.payloads().len(), 1, "written before the flush completed");
+    assert_eq!(
+        gate.payloads().len(),
+        1,
+        "written before the flush completed"
+    );
     // After shutdown a flush has nothing left to wait for, or reports the closed writer.
     let emitter2 = emitter.clone();
     writer.shutdown().unwrap();
     let after = futures_executor::block_on(emitter2.flush_async());
-    assert!(matches!(after, Ok(()) | Err(FlushError::Closed)), "{after:?}");
+    assert!(
+        matches!(after, Ok(()) | Err(FlushError::Closed)),
+        "{after:?}"
+    );
 }
 
 /// The trial's heartbeat, as a test: a sink stalled for 60 ms under `Block`, emitter tasks
@@ -583,7 +613,10 @@ fn byte_emits_wait_for_space_and_cancel_cleanly() {
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!task.is_finished(), "the ring of 256 bytes cannot take 200 records");
+        assert!(
+            !task.is_finished(),
+            "the ring of 256 bytes cannot take 200 records"
+        );
         // A second emit waiting beside it, cancelled by a timeout: never written.
         let rejected = emitter.stats().rejected;
         let called = AtomicUsize::new(0);
@@ -597,7 +630,11 @@ fn byte_emits_wait_for_space_and_cancel_cleanly() {
         )
         .await;
         assert!(timed_out.is_err());
-        assert_eq!(called.load(Ordering::SeqCst), 0, "the closure of a cancelled emit ran");
+        assert_eq!(
+            called.load(Ordering::SeqCst),
+            0,
+            "the closure of a cancelled emit ran"
+        );
         assert_eq!(emitter.stats().rejected, rejected + 1);
         // Too large: refused at the first poll, whatever the policy.
         let too_large = vec![0u8; emitter.max_record_len() + 1];

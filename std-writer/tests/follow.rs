@@ -53,7 +53,10 @@ fn stream_follows_the_writer(rt: tokio::runtime::Runtime) {
         let tail = tokio::spawn(async move {
             let mut got = Vec::new();
             while got.len() < tasks * n {
-                let entry = next(&mut follow).await.expect("a live follow goes on").unwrap();
+                let entry = next(&mut follow)
+                    .await
+                    .expect("a live follow goes on")
+                    .unwrap();
                 assert_eq!(entry.seq, got.len() as u64, "in sequence");
                 got.push(String::from_utf8(entry.payload).unwrap());
             }
@@ -81,7 +84,10 @@ fn stream_follows_the_writer(rt: tokio::runtime::Runtime) {
             .unwrap();
         // Each task's events in its order.
         for t in 0..tasks {
-            let mine: Vec<&String> = got.iter().filter(|s| s.starts_with(&format!("{t} "))).collect();
+            let mine: Vec<&String> = got
+                .iter()
+                .filter(|s| s.starts_with(&format!("{t} ")))
+                .collect();
             let want: Vec<String> = (0..n).map(|i| format!("{t} {i}")).collect();
             assert_eq!(mine, want.iter().collect::<Vec<_>>());
         }
@@ -167,7 +173,9 @@ fn an_append_wakes_the_follower_without_a_timer() {
     }
     emitter.emit("again").unwrap();
     emitter.flush().unwrap();
-    let entry = futures_executor::block_on(follow.next_async()).unwrap().unwrap();
+    let entry = futures_executor::block_on(follow.next_async())
+        .unwrap()
+        .unwrap();
     assert_eq!(entry.payload, b"again");
     writer.shutdown().unwrap();
     assert!(!follow.writer_attached(), "the writer detached at shutdown");
@@ -194,7 +202,12 @@ fn child_writer_process() {
 fn a_follower_polls_a_log_written_by_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer_process", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "child_writer_process",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("RINGWAL_CHILD_DIR", dir.path())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -217,7 +230,10 @@ fn a_follower_polls_a_log_written_by_another_process() {
         tokio::time::timeout(Duration::from_secs(30), async {
             let mut got = Vec::new();
             while got.len() < 20 {
-                assert!(!follow.writer_attached(), "the writer is in another process");
+                assert!(
+                    !follow.writer_attached(),
+                    "the writer is in another process"
+                );
                 let entry = next(&mut follow).await.unwrap().unwrap();
                 got.push(u64::from_le_bytes(entry.payload[..8].try_into().unwrap()));
             }

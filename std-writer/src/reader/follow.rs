@@ -97,7 +97,7 @@ unsafe impl WaitList for Followed {
 /// - [`next_blocking`](Self::next_blocking) blocks the thread until there is one;
 /// - [`next_async`](Self::next_async)`.await` (or [`poll_next_entry`](Self::poll_next_entry))
 ///   makes the task wait instead;
-/// - with the crate feature `stream`, `Follow` is a [`futures_core::Stream`] (and
+/// - with the crate feature `stream`, `Follow` is a `futures_core::Stream` (and
 ///   `FusedStream`), for `StreamExt` and friends.
 ///
 /// **Waking.** A writer in this process wakes its log's followers as each append returns (no
@@ -283,9 +283,10 @@ impl Follow {
             // generation, and we look again.
             let attached = self.appended.attached();
             let appended = &self.appended;
-            let woken = self.waiter.as_mut().poll_until(cx.waker(), || {
-                (appended.generation() != seen).then_some(())
-            });
+            let woken = self
+                .waiter
+                .as_mut()
+                .poll_until(cx.waker(), || (appended.generation() != seen).then_some(()));
             if woken.is_ready() {
                 // Something was announced since `seen`: read again.
                 continue;

@@ -113,11 +113,15 @@ struct Links {
 /// The lock of the `Waiters` list `node` belongs to is held by the caller, and `node` is alive.
 /// No other `links` call is active (they do not nest).
 unsafe fn links<R>(node: NonNull<Node>, f: impl FnOnce(&mut Links) -> R) -> R {
-    // SAFETY: the node is alive (caller); the lock makes this the only access to its links, so
-    // the exclusive reference is unique for the closure's run.
-    unsafe { node.as_ref() }
-        .links
-        .with_mut(|l| f(unsafe { &mut *l }))
+    // SAFETY: the node is alive (caller), so the shared reference is valid; it is only used to
+    // reach the `UnsafeCell`.
+    let node = unsafe { node.as_ref() };
+    node.links.with_mut(|l| {
+        // SAFETY: the lock of the node's list is held (caller), and every access to `links`
+        // is made with it held and does not nest: this exclusive reference is the only one
+        // for the closure's run.
+        f(unsafe { &mut *l })
+    })
 }
 
 impl Tasks {

@@ -228,8 +228,16 @@ pub fn run(rounds: usize, cfg: &AsyncEmit) {
         ],
         vec![
             contestant("ringwal emit_async (Block)", cfg.per_task, ringwal_run),
-            contestant("tokio mpsc(4096) + writer task", cfg.per_task, tokio_mpsc_run),
-            contestant("thingbuf async mpsc(4096) + writer task", cfg.per_task, thingbuf_run),
+            contestant(
+                "tokio mpsc(4096) + writer task",
+                cfg.per_task,
+                tokio_mpsc_run,
+            ),
+            contestant(
+                "thingbuf async mpsc(4096) + writer task",
+                cfg.per_task,
+                thingbuf_run,
+            ),
         ],
     );
 }
