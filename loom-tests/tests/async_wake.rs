@@ -114,6 +114,10 @@ fn task_waiting_for_space_sees_freed_space() {
 /// Mutation that fails it: W2 (`Waiter::cancel` unlinks the node whenever it was registered,
 /// even after a notifier already took it out of the list: the list's head, length and count
 /// are corrupted; the count assertion fails, or `B` is lost and never woken).
+///
+/// Preemption bound 2: three threads, two rings of pushes and the list's lock make the
+/// exhaustive search long; at bound 2 it explores 21,100 executions in about 2 s (at bound 3,
+/// 323,212 in 29 s, also passing), and W2 is caught at bound 2.
 #[test]
 fn cancelled_task_racing_a_notify() {
     check(Some(2), || {
