@@ -56,6 +56,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Async
+//!
+//! No runtime dependency: std `Future`s and `Waker`s. [`Emitter::emit_async`] and
+//! [`ByteEmitter::emit_async`] / [`emit_with_async`](ByteEmitter::emit_with_async) make
+//! `emit`'s push at their first poll; only a full ring under [`Overflow::Block`] makes the task
+//! wait (registered inside its future, woken by the writer: no thread parked, no allocation).
+//! [`Emitter::flush_async`] waits for `flush`'s guarantee. [`Reader::follow`] gives a live
+//! [`Follow`] of the log, woken by the appends of a writer in this process:
+//! [`next_async`](Follow::next_async), or with the feature `stream` a `futures_core::Stream`.
+//!
+//! ```
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! # rt.block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let (writer, emitter) = ringwal::Writer::builder(dir.path())
+//!     .overflow(ringwal::Overflow::Block(None))
+//!     .start::<&'static str>()
+//!     .unwrap();
+//! let mut follow = ringwal::Reader::open(dir.path()).unwrap().follow();
+//! emitter.emit_async("user 7 logged in").await.unwrap();
+//! let entry = follow.next_async().await.unwrap().unwrap();
+//! assert_eq!(entry.payload, b"user 7 logged in");
+//! # drop(writer);
+//! # });
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **The emit path** is one ring push and, only when the writer is parked, one unpark:
@@ -112,10 +138,13 @@ mod writer;
 #[cfg(not(loom))]
 pub use crate::{
     log::{LogOptions, Recovery, RecoveryMode, SegmentLog},
-    reader::{Entry, Gap, Iter, Reader, SegmentInfo},
+    reader::{Entry, Follow, Gap, Iter, Reader, SegmentInfo, DEFAULT_POLL_INTERVAL},
     record::Record,
     sink::{Batch, Sink},
-    writer::{Builder, ByteEmitter, Bytes, Emitter, FlushGuard, Writer},
+    writer::{
+        Builder, ByteEmitFuture, ByteEmitter, Bytes, EmitFuture, Emitter, FlushFuture, FlushGuard,
+        Writer,
+    },
 };
 
 #[cfg(not(loom))]

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::FloorCache;
 use crate::format::{self, FileSource, HeaderError, ReadAt, ScanEnd, ScanError, HEADER_LEN};
+use crate::reader::Announcer;
 use crate::sink::{Batch, Sink};
 use crate::vfs::{StdFs, Vfs};
 use crate::Retain;
@@ -194,6 +195,9 @@ pub struct SegmentLog<V: Vfs = StdFs> {
     /// The lowest shipper checkpoint in the directory, looked up only when retention wants to
     /// delete (see [`checkpoint`](crate::checkpoint)).
     floor: FloorCache,
+    /// Wakes the log's followers in this process ([`Follow`](crate::Follow)) after each
+    /// append.
+    announcer: Announcer,
 }
 
 /// `e`, its message prefixed with `path`.
@@ -576,6 +580,9 @@ impl<V: Vfs> SegmentLog<V> {
             .collect();
         recovery.segments = segments.len();
         recovery.next_seq = next_seq;
+        // The log is ours (locked) and recovered: its followers in this process may rely on
+        // our announcements from now on.
+        let announcer = Announcer::new(&dir);
         Ok(SegmentLog {
             vfs,
             dir,
@@ -596,6 +603,7 @@ impl<V: Vfs> SegmentLog<V> {
             unsynced_sealed,
             recovery,
             floor: FloorCache::default(),
+            announcer,
         })
     }
 
@@ -975,6 +983,8 @@ impl<V: Vfs> Sink for SegmentLog<V> {
         let before = self.current();
         match self.append_inner(batch) {
             Ok(()) => {
+                // The records are in the file (readable): followers may look.
+                self.announcer.appended();
                 if !self.options.durable {
                     self.mark = self.current();
                 }

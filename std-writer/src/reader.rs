@@ -6,6 +6,10 @@ use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+mod follow;
+pub(crate) use follow::Announcer;
+pub use follow::{Follow, DEFAULT_POLL_INTERVAL};
+
 /// One record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -141,13 +145,21 @@ impl Reader {
     pub fn from_seq(&self, seq: u64) -> Iter {
         Iter::new(self.dir.clone(), Some(seq), self.max_record)
     }
+
+    /// A live follow from the first record: every record, then each one as it is appended
+    /// (the same as `self.iter().follow()`; [`Iter::follow`] from any iterator). Blocking,
+    /// async, or (feature `stream`) a `Stream`: see [`Follow`].
+    pub fn follow(&self) -> Follow {
+        self.iter().follow()
+    }
 }
 
 /// Iterator over a log's records: `Item = io::Result<Entry>`.
 ///
 /// It reads segment by segment. At the end of the newest segment it returns `None`; calling
 /// `next` again later picks up records appended since (this is how `ringwal tail -f` follows
-/// a live log), including new segments. A record still being written, or a torn tail that
+/// a live log), including new segments. [`follow`](Iter::follow) turns it into a [`Follow`],
+/// which waits for those records (blocking, or as a future or `Stream`). A record still being written, or a torn tail that
 /// recovery has not cut yet, looks like the end.
 ///
 /// Damage yields one `Err` naming the file and offset, and the iterator then stops (it

@@ -69,10 +69,23 @@
 //! [`Waiters`] is the same argument for blocked emitters and flushers: the waiter registers,
 //! fences, and re-checks its condition under a mutex; the notifier makes its change, fences, and
 //! takes the mutex to notify when it sees a registered waiter.
+//!
+//! # Waiting tasks
+//!
+//! Futures wait in the same [`Waiters`] as threads (`Emitter::emit_async` on `space`,
+//! `Emitter::flush_async` on `flushed`, a log's follower on [`Appended`]): each registers a
+//! [`Waiter`] (a node in an intrusive list under the same mutex, holding its `Waker`) by the
+//! same handshake, and [`Waiters::notify`] wakes them with the threads. So the writer's side is
+//! unchanged: one fence and one load of the waiter count where it notifies. See
+//! [`wake`](self::wake) for the list, the argument, and cancellation.
 
 use crate::sync::{self, fence, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Thread};
 use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
+
+pub mod wake;
+use wake::Tasks;
+pub use wake::{Appended, WaitList, Waiter};
 
 /// How many refusal counters emitters spread over.
 pub const STRIPES: usize = 16;
@@ -88,11 +101,14 @@ pub const EXITED: usize = 8;
 /// Shutdown was requested; the writer will [`close`](Signal::close) and drain.
 pub const STOP: usize = 16;
 
-/// Waiters on a condition another thread changes (blocked emitters, flushers).
+/// Waiters on a condition another thread changes (blocked emitters, flushers): threads in
+/// [`wait`](Self::wait), and tasks registered by a [`Waiter`].
 #[derive(Debug)]
 pub struct Waiters {
+    /// Threads in `wait` plus tasks linked in `lock`'s list.
     count: AtomicUsize,
-    lock: Mutex<()>,
+    /// The tasks waiting (see [`wake`](self::wake)); the threads wait on `cv`.
+    lock: Mutex<Tasks>,
     cv: Condvar,
 }
 
@@ -107,7 +123,7 @@ impl Waiters {
     pub fn new() -> Self {
         Waiters {
             count: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            lock: Mutex::new(Tasks::default()),
             cv: Condvar::new(),
         }
     }
@@ -148,13 +164,15 @@ impl Waiters {
         result
     }
 
-    /// Wakes every waiter, if there is one. Call after making the change waiters wait for.
+    /// Wakes every waiter, if there is one: threads, and tasks (woken after the lock is
+    /// released). Call after making the change waiters wait for.
     pub fn notify(&self) {
-        // Pairs with the fence in `wait` (see there).
+        // Pairs with the fence in `wait` and in `Waiter::poll_until` (see there).
         fence(Ordering::SeqCst);
         if self.count.load(Ordering::Relaxed) > 0 {
-            let _guard = sync::lock(&self.lock);
+            let tasks = sync::lock(&self.lock);
             self.cv.notify_all();
+            self.wake_tasks(tasks);
         }
     }
 }

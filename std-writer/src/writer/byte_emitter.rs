@@ -82,14 +82,14 @@ impl Clone for ByteEmitter {
 }
 
 /// One try of a blocked reservation.
-enum Attempt<'a> {
+pub(super) enum Attempt<'a> {
     Done(Result<Grant<'a>, ByteEmitError>),
     Retry,
 }
 
 /// Counts a refusal if the emitter's closure panics (or returns a length longer than the
 /// grant): the grant is then discarded, and the call is counted once, as rejected.
-struct RefuseOnUnwind<'a>(&'a ByteEmitter);
+pub(super) struct RefuseOnUnwind<'a>(pub(super) &'a ByteEmitter);
 
 impl Drop for RefuseOnUnwind<'_> {
     fn drop(&mut self) {
@@ -219,7 +219,7 @@ impl ByteEmitter {
     /// Counts a refused emit (so the log can record it) and returns its error: `Closed` if the
     /// ring turned out closed by then (see `signal`'s docs, "Refusals").
     #[cold]
-    fn refuse(&self, error: ByteEmitError) -> ByteEmitError {
+    pub(super) fn refuse(&self, error: ByteEmitError) -> ByteEmitError {
         let closed = self
             .shared
             .signal
@@ -232,7 +232,7 @@ impl ByteEmitter {
     }
 
     /// One try of a blocked reservation (`Overflow::Block`).
-    fn attempt(&self, len: usize) -> Attempt<'_> {
+    pub(super) fn attempt(&self, len: usize) -> Attempt<'_> {
         let sh = &*self.shared;
         if sh.reject_when_unhealthy && sh.signal.state() & UNHEALTHY != 0 {
             return Attempt::Done(Err(self.refuse(ByteEmitError::Unhealthy)));

@@ -33,7 +33,7 @@ impl<T> Clone for Emitter<T> {
     }
 }
 
-enum Attempt<T> {
+pub(super) enum Attempt<T> {
     Done(Result<(), EmitError<T>>),
     Retry(T),
 }
@@ -103,7 +103,7 @@ impl<T> Emitter<T> {
     /// Counts a refused emit (so the log can record it) and returns its error: `Closed` if the
     /// ring turned out closed by then (see `signal`'s docs, "Refusals").
     #[cold]
-    fn refuse(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
+    pub(super) fn refuse(&self, error: EmitError<T>) -> Result<(), EmitError<T>> {
         let sh = &*self.shared;
         let closed = sh.signal.count_refusal(self.stripe, || sh.tx.is_closed());
         Err(match error {
@@ -114,7 +114,7 @@ impl<T> Emitter<T> {
     }
 
     /// One attempt of a blocked emit (`Overflow::Block`, a plain ring).
-    fn attempt(&self, event: T) -> Attempt<T> {
+    pub(super) fn attempt(&self, event: T) -> Attempt<T> {
         let sh = &*self.shared;
         if sh.reject_when_unhealthy && sh.signal.state() & UNHEALTHY != 0 {
             return Attempt::Done(self.refuse(EmitError::Unhealthy(event)));

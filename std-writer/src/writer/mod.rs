@@ -3,6 +3,8 @@
 //! - [`builder`]: [`Builder`], which validates the settings, opens the log and spawns the thread;
 //! - [`emitter`]: [`Emitter`], the hot path (`emit`) and `flush`;
 //! - [`byte_emitter`]: [`ByteEmitter`], the byte path's hot path (`emit`, `emit_with`);
+//! - [`emit_async`]: `Emitter::emit_async` and the async flush of both emitters, their futures;
+//! - [`byte_emit_async`]: `ByteEmitter::emit_async`, `emit_with_async` and `flush_async`;
 //! - [`worker`]: the writer thread's loop (drain, append, sync, publish, shut down), the same
 //!   for both paths;
 //! - [`source`]: what the worker drains ([`Source`](source::Source): the slot ring, whose
@@ -13,7 +15,9 @@
 //! - this file: what they share ([`Shared`]) and the [`Writer`] handle.
 
 mod builder;
+mod byte_emit_async;
 mod byte_emitter;
+mod emit_async;
 mod emitter;
 mod exit;
 mod frames;
@@ -22,7 +26,9 @@ mod source;
 mod worker;
 
 pub use builder::Builder;
+pub use byte_emit_async::ByteEmitFuture;
 pub use byte_emitter::{ByteEmitter, Bytes};
+pub use emit_async::{EmitFuture, FlushFuture};
 pub use emitter::Emitter;
 pub use guard::FlushGuard;
 

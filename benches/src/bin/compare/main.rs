@@ -9,6 +9,7 @@
 //! same `ringwal_benches::Backoff`. Round `r` runs every peer once, starting from peer `r`;
 //! tables give the median and [min, max] over the rounds.
 
+mod async_emit;
 mod byte_path;
 mod bytes;
 mod idle;
@@ -546,6 +547,13 @@ fn main() {
     byte_path::run_all(&cfg);
 
     idle::run(n, quick);
+
+    async_emit::run(
+        n,
+        &async_emit::AsyncEmit {
+            per_task: if quick { 50_000 } else { 250_000 },
+        },
+    );
 
     println!(
         "core-to-core round trip at end: {:.0} ns; wall time {:.1} s",
