@@ -1006,7 +1006,8 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
 
     /// The consumer's position: values handed out plus values evicted, from the ring's start
     /// (positions, not ticks). Values claimed into the staging buffer and not yet handed out
-    /// are not counted.
+    /// are not counted. (Only the heap channel's `Receiver::position` asks.)
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn position(self, cursor: &Cursor) -> usize {
         // SAFETY: the caller holds the cursor, so it is the consumer.
         let staged = unsafe { self.staging.staged() };
