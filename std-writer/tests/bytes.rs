@@ -456,6 +456,10 @@ fn a_panicking_or_overlong_emit_with_is_discarded_and_counted() {
         .start_bytes()
         .unwrap();
     emitter.emit(b"before").unwrap();
+    // Where a refusal lands in the log is exact to the writer's batch (it is attributed to
+    // the first record the writer takes after it sees the count): flushes keep "before",
+    // the refusals and "after" in separate batches, so the placement below is exact.
+    emitter.flush_timeout(SOON).unwrap();
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         emitter.emit_with(32, |buf| {
             buf.fill(1);
@@ -467,9 +471,9 @@ fn a_panicking_or_overlong_emit_with_is_discarded_and_counted() {
         emitter.emit_with(8, |buf| buf.len() + 1)
     }));
     assert!(overlong.is_err());
-    emitter.emit(b"after").unwrap();
-    // The discarded grants do not hold the writer.
+    // The discarded grants do not hold the writer: it steps over them.
     emitter.flush_timeout(SOON).unwrap();
+    emitter.emit(b"after").unwrap();
     let report = writer.shutdown().unwrap();
     assert_eq!((report.emitted, report.rejected), (2, 2));
     let log = check_log_matches_report(dir.path(), &report);

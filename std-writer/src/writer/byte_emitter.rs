@@ -191,7 +191,17 @@ impl ByteEmitter {
         let mut grant = self.reserve(len)?;
         let guard = RefuseOnUnwind(self);
         let used = write(&mut grant);
-        // Panics (after discarding the grant) if `used > len`: the guard counts it.
+        // A closure that claims more than it was given is a bug in it: panic here, with
+        // the grant still held, so unwinding counts the refusal (the guard, dropped first)
+        // before the grant is discarded, as for a panic inside the closure. (Counted after
+        // the discard, the writer could step over the discarded space, let a flush through
+        // and take a later record of this thread before it saw the count, and the log would
+        // put this refusal after that record.)
+        assert!(
+            used <= grant.len(),
+            "emit_with: the closure returned {used}, more than the {} bytes it was given",
+            grant.len()
+        );
         grant.commit_len(used);
         std::mem::forget(guard);
         self.shared.signal.pushed();
