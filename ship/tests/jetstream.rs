@@ -261,18 +261,24 @@ fn killed_with_sigkill_at_random_points_and_restarted_nothing_missing_nothing_tw
     );
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), 3000, 8192, true);
-    // A writer keeps appending while the shippers are killed.
+    // A writer keeps appending for as long as the shippers are being killed (a fixed count
+    // ran out before the kills did on a fast machine: the shippers caught up and the later
+    // kills hit an idle shipper).
     let writer_dir = dir_of(&dir);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_writer = std::sync::Arc::clone(&stop);
     let writer = std::thread::spawn(move || {
         let (writer, emitter) = Writer::builder(&writer_dir)
             .segment_bytes(8192)
             .start::<Vec<u8>>()
             .unwrap();
-        for i in 0..4000u64 {
+        let mut i = 0u64;
+        while !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
             emitter.emit(format!("live {i:06}").into_bytes()).unwrap();
             if i % 100 == 99 {
                 std::thread::sleep(Duration::from_millis(15));
             }
+            i += 1;
         }
         writer.shutdown().unwrap();
     });
@@ -297,6 +303,7 @@ fn killed_with_sigkill_at_random_points_and_restarted_nothing_missing_nothing_tw
                 .map_or(0, |c| c.next_seq),
         );
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     // Killed mid-flight: the cursor moved in most rounds (the kills hit a working shipper).
     let moved = cursors.windows(2).filter(|w| w[1] > w[0]).count();
