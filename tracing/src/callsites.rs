@@ -22,6 +22,8 @@ pub(crate) enum Seen {
     Known,
     /// This call wrote its metadata (or, table full, writes it before every event).
     Announced,
+    /// The ring refused the metadata record; not published, tried again next time.
+    Refused,
 }
 
 impl Callsites {
@@ -55,8 +57,9 @@ impl Callsites {
 
     /// Makes sure the metadata for `key` is in the log before the caller's next record: if it
     /// is not in the table, `write` emits it (under the lock, so once), then the key is
-    /// published.
-    pub(crate) fn announce(&self, key: usize, write: impl FnOnce()) -> Seen {
+    /// published. If `write` fails (the ring refused the record: a gap in the log), the key
+    /// is not published and the next record of that callsite tries again.
+    pub(crate) fn announce(&self, key: usize, write: impl FnOnce() -> bool) -> Seen {
         if self.contains(key) {
             return Seen::Known;
         }
@@ -69,7 +72,9 @@ impl Callsites {
         for _ in 0..SLOTS {
             match self.slots[i].load(Ordering::Acquire) {
                 0 => {
-                    write();
+                    if !write() {
+                        return Seen::Refused;
+                    }
                     // Release: the metadata's commit (above, this thread) happens before any
                     // thread's Acquire load that sees the key.
                     self.slots[i].store(key, Ordering::Release);
@@ -80,8 +85,11 @@ impl Callsites {
             }
         }
         // Full: announce every time (the record still precedes the caller's).
-        write();
-        Seen::Announced
+        if write() {
+            Seen::Announced
+        } else {
+            Seen::Refused
+        }
     }
 }
 
@@ -93,8 +101,14 @@ mod tests {
     fn announces_once_then_knows() {
         let c = Callsites::new();
         let mut writes = 0;
-        assert_eq!(c.announce(0x1000, || writes += 1), Seen::Announced);
-        assert_eq!(c.announce(0x1000, || writes += 1), Seen::Known);
+        assert_eq!(c.announce(0x1000, || false), Seen::Refused);
+        assert!(!c.contains(0x1000));
+        let mut w = || {
+            writes += 1;
+            true
+        };
+        assert_eq!(c.announce(0x1000, &mut w), Seen::Announced);
+        assert_eq!(c.announce(0x1000, &mut w), Seen::Known);
         assert_eq!(writes, 1);
         assert!(c.contains(0x1000));
         assert!(!c.contains(0x2000));
@@ -104,11 +118,15 @@ mod tests {
     fn a_full_table_announces_every_time() {
         let c = Callsites::new();
         for k in 1..=SLOTS {
-            c.announce(k * 8, || {});
+            c.announce(k * 8, || true);
         }
         let mut writes = 0;
-        c.announce((SLOTS + 1) * 8, || writes += 1);
-        c.announce((SLOTS + 1) * 8, || writes += 1);
+        let mut w = || {
+            writes += 1;
+            true
+        };
+        c.announce((SLOTS + 1) * 8, &mut w);
+        c.announce((SLOTS + 1) * 8, &mut w);
         assert_eq!(writes, 2);
         assert!(c.contains(8) && c.contains(SLOTS * 8));
     }

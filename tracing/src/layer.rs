@@ -112,11 +112,11 @@ impl Layer {
     fn announce(&self, meta: &'static Metadata<'static>) {
         let id = callsite_id(meta);
         self.callsites.announce(id as usize, || {
-            let _ = self
-                .emitter
+            self.emitter
                 .emit_with(self.emitter.max_record_len().min(4096), |buf| {
                     encode_callsite(buf, id, meta)
-                });
+                })
+                .is_ok()
         });
     }
 }
