@@ -50,6 +50,7 @@ pub fn is_tracing_record(payload: &[u8]) -> bool {
     payload.starts_with(&MAGIC)
 }
 
+#[cfg(feature = "subscriber")]
 pub(crate) fn level_byte(level: &tracing_core::Level) -> u8 {
     match *level {
         tracing_core::Level::TRACE => 0,
