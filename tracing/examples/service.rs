@@ -29,7 +29,11 @@ fn handle(worker: u64, n: u64) {
     let _entered = span.enter();
     debug!(target: "service::db", table = "orders", rows = 1u64, "insert");
     if n % 5 == 4 {
-        warn!(qty = order.qty, limit = 4u32, "quantity above the soft limit");
+        warn!(
+            qty = order.qty,
+            limit = 4u32,
+            "quantity above the soft limit"
+        );
     }
     span.record("status", "filled");
     info!(user = 40 + worker, order = ?order, "order filled");

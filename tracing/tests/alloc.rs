@@ -107,7 +107,11 @@ fn no_allocation_per_event_or_span_on_the_emitting_thread() {
         let after_logs = allocations();
         assert_eq!(after_events - before, 0, "allocations in 20,000 events");
         assert_eq!(after_spans - after_events, 0, "allocations in 10,000 spans");
-        assert_eq!(after_logs - after_spans, 0, "allocations in 10,000 log records");
+        assert_eq!(
+            after_logs - after_spans,
+            0,
+            "allocations in 10,000 log records"
+        );
     });
     let report = guard.shutdown().unwrap();
     assert_eq!(report.rejected, 0);

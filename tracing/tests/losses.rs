@@ -30,7 +30,10 @@ fn a_refusal_storm_is_counted_in_the_log() {
         }
     });
     let report = guard.shutdown().unwrap();
-    assert!(report.rejected > 0, "the storm must overflow a 4 KiB ring: {report:?}");
+    assert!(
+        report.rejected > 0,
+        "the storm must overflow a 4 KiB ring: {report:?}"
+    );
     let items = read(dir.path());
     let mut events = 0u64;
     let mut gaps = 0u64;
@@ -49,7 +52,10 @@ fn a_refusal_storm_is_counted_in_the_log() {
     // the gaps also count refused metadata records (retried until one is accepted).
     let sent = THREADS * EVENTS;
     assert!(events + undecodable <= sent);
-    assert!(sent <= events + undecodable + gaps, "{events} + {undecodable} + {gaps} < {sent}");
+    assert!(
+        sent <= events + undecodable + gaps,
+        "{events} + {undecodable} + {gaps} < {sent}"
+    );
     assert!(events > 0);
 }
 
@@ -57,7 +63,10 @@ fn a_refusal_storm_is_counted_in_the_log() {
 fn rotation_mid_stream_keeps_the_log_decodable() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = Builder::new(dir.path())
-        .writer(|w| w.segment_bytes(8 << 10).overflow(ringwal::Overflow::Block(None)))
+        .writer(|w| {
+            w.segment_bytes(8 << 10)
+                .overflow(ringwal::Overflow::Block(None))
+        })
         .build()
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -74,6 +83,9 @@ fn rotation_mid_stream_keeps_the_log_decodable() {
     assert_eq!(events.len(), 5_000);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.field("i"), Some(&ringwal_tracing::Value::U64(i as u64)));
-        assert_eq!(e.scope[0].fields[0].1, ringwal_tracing::Value::U64(i as u64 / 100));
+        assert_eq!(
+            e.scope[0].fields[0].1,
+            ringwal_tracing::Value::U64(i as u64 / 100)
+        );
     }
 }
