@@ -54,7 +54,7 @@ fn random_bytes_never_panic() {
         let len = (rng.next() % 512) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Often start records with the tag so the decoder gets past it.
-        if data.len() > 4 && rng.next() % 2 == 0 {
+        if data.len() > 4 && rng.next().is_multiple_of(2) {
             data[2] = 0xFF;
             data[3] = b'T';
         }
