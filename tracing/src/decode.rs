@@ -279,6 +279,15 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// `r`, or (in a record flagged truncated) `None` where it ran out.
+fn lenient<T>(r: Result<T, DecodeError>, truncated: bool) -> Result<Option<T>, DecodeError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(DecodeError::Truncated { .. }) if truncated => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn level_from(b: u8) -> Level {
     match b {
         0 => Level::TRACE,
@@ -414,10 +423,11 @@ impl Decoder {
                 let time_ns = c.u64()?;
                 let thread = c.u64()?;
                 let line = c.u32()?;
-                let target = c.str16()?.unwrap_or_default();
-                let module_path = c.str16()?;
-                let file = c.str16()?;
-                let message = c.str32()?;
+                // A record cut short (flagged) keeps what fit: the rest reads as absent.
+                let target = lenient(c.str16(), truncated)?.flatten().unwrap_or_default();
+                let module_path = lenient(c.str16(), truncated)?.flatten();
+                let file = lenient(c.str16(), truncated)?.flatten();
+                let message = lenient(c.str32(), truncated)?.unwrap_or_default();
                 if !c.done() {
                     return Err(DecodeError::Truncated { offset: c.pos });
                 }
