@@ -102,8 +102,8 @@ pub fn init(dir: impl Into<PathBuf>) -> io::Result<Guard> {
 /// Owns the writer. Dropping it flushes and shuts the writer down (bounded by the writer's
 /// `shutdown_timeout`), so keep it alive to the end of `main`, as tracing-appender's
 /// `WorkerGuard`. [`shutdown`](Self::shutdown) does the same and reports. Events recorded after
-/// the writer stopped are refused (counted in [`stats`](Self::stats)`.rejected` until then, but
-/// no longer written: there is no log to write the gap to).
+/// the writer stopped are refused and not written (no writer is left to record their gap), so
+/// drop the guard last.
 #[must_use = "dropping the guard shuts the writer down: bind it (`let _guard = ..`) for the life of main"]
 #[derive(Debug)]
 pub struct Guard {
