@@ -1,5 +1,6 @@
 //! `cat`, `verify`, `tail`, `info`: reading a log directory without writing code.
 
+use crate::tracing_view::{Filter, View};
 use crate::Format;
 use ringwal::format::{self, ScanEnd, ScanError};
 use ringwal::{Entry, Gap, Reader};
@@ -65,14 +66,17 @@ fn render_gap(gap: Gap, before_seq: Option<u64>, format: Format, line: &mut Stri
     }
 }
 
-/// One record (and its gap line, if any) in `format`.
-fn render(entry: &Entry, format: Format, line: &mut String) {
+/// One record (and its gap line, if any) in `format`; a tracing record as `view` renders it.
+fn render(entry: &Entry, format: Format, view: &mut View, line: &mut String) {
     line.clear();
     let gap = Gap {
         dropped: entry.dropped_before,
         refused: entry.refused_before,
     };
     render_gap(gap, Some(entry.seq), format, line);
+    if view.render(entry, format, line) {
+        return;
+    }
     match format {
         Format::Json => {
             let _ = write!(
@@ -150,7 +154,8 @@ fn json_escape(s: &str, out: &mut String) {
 }
 
 /// `ringwal cat`.
-pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode> {
+pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io::Result<ExitCode> {
+    let mut view = View::new(filter);
     let reader = Reader::open(dir)?;
     let iter = match from {
         Some(seq) => reader.from_seq(seq),
@@ -162,7 +167,7 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode
     let mut iter = iter;
     for entry in iter.by_ref() {
         let entry = entry?;
-        render(&entry, format, &mut line);
+        render(&entry, format, &mut view, &mut line);
         if !out_ok(out.write_all(line.as_bytes()))? {
             return Ok(ExitCode::SUCCESS);
         }
@@ -178,14 +183,22 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format) -> io::Result<ExitCode
 }
 
 /// `ringwal tail`.
-pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Result<ExitCode> {
+pub fn tail(
+    dir: &Path,
+    lines: usize,
+    follow: bool,
+    format: Format,
+    filter: Filter,
+) -> io::Result<ExitCode> {
     let reader = Reader::open(dir)?;
     let segments = reader.segments()?;
     // Start in the newest segment; step back while it holds fewer than `lines` records.
     let mut start = segments.len().saturating_sub(1);
-    let (mut last, mut iter) = loop {
+    let (mut last, mut iter, mut view) = loop {
         let first = segments.get(start).map_or(0, |s| s.first_seq);
         let mut iter = reader.from_seq(first);
+        // Takes in the records before the last ones (tracing callsites and spans).
+        let mut view = View::new(filter.clone());
         let mut last: VecDeque<Entry> = VecDeque::with_capacity(lines.min(1 << 16));
         while let Some(entry) = iter.next() {
             let Some(entry) = keep_going(entry, &iter)? else {
@@ -193,11 +206,13 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
             };
             last.push_back(entry);
             if last.len() > lines {
-                last.pop_front();
+                if let Some(before) = last.pop_front() {
+                    view.prime(&before);
+                }
             }
         }
         if last.len() >= lines || start == 0 {
-            break (last, iter);
+            break (last, iter, view);
         }
         start -= 1;
     };
@@ -205,7 +220,7 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
     let mut out = stdout.lock();
     let mut line = String::new();
     for entry in last.drain(..) {
-        render(&entry, format, &mut line);
+        render(&entry, format, &mut view, &mut line);
         if !out_ok(out.write_all(line.as_bytes()))? {
             return Ok(ExitCode::SUCCESS);
         }
@@ -223,7 +238,7 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, format: Format) -> io::Resul
             let Some(entry) = keep_going(entry, &iter)? else {
                 continue;
             };
-            render(&entry, format, &mut line);
+            render(&entry, format, &mut view, &mut line);
             if !out_ok(out.write_all(line.as_bytes()))? {
                 return Ok(ExitCode::SUCCESS);
             }

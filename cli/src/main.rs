@@ -3,6 +3,7 @@
 mod demo;
 mod inspect;
 mod ship;
+mod tracing_view;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -33,9 +34,13 @@ enum Command {
         #[arg(long)]
         from: Option<u64>,
         /// text: UTF-8 payloads as-is (control characters escaped), other bytes as \xNN;
-        /// hex: the payload in hex; json: one JSON object per line.
+        /// hex: the payload in hex; json: one JSON object per line. Records written by
+        /// ringwal-tracing: text as tracing_subscriber::fmt prints, json in the shape of its
+        /// JSON formatter.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Check every frame and CRC in every segment, and print a report.
     #[command(
@@ -59,6 +64,8 @@ enum Command {
         /// Output format, as for `cat`.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// The log directory.
         dir: PathBuf,
     },
@@ -72,6 +79,36 @@ enum Command {
     /// appends (stop with Ctrl-C). Needs the `ship` feature:
     /// `cargo run --release -p ringwal-cli --features ship -- ship DIR ...`.
     Ship(ship::Args),
+}
+
+/// Filters for logs written by `ringwal-tracing` (other records are always printed, and so
+/// are gaps).
+#[derive(Debug, Clone, clap::Args)]
+struct FilterArgs {
+    /// tracing logs: the most verbose level shown (trace, debug, info, warn, error).
+    #[arg(long, value_parser = tracing_view::parse_level)]
+    level: Option<ringwal_tracing::Level>,
+    /// tracing logs: only events whose target starts with this.
+    #[arg(long)]
+    target: Option<String>,
+    /// tracing logs: only events at or after this time (seconds since the epoch, or
+    /// RFC 3339 UTC such as 2024-05-01T12:00:00Z).
+    #[arg(long, value_parser = tracing_view::parse_time)]
+    since: Option<u64>,
+    /// tracing logs: only events before this time (as --since).
+    #[arg(long, value_parser = tracing_view::parse_time)]
+    until: Option<u64>,
+}
+
+impl FilterArgs {
+    fn into_filter(self) -> tracing_view::Filter {
+        tracing_view::Filter {
+            level: self.level,
+            target: self.target,
+            since: self.since,
+            until: self.until,
+        }
+    }
 }
 
 /// How `cat` and `tail` print records.
@@ -89,14 +126,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Cat { dir, from, format } => inspect::cat(&dir, from, format),
+        Command::Cat {
+            dir,
+            from,
+            format,
+            filter,
+        } => inspect::cat(&dir, from, format, filter.into_filter()),
         Command::Verify { dir } => inspect::verify(&dir),
         Command::Tail {
             follow,
             lines,
             format,
+            filter,
             dir,
-        } => inspect::tail(&dir, lines, follow, format),
+        } => inspect::tail(&dir, lines, follow, format, filter.into_filter()),
         Command::Info { dir } => inspect::info(&dir),
         Command::Ship(args) => ship::run(args),
     };

@@ -1,0 +1,133 @@
+//! `ringwal cat` and `tail` on a log written by ringwal-tracing: fmt-like text, JSON, filters,
+//! gaps in place, and a plain text line (MakeWriter's) among them.
+
+use std::process::{Command, Output};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+fn ringwal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn lines(o: &Output) -> Vec<String> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The part after the timestamp (27 characters).
+fn untimed(line: &str) -> &str {
+    &line[27..]
+}
+
+fn write_log(dir: &std::path::Path) {
+    let (layer, guard) = ringwal_tracing::Builder::new(dir).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let conn = tracing::info_span!("conn", peer = "10.0.0.7");
+        let _c = conn.enter();
+        tracing::info!(user = 42u64, order = %"A-17", "order filled");
+        tracing::debug!(target: "shop::db", rows = 3u64, "query");
+        tracing::warn!(free_pct = 3.5, "disk nearly full");
+    });
+    // A plain text record in the same log.
+    guard.emitter().emit(b"plain line").unwrap();
+    guard.shutdown().unwrap();
+}
+
+#[test]
+fn cat_renders_tracing_records_like_fmt() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let out = lines(&ringwal(&["cat", d]));
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert_eq!(
+        untimed(&out[0]),
+        r#"  INFO conn{peer="10.0.0.7"}: tracing: order filled user=42 order=A-17"#
+    );
+    assert_eq!(
+        untimed(&out[1]),
+        r#" DEBUG conn{peer="10.0.0.7"}: shop::db: query rows=3"#
+    );
+    assert_eq!(
+        untimed(&out[2]),
+        r#"  WARN conn{peer="10.0.0.7"}: tracing: disk nearly full free_pct=3.5"#
+    );
+    assert!(out[3].ends_with("\tplain line"), "{}", out[3]);
+
+    let out = lines(&ringwal(&["cat", d, "--level", "info"]));
+    assert_eq!(out.len(), 3, "{out:?}");
+    let out = lines(&ringwal(&["cat", d, "--target", "shop"]));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].ends_with("query rows=3"));
+    let out = lines(&ringwal(&["cat", d, "--until", "2000-01-01T00:00:00Z"]));
+    assert_eq!(out, vec![out[0].clone()], "only the plain line");
+    let out = lines(&ringwal(&["cat", d, "--since", "2000-01-01T00:00:00Z"]));
+    assert_eq!(out.len(), 4);
+
+    let out = lines(&ringwal(&["cat", d, "--format", "json", "--level", "warn"]));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].starts_with("{\"timestamp\":\""), "{}", out[0]);
+    assert!(
+        out[0].contains(r#","level":"WARN","fields":{"message":"disk nearly full","free_pct":3.5},"target":"tracing","span":{"peer":"10.0.0.7","name":"conn"},"spans":[{"peer":"10.0.0.7","name":"conn"}],"threadId":"#),
+        "{}",
+        out[0]
+    );
+
+    // -n counts records: the last three are the warning, the span's close, the plain line.
+    let out = lines(&ringwal(&["tail", "-n", "3", d]));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].ends_with("disk nearly full free_pct=3.5"), "{out:?}");
+}
+
+#[test]
+fn refusals_show_in_place_and_corrupt_records_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = ringwal_tracing::Builder::new(dir.path())
+        .writer(|w| w.capacity(8192))
+        .event_bytes(128)
+        .build()
+        .unwrap();
+    // A corrupt tracing record (the tag, then a kind nobody knows).
+    guard.emitter().emit(&[0xFF, b'T', 1, 42]).unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..20_000u64 {
+            tracing::info!(i, "storm");
+            if i % 1000 == 0 {
+                // Let the writer catch up now and then: some events get through.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    });
+    let report = guard.shutdown().unwrap();
+    assert!(report.rejected > 0, "{report:?}");
+    let d = dir.path().to_str().unwrap();
+    let out = lines(&ringwal(&["cat", d]));
+    let mut refused = 0u64;
+    let mut events = 0u64;
+    let mut errors = 0;
+    for l in &out {
+        if l == "-- record 1: unknown tracing record kind 42 --" {
+            errors += 1;
+        } else if l.starts_with("-- record ") && l.contains("not described earlier") {
+            // An event whose callsite record the ring refused: an error in its place.
+            events += 1;
+        } else if let Some(rest) = l.strip_prefix("-- ") {
+            let n: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+            assert!(rest.contains("refused"), "{l}");
+            refused += n;
+        } else {
+            assert!(l.contains("storm i="), "{l}");
+            events += 1;
+        }
+    }
+    assert_eq!(errors, 1);
+    assert_eq!(refused, report.rejected);
+    assert!(events > 0);
+    assert!(events + refused >= 20_000, "{events} + {refused}");
+}

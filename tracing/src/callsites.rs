@@ -1,0 +1,133 @@
+//! Which callsites this process has already written metadata for: a fixed open-addressing
+//! table of atomics, read without a lock on every event; written under a mutex only the first
+//! time a callsite is seen (the cold path).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Slots in the table; more distinct callsites than this are announced before each of their
+/// events instead (correct, only slower).
+pub(crate) const SLOTS: usize = 4096;
+
+pub(crate) struct Callsites {
+    slots: Box<[AtomicUsize]>,
+    /// Serialises first sights: the metadata record is emitted, then the key published.
+    announce: Mutex<()>,
+}
+
+/// What [`Callsites::announce`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Its metadata was in the log before this call.
+    Known,
+    /// This call wrote its metadata (or, table full, writes it before every event).
+    Announced,
+    /// The ring refused the metadata record; not published, tried again next time.
+    Refused,
+}
+
+impl Callsites {
+    pub(crate) fn new() -> Self {
+        Callsites {
+            slots: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+            announce: Mutex::new(()),
+        }
+    }
+
+    fn start(key: usize) -> usize {
+        // Metadata are 8-aligned statics: drop the low bits, then Fibonacci hashing.
+        ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) & (SLOTS - 1)
+    }
+
+    /// Whether `key` (a `&'static Metadata`'s address, never 0) is in the table: lock-free.
+    pub(crate) fn contains(&self, key: usize) -> bool {
+        let mut i = Self::start(key);
+        for _ in 0..SLOTS {
+            // Acquire pairs with the Release store in `announce`: seeing the key means the
+            // metadata record's commit happened before, so this thread's next reservation is
+            // later in the ring, hence later in the log.
+            match self.slots[i].load(Ordering::Acquire) {
+                0 => return false,
+                k if k == key => return true,
+                _ => i = (i + 1) & (SLOTS - 1),
+            }
+        }
+        false
+    }
+
+    /// Makes sure the metadata for `key` is in the log before the caller's next record: if it
+    /// is not in the table, `write` emits it (under the lock, so once), then the key is
+    /// published. If `write` fails (the ring refused the record: a gap in the log), the key
+    /// is not published and the next record of that callsite tries again.
+    pub(crate) fn announce(&self, key: usize, write: impl FnOnce() -> bool) -> Seen {
+        if self.contains(key) {
+            return Seen::Known;
+        }
+        // A poisoned lock only means another announcer panicked; the table is still sound.
+        let _guard = self
+            .announce
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut i = Self::start(key);
+        for _ in 0..SLOTS {
+            match self.slots[i].load(Ordering::Acquire) {
+                0 => {
+                    if !write() {
+                        return Seen::Refused;
+                    }
+                    // Release: the metadata's commit (above, this thread) happens before any
+                    // thread's Acquire load that sees the key.
+                    self.slots[i].store(key, Ordering::Release);
+                    return Seen::Announced;
+                }
+                k if k == key => return Seen::Known,
+                _ => i = (i + 1) & (SLOTS - 1),
+            }
+        }
+        // Full: announce every time (the record still precedes the caller's).
+        if write() {
+            Seen::Announced
+        } else {
+            Seen::Refused
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announces_once_then_knows() {
+        let c = Callsites::new();
+        let mut writes = 0;
+        assert_eq!(c.announce(0x1000, || false), Seen::Refused);
+        assert!(!c.contains(0x1000));
+        let mut w = || {
+            writes += 1;
+            true
+        };
+        assert_eq!(c.announce(0x1000, &mut w), Seen::Announced);
+        assert_eq!(c.announce(0x1000, &mut w), Seen::Known);
+        assert_eq!(writes, 1);
+        assert!(c.contains(0x1000));
+        assert!(!c.contains(0x2000));
+    }
+
+    #[test]
+    fn a_full_table_announces_every_time() {
+        let c = Callsites::new();
+        for k in 1..=SLOTS {
+            c.announce(k * 8, || true);
+        }
+        let mut writes = 0;
+        let mut w = || {
+            writes += 1;
+            true
+        };
+        c.announce((SLOTS + 1) * 8, &mut w);
+        c.announce((SLOTS + 1) * 8, &mut w);
+        assert_eq!(writes, 2);
+        assert!(c.contains(8) && c.contains(SLOTS * 8));
+    }
+}

@@ -1,0 +1,502 @@
+//! Reading tracing records back: [`Decoder`] turns the payloads of a log's entries into
+//! events and spans, keeping the callsites and the open spans it has seen.
+
+use crate::wire;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing_core::Level;
+
+/// A callsite's static metadata, as written to the log the first time it was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callsite {
+    /// The event's or span's name (for events, `event file:line` as tracing makes it).
+    pub name: String,
+    /// The target (by default the module path).
+    pub target: String,
+    /// The level.
+    pub level: Level,
+    /// Whether this is a span's callsite (otherwise an event's).
+    pub is_span: bool,
+    /// The module path, if known.
+    pub module_path: Option<String>,
+    /// The source file, if known.
+    pub file: Option<String>,
+    /// The source line, if known.
+    pub line: Option<u32>,
+    /// The field names, in the order of their indices.
+    pub fields: Vec<String>,
+}
+
+/// A field's value, as typed when it was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `record_u64`.
+    U64(u64),
+    /// `record_i64`.
+    I64(i64),
+    /// `record_f64`.
+    F64(f64),
+    /// `record_bool`.
+    Bool(bool),
+    /// `record_str`.
+    Str(String),
+    /// `record_debug` (also `%display` values and the message), already formatted.
+    Debug(String),
+}
+
+impl fmt::Display for Value {
+    /// As `tracing_subscriber::fmt` prints a field: strings quoted, the rest as-is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::U64(v) => write!(f, "{v}"),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Str(v) => write!(f, "{v:?}"),
+            Value::Debug(v) => f.write_str(v),
+        }
+    }
+}
+
+/// A field: its name and value.
+pub type Field = (String, Value);
+
+/// A span as last known: its fields as recorded at its opening and since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// The subscriber's span id (reused after the span closes).
+    pub id: u64,
+    /// The parent span's id, if any.
+    pub parent: Option<u64>,
+    /// The span's callsite (name, target, level).
+    pub callsite: Arc<Callsite>,
+    /// The fields recorded so far.
+    pub fields: Vec<Field>,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The callsite (level, target, name, file, line, field names).
+    pub callsite: Arc<Callsite>,
+    /// When it was recorded, in nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// The recording thread: a small number per thread of the writing process (1, 2, ...).
+    pub thread: u64,
+    /// The current span's id when it was recorded, if any.
+    pub span: Option<u64>,
+    /// The spans it was recorded in, outermost first (those the decoder saw open).
+    pub scope: Vec<Arc<Span>>,
+    /// The fields, the message among them (named `message`).
+    pub fields: Vec<Field>,
+    /// The record did not fit its reservation: fields after the last one shown were cut.
+    pub truncated: bool,
+}
+
+impl Event {
+    /// The level.
+    pub fn level(&self) -> Level {
+        self.callsite.level
+    }
+
+    /// The target.
+    pub fn target(&self) -> &str {
+        &self.callsite.target
+    }
+
+    /// When it was recorded.
+    pub fn time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.time_ns)
+    }
+
+    /// The `message` field, if any.
+    pub fn message(&self) -> Option<&Value> {
+        self.field("message")
+    }
+
+    /// The value of the field named `name`, if recorded.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// What one record was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// An event (from the `Layer` or the `Logger`).
+    Event(Event),
+    /// A span was opened.
+    SpanOpened(Arc<Span>),
+    /// Values were recorded into a span (the span as it is now; `None` if the decoder did
+    /// not see it open, e.g. a log read from a later segment on).
+    SpanRecorded(u64, Option<Arc<Span>>),
+    /// A span closed.
+    SpanClosed(u64),
+    /// A callsite's metadata (the decoder keeps it for the records that follow).
+    Callsite(Arc<Callsite>),
+    /// A writing process started (the decoder forgets the previous one's callsites and spans).
+    Session {
+        /// The writing process's id.
+        pid: u32,
+    },
+    /// Not a tracing record (for example a `MakeWriter` line, which is text).
+    Other,
+}
+
+/// Why a record could not be decoded. The error is that record's; the decoder goes on with
+/// the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The record ends in the middle of a value (at this byte offset).
+    Truncated {
+        /// The offset in the payload.
+        offset: usize,
+    },
+    /// A tracing record of a format version this decoder does not know.
+    Version(u8),
+    /// An unknown record kind.
+    Kind(u8),
+    /// An unknown field type byte.
+    FieldType(u8),
+    /// An event or span whose callsite metadata is not in the part of the log read so far.
+    UnknownCallsite(u64),
+    /// A field index beyond its callsite's field names.
+    FieldIndex(u8),
+    /// Text that is not UTF-8 (at this byte offset).
+    Utf8 {
+        /// The offset in the payload.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { offset } => write!(f, "record cut short at byte {offset}"),
+            DecodeError::Version(v) => write!(f, "unknown tracing record version {v}"),
+            DecodeError::Kind(k) => write!(f, "unknown tracing record kind {k}"),
+            DecodeError::FieldType(t) => write!(f, "unknown field type {t}"),
+            DecodeError::UnknownCallsite(id) => {
+                write!(f, "callsite {id:#x} not described earlier in the log")
+            }
+            DecodeError::FieldIndex(i) => write!(f, "field index {i} beyond the callsite's"),
+            DecodeError::Utf8 { offset } => write!(f, "text at byte {offset} is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes tracing records in log order, remembering callsites and open spans.
+///
+/// Feed it every entry's payload in order ([`ringwal::Reader`]); gaps are the entries'
+/// (`dropped_before`, `refused_before`). Never panics on any input: a corrupt or truncated
+/// record, or one whose callsite was not described earlier, is an error for that record.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let (layer, guard) = ringwal_tracing::Builder::new(dir.path()).build().unwrap();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing::warn!(disk = "sda", free_pct = 3.5, "disk nearly full");
+/// });
+/// guard.shutdown().unwrap();
+///
+/// let mut decoder = ringwal_tracing::Decoder::new();
+/// let mut events = Vec::new();
+/// for entry in ringwal::Reader::open(dir.path()).unwrap().iter() {
+///     if let ringwal_tracing::Record::Event(e) = decoder.decode(&entry.unwrap().payload).unwrap() {
+///         events.push(e);
+///     }
+/// }
+/// assert_eq!(events[0].level(), tracing::Level::WARN);
+/// assert_eq!(events[0].message().unwrap().to_string(), "disk nearly full");
+/// assert_eq!(events[0].field("free_pct"), Some(&ringwal_tracing::Value::F64(3.5)));
+/// ```
+#[derive(Debug, Default)]
+pub struct Decoder {
+    callsites: HashMap<u64, Arc<Callsite>>,
+    spans: HashMap<u64, Arc<Span>>,
+}
+
+struct Cur<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let s = &self.bytes[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(DecodeError::Truncated { offset: self.pos }),
+        }
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let mut a = [0; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut a = [0; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn text(&mut self, n: usize) -> Result<String, DecodeError> {
+        let offset = self.pos;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::Utf8 { offset })
+    }
+    fn str16(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.u16()? {
+            wire::NONE16 => Ok(None),
+            n => self.text(usize::from(n)).map(Some),
+        }
+    }
+    fn str32(&mut self) -> Result<String, DecodeError> {
+        let n = self.u32()? as usize;
+        self.text(n)
+    }
+    fn done(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+}
+
+/// `r`, or (in a record flagged truncated) `None` where it ran out.
+fn lenient<T>(r: Result<T, DecodeError>, truncated: bool) -> Result<Option<T>, DecodeError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(DecodeError::Truncated { .. }) if truncated => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn level_from(b: u8) -> Level {
+    match b {
+        0 => Level::TRACE,
+        1 => Level::DEBUG,
+        2 => Level::INFO,
+        3 => Level::WARN,
+        _ => Level::ERROR,
+    }
+}
+
+fn opt(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+impl Decoder {
+    /// A decoder that has seen nothing yet.
+    pub fn new() -> Self {
+        Decoder::default()
+    }
+
+    /// The callsites described so far (by id).
+    pub fn callsites(&self) -> &HashMap<u64, Arc<Callsite>> {
+        &self.callsites
+    }
+
+    /// Decodes the next record's payload.
+    pub fn decode(&mut self, payload: &[u8]) -> Result<Record, DecodeError> {
+        if !wire::is_tracing_record(payload) {
+            return Ok(Record::Other);
+        }
+        let mut c = Cur {
+            bytes: payload,
+            pos: 2,
+        };
+        let version = c.u8()?;
+        if version != wire::VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let kind_byte = c.u8()?;
+        let truncated = kind_byte & wire::TRUNCATED != 0;
+        match kind_byte & !wire::TRUNCATED {
+            wire::KIND_SESSION => {
+                let pid = c.u32()?;
+                c.u64()?;
+                self.callsites.clear();
+                self.spans.clear();
+                Ok(Record::Session { pid })
+            }
+            wire::KIND_CALLSITE => {
+                let id = c.u64()?;
+                let level = level_from(c.u8()?);
+                let is_span = c.u8()? != 0;
+                let line = c.u32()?;
+                let name = c.str16()?.unwrap_or_default();
+                let target = c.str16()?.unwrap_or_default();
+                let module_path = c.str16()?;
+                let file = c.str16()?;
+                let n = c.u8()?;
+                let mut fields = Vec::with_capacity(usize::from(n));
+                for _ in 0..n {
+                    fields.push(c.str16()?.unwrap_or_default());
+                }
+                let callsite = Arc::new(Callsite {
+                    name,
+                    target,
+                    level,
+                    is_span,
+                    module_path,
+                    file,
+                    line: (line != wire::NO_LINE).then_some(line),
+                    fields,
+                });
+                self.callsites.insert(id, callsite.clone());
+                Ok(Record::Callsite(callsite))
+            }
+            wire::KIND_EVENT => {
+                let id = c.u64()?;
+                let time_ns = c.u64()?;
+                let thread = c.u64()?;
+                let span = opt(c.u64()?);
+                let callsite = self.callsite(id)?;
+                let fields = fields(&mut c, &callsite)?;
+                Ok(Record::Event(Event {
+                    scope: self.scope(span),
+                    callsite,
+                    time_ns,
+                    thread,
+                    span,
+                    fields,
+                    truncated,
+                }))
+            }
+            wire::KIND_SPAN_NEW => {
+                let id = c.u64()?;
+                let parent = opt(c.u64()?);
+                let callsite = self.callsite(c.u64()?)?;
+                c.u64()?;
+                c.u64()?;
+                let fields = fields(&mut c, &callsite)?;
+                let span = Arc::new(Span {
+                    id,
+                    parent,
+                    callsite,
+                    fields,
+                });
+                self.spans.insert(id, span.clone());
+                Ok(Record::SpanOpened(span))
+            }
+            wire::KIND_SPAN_RECORD => {
+                let id = c.u64()?;
+                c.u64()?;
+                let Some(span) = self.spans.get_mut(&id) else {
+                    return Ok(Record::SpanRecorded(id, None));
+                };
+                let new = fields(&mut c, &span.callsite)?;
+                let s = Arc::make_mut(span);
+                for (name, value) in new {
+                    match s.fields.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => s.fields.push((name, value)),
+                    }
+                }
+                Ok(Record::SpanRecorded(id, Some(span.clone())))
+            }
+            wire::KIND_SPAN_CLOSE => {
+                let id = c.u64()?;
+                c.u64()?;
+                self.spans.remove(&id);
+                Ok(Record::SpanClosed(id))
+            }
+            wire::KIND_LOG => {
+                let level = level_from(c.u8()?);
+                let time_ns = c.u64()?;
+                let thread = c.u64()?;
+                let line = c.u32()?;
+                // A record cut short (flagged) keeps what fit: the rest reads as absent.
+                let target = lenient(c.str16(), truncated)?.flatten().unwrap_or_default();
+                let module_path = lenient(c.str16(), truncated)?.flatten();
+                let file = lenient(c.str16(), truncated)?.flatten();
+                let message = lenient(c.str32(), truncated)?.unwrap_or_default();
+                if !c.done() {
+                    return Err(DecodeError::Truncated { offset: c.pos });
+                }
+                let callsite = Arc::new(Callsite {
+                    name: "log event".to_owned(),
+                    target,
+                    level,
+                    is_span: false,
+                    module_path,
+                    file,
+                    line: (line != wire::NO_LINE).then_some(line),
+                    fields: vec!["message".to_owned()],
+                });
+                Ok(Record::Event(Event {
+                    callsite,
+                    time_ns,
+                    thread,
+                    span: None,
+                    scope: Vec::new(),
+                    fields: vec![("message".to_owned(), Value::Debug(message))],
+                    truncated,
+                }))
+            }
+            k => Err(DecodeError::Kind(k)),
+        }
+    }
+
+    fn callsite(&self, id: u64) -> Result<Arc<Callsite>, DecodeError> {
+        self.callsites
+            .get(&id)
+            .cloned()
+            .ok_or(DecodeError::UnknownCallsite(id))
+    }
+
+    /// The open spans from the outermost down to `span` (bounded: a cycle in corrupt input
+    /// cannot loop).
+    fn scope(&self, mut span: Option<u64>) -> Vec<Arc<Span>> {
+        let mut scope = Vec::new();
+        while let Some(s) = span.and_then(|id| self.spans.get(&id)) {
+            if scope.len() >= 64 {
+                break;
+            }
+            scope.push(s.clone());
+            span = s.parent;
+        }
+        scope.reverse();
+        scope
+    }
+}
+
+fn fields(c: &mut Cur<'_>, callsite: &Callsite) -> Result<Vec<Field>, DecodeError> {
+    let mut out = Vec::new();
+    while !c.done() {
+        let index = c.u8()?;
+        let name = callsite
+            .fields
+            .get(usize::from(index))
+            .ok_or(DecodeError::FieldIndex(index))?
+            .clone();
+        let value = match c.u8()? {
+            wire::T_U64 => Value::U64(c.u64()?),
+            wire::T_I64 => Value::I64(c.u64()? as i64),
+            wire::T_F64 => Value::F64(f64::from_bits(c.u64()?)),
+            wire::T_BOOL => Value::Bool(c.u8()? != 0),
+            wire::T_STR => Value::Str(c.str32()?),
+            wire::T_DEBUG => Value::Debug(c.str32()?),
+            t => return Err(DecodeError::FieldType(t)),
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}

@@ -1,0 +1,230 @@
+//! The `tracing_subscriber::Layer`: binary capture on the emitting thread, straight into the
+//! byte ring.
+
+use crate::callsites::Callsites;
+use crate::wire::{self, Enc};
+use ringwal::ByteEmitter;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+
+/// The default room reserved for one event's record (bytes); see
+/// [`Builder::event_bytes`](crate::Builder::event_bytes).
+pub const DEFAULT_EVENT_BYTES: usize = 512;
+
+/// A [`tracing_subscriber::Layer`] writing every event and span to a ringwal log in binary:
+/// the callsite's id, a timestamp, the thread, the current span and the field values, typed,
+/// encoded in place in the writer's byte ring ([`ByteEmitter::emit_with`]) on the emitting
+/// thread. No allocation, no lock (but the first time a callsite is seen), and under
+/// [`ringwal::Idle::Poll`] no syscall. Formatting happens when the log is read
+/// ([`Decoder`](crate::Decoder), `ringwal cat`).
+///
+/// A full ring follows the writer's [`Overflow`](ringwal::Overflow) policy; every refused
+/// event is counted in the log as a gap where it happened.
+///
+/// Make one with [`Builder::build`](crate::Builder::build) (or [`init`](crate::init)).
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let (layer, guard) = ringwal_tracing::Builder::new(dir.path()).build().unwrap();
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(user = 42, "logged in");
+/// });
+/// guard.flush().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Layer {
+    emitter: ByteEmitter,
+    callsites: Arc<Callsites>,
+    event_bytes: usize,
+}
+
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Layer")
+            .field("event_bytes", &self.event_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock before it).
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+}
+
+/// A small number per thread (1, 2, ...), given the first time the thread records.
+pub(crate) fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static THIS: Cell<u64> = const { Cell::new(0) };
+    }
+    THIS.with(|this| {
+        let mut n = this.get();
+        if n == 0 {
+            n = NEXT.fetch_add(1, Ordering::Relaxed);
+            this.set(n);
+        }
+        n
+    })
+}
+
+fn callsite_id(meta: &'static Metadata<'static>) -> u64 {
+    meta as *const Metadata<'static> as usize as u64
+}
+
+impl Layer {
+    pub(crate) fn new(emitter: ByteEmitter, event_bytes: usize) -> Self {
+        let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
+        let layer = Layer {
+            emitter,
+            callsites: Arc::new(Callsites::new()),
+            event_bytes,
+        };
+        // A session record: callsite ids (addresses) are only meaningful within one process.
+        let _ = layer.emitter.emit_with(16, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_SESSION);
+            enc.u32(std::process::id());
+            enc.u64(now_ns());
+            enc.finish()
+        });
+        layer
+    }
+
+    /// The writer's emitter this layer writes through (for [`flush`](ByteEmitter::flush) or
+    /// [`stats`](ByteEmitter::stats)).
+    pub fn emitter(&self) -> &ByteEmitter {
+        &self.emitter
+    }
+
+    /// Writes `meta`'s record unless this process already did: before the caller's record,
+    /// from the same thread, so earlier in the ring and in the log.
+    fn announce(&self, meta: &'static Metadata<'static>) {
+        let id = callsite_id(meta);
+        self.callsites.announce(id as usize, || {
+            self.emitter
+                .emit_with(self.emitter.max_record_len().min(4096), |buf| {
+                    encode_callsite(buf, id, meta)
+                })
+                .is_ok()
+        });
+    }
+}
+
+fn encode_callsite(buf: &mut [u8], id: u64, meta: &'static Metadata<'static>) -> usize {
+    let mut enc = Enc::new(buf, wire::KIND_CALLSITE);
+    enc.u64(id);
+    enc.u8(wire::level_byte(meta.level()));
+    enc.u8(u8::from(meta.is_span()));
+    enc.u32(meta.line().unwrap_or(wire::NO_LINE));
+    enc.str16(Some(meta.name()));
+    enc.str16(Some(meta.target()));
+    enc.str16(meta.module_path());
+    enc.str16(meta.file());
+    let fields = meta.fields();
+    enc.u8(fields.len().min(255) as u8);
+    for field in fields.iter().take(255) {
+        enc.str16(Some(field.name()));
+    }
+    enc.finish()
+}
+
+/// Field values straight into the record.
+impl Visit for Enc<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field_debug(field.index(), value);
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field_str(field.index(), value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field_u64(field.index(), value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field_i64(field.index(), value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.field_f64(field.index(), value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field_bool(field.index(), value);
+    }
+}
+
+fn span_u64(id: Option<&Id>) -> u64 {
+    id.map_or(0, Id::into_u64)
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let meta = attrs.metadata();
+        self.announce(meta);
+        let parent = if attrs.is_root() {
+            0
+        } else if let Some(p) = attrs.parent() {
+            p.into_u64()
+        } else {
+            span_u64(ctx.current_span().id())
+        };
+        let _ = self.emitter.emit_with(self.event_bytes, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_SPAN_NEW);
+            enc.u64(id.into_u64());
+            enc.u64(parent);
+            enc.u64(callsite_id(meta));
+            enc.u64(now_ns());
+            enc.u64(thread_number());
+            attrs.record(&mut enc);
+            enc.finish()
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        let _ = self.emitter.emit_with(self.event_bytes, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_SPAN_RECORD);
+            enc.u64(id.into_u64());
+            enc.u64(now_ns());
+            values.record(&mut enc);
+            enc.finish()
+        });
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        self.announce(meta);
+        let span = if event.is_root() {
+            0
+        } else if let Some(p) = event.parent() {
+            p.into_u64()
+        } else {
+            span_u64(ctx.current_span().id())
+        };
+        let _ = self.emitter.emit_with(self.event_bytes, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_EVENT);
+            enc.u64(callsite_id(meta));
+            enc.u64(now_ns());
+            enc.u64(thread_number());
+            enc.u64(span);
+            event.record(&mut enc);
+            enc.finish()
+        });
+    }
+
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        let _ = self.emitter.emit_with(24, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_SPAN_CLOSE);
+            enc.u64(id.into_u64());
+            enc.u64(now_ns());
+            enc.finish()
+        });
+    }
+}

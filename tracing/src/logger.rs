@@ -1,0 +1,93 @@
+//! [`Logger`]: a `log::Log` with the layer's binary capture.
+
+use crate::layer::{now_ns, thread_number};
+use crate::wire::{self, Enc};
+use ringwal::ByteEmitter;
+use std::fmt::Write as _;
+
+/// A [`log::Log`] writing each record in binary (level, time, thread, target, module, file,
+/// line, the message formatted straight into the ring), read back by the same
+/// [`Decoder`](crate::Decoder) and `ringwal cat` as the [`Layer`](crate::Layer)'s events.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (_layer, guard) = ringwal_tracing::Builder::new(dir.path()).build().unwrap();
+/// let logger = guard.logger(log::LevelFilter::Info);
+/// log::Log::log(&logger, &log::Record::builder()
+///     .level(log::Level::Warn).target("disk").args(format_args!("{}% free", 3)).build());
+/// guard.shutdown().unwrap();
+/// let mut decoder = ringwal_tracing::Decoder::new();
+/// let events: Vec<_> = ringwal::Reader::open(dir.path()).unwrap().iter()
+///     .filter_map(|e| match decoder.decode(&e.unwrap().payload).unwrap() {
+///         ringwal_tracing::Record::Event(e) => Some(e),
+///         _ => None,
+///     }).collect();
+/// assert_eq!(events[0].message().unwrap().to_string(), "3% free");
+/// ```
+///
+/// Install it with `log::set_boxed_logger(Box::new(logger))` and `log::set_max_level(..)`
+/// (or [`Logger::install`]).
+#[derive(Debug, Clone)]
+pub struct Logger {
+    emitter: ByteEmitter,
+    level: log::LevelFilter,
+    event_bytes: usize,
+}
+
+fn level_byte(level: log::Level) -> u8 {
+    match level {
+        log::Level::Trace => 0,
+        log::Level::Debug => 1,
+        log::Level::Info => 2,
+        log::Level::Warn => 3,
+        log::Level::Error => 4,
+    }
+}
+
+impl Logger {
+    /// Logs records up to `level` through `emitter`, reserving `event_bytes` per record.
+    pub fn new(emitter: ByteEmitter, level: log::LevelFilter, event_bytes: usize) -> Self {
+        let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
+        Logger {
+            emitter,
+            level,
+            event_bytes,
+        }
+    }
+
+    /// Installs it as the `log` crate's logger (and sets the max level). Fails if one is set.
+    pub fn install(self) -> Result<(), log::SetLoggerError> {
+        let level = self.level;
+        log::set_boxed_logger(Box::new(self))?;
+        log::set_max_level(level);
+        Ok(())
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let _ = self.emitter.emit_with(self.event_bytes, |buf| {
+            let mut enc = Enc::new(buf, wire::KIND_LOG);
+            enc.u8(level_byte(record.level()));
+            enc.u64(now_ns());
+            enc.u64(thread_number());
+            enc.u32(record.line().unwrap_or(wire::NO_LINE));
+            enc.str16(Some(record.target()));
+            enc.str16(record.module_path());
+            enc.str16(record.file());
+            enc.text(|w| w.write_fmt(*record.args()));
+            enc.finish()
+        });
+    }
+
+    fn flush(&self) {
+        let _ = self.emitter.flush();
+    }
+}

@@ -1,0 +1,196 @@
+//! tracing-subscriber end to end: events in spans from several threads come back with their
+//! fields, levels, spans and order.
+
+mod common;
+
+use common::{events, read, Item};
+use ringwal_tracing::{Builder, Record, Value};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Order {
+    id: u32,
+}
+
+#[test]
+fn events_in_spans_from_several_threads_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    const THREADS: u64 = 4;
+    const EVENTS: u64 = 500;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let dispatch = dispatch.clone();
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let worker = tracing::info_span!("worker", t);
+                    let _w = worker.enter();
+                    for i in 0..EVENTS {
+                        let req = tracing::debug_span!("request", i, path = "/orders");
+                        let _r = req.enter();
+                        tracing::info!(
+                            thread = t,
+                            seq = i,
+                            neg = -(i as i64),
+                            ratio = 0.5,
+                            ok = true,
+                            order = ?Order { id: i as u32 },
+                            shown = %i,
+                            "order {} filled",
+                            i
+                        );
+                        if i % 100 == 0 {
+                            tracing::warn!(late = i, "slow");
+                        }
+                    }
+                });
+            });
+        }
+    });
+    let report = guard.shutdown().unwrap();
+    assert_eq!(report.rejected, 0);
+
+    let events = events(read(dir.path()));
+    assert_eq!(events.len() as u64, THREADS * (EVENTS + EVENTS / 100));
+    let mut next = [0u64; THREADS as usize];
+    for e in &events {
+        let t = match e.field("thread").or(e
+            .scope
+            .first()
+            .and_then(|w| w.fields.iter().find(|f| f.0 == "t").map(|f| &f.1)))
+        {
+            Some(Value::U64(t)) => *t,
+            other => panic!("no thread in {e:?}: {other:?}"),
+        };
+        // Scope: worker{t} > request{i, path}.
+        assert_eq!(e.scope.len(), 2, "{e:?}");
+        assert_eq!(e.scope[0].callsite.name, "worker");
+        assert_eq!(e.scope[0].fields, vec![("t".to_owned(), Value::U64(t))]);
+        assert_eq!(e.scope[1].callsite.name, "request");
+        if e.level() == tracing::Level::WARN {
+            assert_eq!(e.message(), Some(&Value::Debug("slow".into())));
+            continue;
+        }
+        let i = next[t as usize];
+        next[t as usize] += 1;
+        assert_eq!(e.level(), tracing::Level::INFO);
+        assert_eq!(e.target(), "end_to_end");
+        assert_eq!(
+            e.scope[1].fields,
+            vec![
+                ("i".to_owned(), Value::U64(i)),
+                ("path".to_owned(), Value::Str("/orders".into()))
+            ]
+        );
+        assert_eq!(
+            e.fields,
+            vec![
+                (
+                    "message".to_owned(),
+                    Value::Debug(format!("order {i} filled"))
+                ),
+                ("thread".to_owned(), Value::U64(t)),
+                ("seq".to_owned(), Value::U64(i)),
+                ("neg".to_owned(), Value::I64(-(i as i64))),
+                ("ratio".to_owned(), Value::F64(0.5)),
+                ("ok".to_owned(), Value::Bool(true)),
+                (
+                    "order".to_owned(),
+                    Value::Debug(format!("Order {{ id: {i} }}"))
+                ),
+                ("shown".to_owned(), Value::Debug(i.to_string())),
+            ]
+        );
+        assert!(!e.truncated);
+    }
+    assert_eq!(
+        next, [EVENTS; THREADS as usize],
+        "each thread's events, in its order"
+    );
+}
+
+#[test]
+fn text_and_json_render_like_fmt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!("conn", peer = "10.0.0.7");
+        let _e = span.enter();
+        span.record("peer", "10.0.0.8");
+        tracing::error!(code = 503u16, "upstream \"down\"");
+    });
+    guard.shutdown().unwrap();
+    let events = events(read(dir.path()));
+    let mut text = String::new();
+    events[0].write_text(&mut text);
+    let after_time = &text[27..];
+    assert_eq!(
+        after_time,
+        r#" ERROR conn{peer="10.0.0.8"}: end_to_end: upstream "down" code=503"#
+    );
+    let mut json = String::new();
+    events[0].write_json(&mut json);
+    let after_time = &json[42..];
+    assert_eq!(
+        after_time,
+        r#","level":"ERROR","fields":{"message":"upstream \"down\"","code":503},"target":"end_to_end","span":{"peer":"10.0.0.8","name":"conn"},"spans":[{"peer":"10.0.0.8","name":"conn"}],"threadId":1}"#
+            .replace("\"threadId\":1", &format!("\"threadId\":{}", events[0].thread))
+    );
+}
+
+#[test]
+fn an_event_larger_than_its_room_is_cut_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).event_bytes(100).build().unwrap();
+    let long = "x".repeat(300);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!(a = 1u64, big = %long, after = 2, "m");
+    });
+    guard.shutdown().unwrap();
+    let events = events(read(dir.path()));
+    let e = &events[0];
+    assert!(e.truncated);
+    assert_eq!(e.field("a"), Some(&Value::U64(1)));
+    match e.field("big") {
+        Some(Value::Debug(s)) => assert!(s.len() < 100 && s.chars().all(|c| c == 'x')),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.field("after"), None);
+}
+
+#[test]
+fn a_suffix_without_the_metadata_is_an_error_in_place_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..3 {
+            tracing::info!(i, "tick");
+        }
+    });
+    guard.shutdown().unwrap();
+    // Records: session 0, callsite 1, events 2.. : start after the callsite.
+    let items = common::read_with(dir.path(), &mut ringwal_tracing::Decoder::new(), 2);
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert!(
+            matches!(
+                item,
+                Item::Error(_, ringwal_tracing::DecodeError::UnknownCallsite(_))
+            ),
+            "{item:?}"
+        );
+    }
+    let mut decoder = ringwal_tracing::Decoder::new();
+    let first = ringwal::Reader::open(dir.path())
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        decoder.decode(&first.payload),
+        Ok(Record::Session { .. })
+    ));
+}

@@ -1,0 +1,175 @@
+//! Under `Idle::Poll` an event through the `Layer` makes no syscall (nor does a span's open,
+//! enter, exit and close, nor a `Logger` record); under `Idle::Park` the first event after a
+//! quiet period wakes the writer (a futex wake), which shows the check sees what it looks for.
+//!
+//! How (as `std-writer/tests/idle_syscalls.rs`): the test re-runs its own binary under
+//! `strace -f` with `CHILD_ENV` naming the strategy; the child, on one thread whose id it
+//! prints, records each event between two markers (`getpid` before, `getppid` after), with a
+//! pause after each so the writer goes idle again; the parent counts that thread's syscalls
+//! inside the windows. Without strace: fails under `CI=true`, else prints NOT RUN and passes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const CHILD_ENV: &str = "RINGWAL_TRACING_IDLE_SYSCALLS_CHILD";
+const EVENTS: usize = 12;
+const PAUSE: Duration = Duration::from_millis(40);
+
+fn window(f: impl FnOnce()) {
+    let a = std::process::id(); // getpid: the window opens
+    f();
+    let b = std::os::unix::process::parent_id(); // getppid: it closes
+    std::hint::black_box((a, b));
+}
+
+fn child(name: &str) {
+    let idle = match name {
+        "park" => ringwal::Idle::Park,
+        "poll" => ringwal::Idle::Poll(Duration::from_secs(3600)),
+        other => panic!("unknown strategy {other}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = ringwal_tracing::Builder::new(dir.path())
+        .writer(|w| w.idle(idle))
+        .build()
+        .unwrap();
+    let logger = guard.logger(log::LevelFilter::Info);
+    let log_one = |i: usize| {
+        log::Log::log(
+            &logger,
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .args(format_args!("log {i}"))
+                .build(),
+        )
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Warm-up outside the windows: callsites seen, the thread's number given.
+        let each = |i: usize| {
+            let span = tracing::info_span!("req", i);
+            let _e = span.enter();
+            tracing::info!(user = 42u64, order = %i, "order filled");
+        };
+        each(0);
+        log_one(0);
+        let me = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
+        println!("EMITTER_TID={tid}");
+        std::thread::sleep(PAUSE);
+        for i in 0..EVENTS {
+            if i % 2 == 0 {
+                window(|| each(i));
+            } else {
+                window(|| log_one(i));
+            }
+            std::thread::sleep(PAUSE);
+        }
+    });
+    let report = guard.shutdown().unwrap();
+    assert_eq!(report.rejected, 0);
+}
+
+fn syscall_of<'a>(line: &'a str, tid: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(tid)?.strip_prefix(' ')?.trim_start();
+    if let Some(resumed) = rest.strip_prefix("<... ") {
+        return resumed.split_whitespace().next();
+    }
+    if rest.starts_with("---") || rest.starts_with("+++") {
+        return None;
+    }
+    Some(&rest[..rest.find('(')?])
+}
+
+/// The calls thread `tid` made inside its marker windows, and how many windows there were,
+/// counted from its read of `/proc/thread-self` on (the setup before it calls `getpid` too:
+/// the layer's session record holds the process id).
+fn calls_in_windows(log: &str, tid: &str) -> (Vec<String>, usize) {
+    let (mut inside, mut windows, mut calls) = (false, 0, Vec::new());
+    let mut started = false;
+    for line in log.lines() {
+        let Some(call) = syscall_of(line, tid) else {
+            continue;
+        };
+        if !started {
+            started = call.starts_with("readlink") && line.contains("/proc/thread-self");
+            continue;
+        }
+        let resumed = line.contains("resumed>");
+        match call {
+            "getpid" if !resumed => {
+                inside = true;
+                windows += 1;
+            }
+            "getppid" => inside = false,
+            _ if inside && !resumed => calls.push(line.to_owned()),
+            _ => {}
+        }
+    }
+    (calls, windows)
+}
+
+fn traced(name: &str, out: &Path) -> (Vec<String>, usize) {
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(out)
+        .arg(&exe)
+        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child {name} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tid = stdout
+        .lines()
+        .find_map(|l| l.split("EMITTER_TID=").nth(1))
+        .unwrap_or_else(|| panic!("child {name} printed no thread id: {stdout}"))
+        .trim()
+        .to_owned();
+    calls_in_windows(&std::fs::read_to_string(out).unwrap(), &tid)
+}
+
+/// The child's entry point: does nothing unless `CHILD_ENV` is set.
+#[test]
+fn child_role() {
+    if let Ok(name) = std::env::var(CHILD_ENV) {
+        child(&name);
+    }
+}
+
+#[test]
+fn events_make_no_syscall_under_poll() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let usable = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("strace is missing or cannot trace here, and CI=true: install strace");
+        }
+        eprintln!("!!! NOT RUN: idle_syscalls needs a working strace (apt-get install strace)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (park, windows) = traced("park", &tmp.path().join("park.log"));
+    assert_eq!(windows, EVENTS, "park: the markers were not all seen");
+    assert!(
+        park.iter().any(|l| l.contains("futex(")),
+        "park: events after a pause should wake the writer (futex), saw: {park:#?}"
+    );
+    let (poll, windows) = traced("poll", &tmp.path().join("poll.log"));
+    assert_eq!(windows, EVENTS, "poll: the markers were not all seen");
+    assert!(
+        poll.is_empty(),
+        "poll: the emitting thread made syscalls: {poll:#?}"
+    );
+}
