@@ -968,8 +968,11 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
                     // touches these slots until we store `freed` past them.
                     let first = unsafe { raw.slot(head).take() };
                     if run > 1 {
-                        let rest = (1..run)
-                            .map(|i| unsafe { raw.slot(head.wrapping_add(i * TICK)).take() });
+                        let rest = (1..run).map(|i| {
+                            // SAFETY: as for `first` above: positions up to `head + run` are
+                            // ours, each seen published.
+                            unsafe { raw.slot(head.wrapping_add(i * TICK)).take() }
+                        });
                         // SAFETY: we are the consumer and the staging buffer is empty (we only
                         // claim when it is).
                         unsafe { self.staging.fill(rest) };

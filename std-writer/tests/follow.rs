@@ -184,6 +184,9 @@ fn an_append_wakes_the_follower_without_a_timer() {
 /// The child half of `a_follower_polls_a_log_written_by_another_process`: a writer in another
 /// process. Run only by that test (as its child process), which sets `RINGWAL_CHILD_DIR`.
 #[test]
+// Ignored so that a plain `cargo test` does not run it on its own (it needs the directory the
+// parent names): `a_follower_polls_a_log_written_by_another_process`, which CI runs, starts it
+// with `--ignored --exact` as its child process, so it runs every time that test does.
 #[ignore = "the writer process of a_follower_polls_a_log_written_by_another_process"]
 fn child_writer_process() {
     let dir = std::env::var("RINGWAL_CHILD_DIR").expect("run by the parent test only");

@@ -499,10 +499,10 @@ impl<'a> RawBytes<'a> {
         debug_assert!(count <= self.granules(), "release of {count} granules");
         let index = self.index(cursor.head);
         let first = count.min(self.granules() - index);
-        // SAFETY: `index + first <= granules`, and `first..count` starts at 0 with
-        // `count - first <= index`. The consumer owns these granules: they are published
-        // records and skips before `end`, which no producer touches again until it sees the
-        // `head` stored below.
+        // The consumer owns these granules: they are published records and skips before
+        // `end`, which no producer touches again until it sees the `head` stored below.
+        // SAFETY: in bounds (`index + first <= granules`, and `0..count - first` with
+        // `count - first <= index`), and owned by the consumer (above).
         unsafe {
             self.bytes.zero(index, first);
             if count > first {

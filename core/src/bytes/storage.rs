@@ -167,11 +167,12 @@ impl<'a> Bytes<'a> {
     pub(crate) unsafe fn header(self, index: usize) -> &'a AtomicUsize {
         #[cfg(not(loom))]
         {
-            // SAFETY: `index < granules` (the caller's contract), so the word is inside the
-            // buffer, which lives for 'a; it is aligned (granules are 8-aligned, see the
-            // asserts above). Every non-atomic access to this memory is ordered with every
-            // atomic one by happens-before: that is the algorithm's argument (`raw.rs` and the
-            // module docs), which `from_ptr` requires.
+            // The word is inside the buffer, which lives for 'a, and aligned (granules are
+            // 8-aligned, see the asserts above). Every non-atomic access to this memory is
+            // ordered with every atomic one by happens-before: that is the algorithm's
+            // argument (`raw.rs` and the module docs), which `from_ptr` requires.
+            // SAFETY: `index < granules` (the caller's contract), so in bounds and aligned as
+            // said above; accesses ordered as `from_ptr` requires.
             unsafe { AtomicUsize::from_ptr(self.payload(index).cast::<usize>()) }
         }
         #[cfg(loom)]
