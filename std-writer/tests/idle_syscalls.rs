@@ -14,8 +14,11 @@
 
 use ringwal::{Idle, Writer};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
+
+#[path = "support/strace.rs"]
+mod strace;
+use strace::syscall_of;
 
 const CHILD_ENV: &str = "RINGWAL_IDLE_SYSCALLS_CHILD";
 const EMITS: usize = 12;
@@ -93,20 +96,6 @@ fn byte_child(name: &str) {
     assert_eq!(report.persisted, EMITS as u64);
 }
 
-/// The syscall a strace line of thread `tid` reports, if it is one (resumed calls count under
-/// their name; signals and exits are not calls).
-fn syscall_of<'a>(line: &'a str, tid: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(tid)?.strip_prefix(' ')?.trim_start();
-    if let Some(resumed) = rest.strip_prefix("<... ") {
-        return resumed.split_whitespace().next();
-    }
-    if rest.starts_with("---") || rest.starts_with("+++") {
-        return None;
-    }
-    let end = rest.find('(')?;
-    Some(&rest[..end])
-}
-
 /// The calls thread `tid` made inside its marker windows, and how many windows there were.
 fn calls_in_windows(log: &str, tid: &str) -> (Vec<String>, usize) {
     let mut inside = false;
@@ -130,39 +119,9 @@ fn calls_in_windows(log: &str, tid: &str) -> (Vec<String>, usize) {
     (calls, windows)
 }
 
-fn strace_usable() -> bool {
-    Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs the child for `name` under strace; returns the emitting thread's calls in its windows.
 fn traced(name: &str, out: &Path) -> (Vec<String>, usize) {
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("strace")
-        .arg("-f")
-        .arg("-qq")
-        .arg("-o")
-        .arg(out)
-        .arg(&exe)
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tid = stdout
-        .lines()
-        .find_map(|l| l.split("EMITTER_TID=").nth(1))
-        .unwrap_or_else(|| panic!("child {name} printed no thread id: {stdout}"))
-        .trim()
-        .to_owned();
-    let log = std::fs::read_to_string(out).unwrap();
+    let (log, tid) = strace::trace_child(CHILD_ENV, name, out);
     calls_in_windows(&log, &tid)
 }
 
@@ -179,11 +138,7 @@ fn emits_make_no_syscall_under_poll_and_spin() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    if !strace_usable() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("strace is missing or cannot trace here, and CI=true: install strace");
-        }
-        eprintln!("!!! NOT RUN: idle_syscalls needs a working strace (apt-get install strace)");
+    if !strace::available() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -9,9 +9,12 @@
 //! inside the windows. Without strace: fails under `CI=true`, else prints NOT RUN and passes.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+#[path = "../../std-writer/tests/support/strace.rs"]
+mod strace;
+use strace::syscall_of;
 
 const CHILD_ENV: &str = "RINGWAL_TRACING_IDLE_SYSCALLS_CHILD";
 const EVENTS: usize = 12;
@@ -71,17 +74,6 @@ fn child(name: &str) {
     assert_eq!(report.rejected, 0);
 }
 
-fn syscall_of<'a>(line: &'a str, tid: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(tid)?.strip_prefix(' ')?.trim_start();
-    if let Some(resumed) = rest.strip_prefix("<... ") {
-        return resumed.split_whitespace().next();
-    }
-    if rest.starts_with("---") || rest.starts_with("+++") {
-        return None;
-    }
-    Some(&rest[..rest.find('(')?])
-}
-
 /// The calls thread `tid` made inside its marker windows, and how many windows there were,
 /// counted from its read of `/proc/thread-self` on (the setup before it calls `getpid` too:
 /// the layer's session record holds the process id).
@@ -111,28 +103,8 @@ fn calls_in_windows(log: &str, tid: &str) -> (Vec<String>, usize) {
 }
 
 fn traced(name: &str, out: &Path) -> (Vec<String>, usize) {
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(out)
-        .arg(&exe)
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tid = stdout
-        .lines()
-        .find_map(|l| l.split("EMITTER_TID=").nth(1))
-        .unwrap_or_else(|| panic!("child {name} printed no thread id: {stdout}"))
-        .trim()
-        .to_owned();
-    calls_in_windows(&std::fs::read_to_string(out).unwrap(), &tid)
+    let (log, tid) = strace::trace_child(CHILD_ENV, name, out);
+    calls_in_windows(&log, &tid)
 }
 
 /// The child's entry point: does nothing unless `CHILD_ENV` is set.
@@ -148,15 +120,7 @@ fn events_make_no_syscall_under_poll() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let usable = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !usable {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("strace is missing or cannot trace here, and CI=true: install strace");
-        }
-        eprintln!("!!! NOT RUN: idle_syscalls needs a working strace (apt-get install strace)");
+    if !strace::available() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
