@@ -56,6 +56,7 @@ fn reference_scan(bytes: &[u8]) -> Result<format::SegmentScan, format::HeaderErr
         first_seq: header.first_seq,
         records: 0,
         markers: 0,
+        preambles: 0,
         dropped: 0,
         refused: 0,
         gaps: 0,
@@ -70,6 +71,8 @@ fn reference_scan(bytes: &[u8]) -> Result<format::SegmentScan, format::HeaderErr
             Ok((frame, used)) if frame.seq == expected => {
                 *(if frame.marker {
                     &mut scan.markers
+                } else if frame.preamble {
+                    &mut scan.preambles
                 } else {
                     &mut scan.records
                 }) += 1;
@@ -166,18 +169,26 @@ proptest! {
         prop_assert_eq!(format::crc32c_append(format::crc32c(&data[..at]), &data[at..]), crc32c::crc32c(&data));
     }
 
-    /// A segment of arbitrary records and markers scans clean with the right counts, and every
-    /// proper prefix of it scans as a torn tail (never corrupt), ending at a frame boundary.
+    /// A segment of arbitrary records, markers and preamble frames scans clean with the right
+    /// counts, and every proper prefix of it scans as a torn tail (never corrupt), ending at a
+    /// frame boundary.
     #[test]
     fn segments_scan_and_every_prefix_is_a_torn_tail(
         first in any::<u64>().prop_map(|s| s >> 1),
-        frames in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40), 0u64..3, 0u64..3), 0..MAX_FRAMES),
+        frames in proptest::collection::vec((0u8..3, proptest::collection::vec(any::<u8>(), 0..40), 0u64..3, 0u64..3), 0..MAX_FRAMES),
     ) {
         let mut seg = format::encode_header(first).to_vec();
         let mut boundaries = vec![seg.len()];
         let (mut seq, mut records, mut dropped, mut refused) = (first, 0u64, 0u64, 0u64);
-        for (marker, payload, d, r) in &frames {
-            if *marker {
+        let mut preambles = 0u64;
+        for (kind, payload, d, r) in &frames {
+            if *kind == 2 {
+                format::encode_preamble_frame(&mut seg, seq, payload);
+                preambles += 1;
+                boundaries.push(seg.len());
+                continue;
+            }
+            if *kind == 1 {
                 seg.extend_from_slice(&format::encode_marker(seq, *d, *r));
             } else {
                 format::encode_frame_with(&mut seg, seq, *d, *r, payload);
@@ -189,8 +200,9 @@ proptest! {
             boundaries.push(seg.len());
         }
         let scan = format::scan_segment(&seg).unwrap();
-        prop_assert_eq!(scan.version, Version::V2);
+        prop_assert_eq!(scan.version, Version::V3);
         prop_assert_eq!((scan.records, scan.dropped, scan.refused), (records, dropped, refused));
+        prop_assert_eq!(scan.preambles, preambles);
         prop_assert_eq!(scan.end, ScanEnd::Clean);
         for cut in format::HEADER_LEN..seg.len() {
             let scan = format::scan_segment(&seg[..cut]).unwrap();
@@ -213,9 +225,9 @@ proptest! {
     /// reads past the end, and never asks for more than a few kilobytes at once.
     #[test]
     fn the_streamed_scan_equals_the_slice_scan(
-        v1 in any::<bool>(),
+        version in prop::sample::select(vec![Version::V1, Version::V2, Version::V3]),
         first in any::<u64>().prop_map(|s| s >> 1),
-        frames in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..MAX_PAYLOAD)), 0..6),
+        frames in proptest::collection::vec((0u8..3, proptest::collection::vec(any::<u8>(), 0..MAX_PAYLOAD)), 0..6),
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
         insert in proptest::option::of((any::<prop::sample::Index>(), proptest::collection::vec(any::<u8>(), 1..64))),
         repeat in proptest::option::of(any::<prop::sample::Index>()),
@@ -223,16 +235,18 @@ proptest! {
         piece in 1usize..100,
         from in any::<prop::sample::Index>(),
     ) {
-        let version = if v1 { Version::V1 } else { Version::V2 };
         let mut seg = format::encode_header_version(version, first).to_vec();
         let mut starts = Vec::new();
         let mut seq = first;
-        for (marker, payload) in &frames {
+        for (kind, payload) in &frames {
             starts.push(seg.len());
-            if v1 {
+            if version == Version::V1 {
                 format::encode_frame_v1(&mut seg, seq, 1, payload);
                 seq += 1;
-            } else if *marker {
+            } else if *kind == 2 {
+                // In a version-2 segment, damage: both scans must agree on it.
+                format::encode_preamble_frame(&mut seg, seq, payload);
+            } else if *kind == 1 {
                 seg.extend_from_slice(&format::encode_marker(seq, 1, 2));
             } else {
                 format::encode_frame_with(&mut seg, seq, 0, 3, payload);
@@ -241,7 +255,9 @@ proptest! {
         }
         if let (Some(which), false) = (repeat, starts.is_empty()) {
             let start = starts[which.index(starts.len())];
-            let size = version.frame_size(&seg[start..]).unwrap();
+            // (A preamble frame in a version-2 segment has version 3's layout.)
+            let layout = if version == Version::V1 { version } else { Version::V3 };
+            let size = layout.frame_size(&seg[start..]).unwrap();
             let copy = seg[start..start + size].to_vec();
             seg.extend_from_slice(&copy);
         }

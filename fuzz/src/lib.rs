@@ -314,10 +314,10 @@ pub fn segment_open(data: &[u8]) {
             let next = log.next_seq();
             match fs::read(&last) {
                 Ok(kept) => {
-                    // An older-format segment with no record is replaced by a current-format
-                    // one of the same name (never appended to); anything else is truncated.
+                    // A version-1 segment with no record is replaced by a current-format one
+                    // of the same name (never appended to); anything else is truncated.
                     let old_and_empty = format::scan_segment(data)
-                        .is_ok_and(|s| s.version != format::Version::CURRENT && s.records == 0);
+                        .is_ok_and(|s| !s.version.appendable() && s.records == 0);
                     if old_and_empty {
                         assert_eq!(kept, format::encode_header(3), "old empty segment replaced");
                     } else {

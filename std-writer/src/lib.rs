@@ -137,7 +137,7 @@ mod writer;
 
 #[cfg(not(loom))]
 pub use crate::{
-    log::{LogOptions, Recovery, RecoveryMode, SegmentLog},
+    log::{LogOptions, Preamble, Recovery, RecoveryMode, SegmentLog, SegmentPreamble},
     reader::{Entry, Follow, Gap, Iter, Reader, SegmentInfo, DEFAULT_POLL_INTERVAL},
     record::Record,
     sink::{Batch, Sink},

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Settings of a [`SegmentLog`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,109 @@ pub struct LogOptions {
     /// What opening does with damage a crash or a power loss can leave. Default
     /// [`RecoveryMode::PointInTime`].
     pub recovery: RecoveryMode,
+    /// What to write at the start of every segment the log creates (see [`SegmentPreamble`]).
+    /// Default none.
+    pub preamble: Option<SegmentPreamble>,
+}
+
+/// Context written at the start of every segment a log creates, as *preamble frames* (see
+/// [`format`](crate::format)): for whatever a reader that starts at that segment — `ringwal
+/// cat --from`, `tail`, a log whose oldest segments retention deleted — needs to make sense
+/// of the records after it. `ringwal-tracing` writes its callsites' metadata there.
+///
+/// The function runs each time a segment is created, before any record goes into it: at each
+/// rotation and at a retried creation (on the writer's thread: it must not wait for the
+/// writer, and should be quick), and when the log is opened (on the opening thread) on an
+/// empty directory, after a version-1 segment, or on a newest segment with no record yet (its
+/// frames are then appended to that segment unless it ends with them already; a version-2
+/// segment takes none). Written after the segment's header and made durable before any
+/// record, so a segment that holds a record holds its whole preamble after any crash. What it
+/// pushes counts toward the segment's size (a preamble larger than `segment_bytes` makes
+/// every segment hold it and one record). Preamble frames take no sequence number, are not
+/// records, and readers skip them unless asked
+/// ([`Iter::take_preamble`](crate::Iter::take_preamble)). Not written by a
+/// [`Sink`] of your own.
+///
+/// ```
+/// use ringwal::{LogOptions, Reader, SegmentPreamble};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let (writer, emitter) = ringwal::Writer::builder(dir.path())
+///     .segment_bytes(256)
+///     .segment_preamble(SegmentPreamble::new(|p| p.push(b"schema v7").unwrap()))
+///     .start::<String>()
+///     .unwrap();
+/// for i in 0..20 {
+///     emitter.emit(format!("record {i}")).unwrap();
+/// }
+/// writer.shutdown().unwrap();
+///
+/// let reader = Reader::open(dir.path()).unwrap();
+/// assert!(reader.segments().unwrap().len() > 1);
+/// // A reader starting at the last segment still finds the schema before its records.
+/// let last = reader.segments().unwrap().last().unwrap().first_seq;
+/// let mut iter = reader.from_seq(last);
+/// let first = iter.next().unwrap().unwrap();
+/// assert_eq!(iter.take_preamble(), vec![b"schema v7".to_vec()]);
+/// assert_eq!(first.seq, last);
+/// ```
+#[derive(Clone)]
+pub struct SegmentPreamble(Arc<dyn Fn(&mut Preamble<'_>) + Send + Sync>);
+
+impl SegmentPreamble {
+    /// A preamble that `f` writes, into each new segment.
+    pub fn new(f: impl Fn(&mut Preamble<'_>) + Send + Sync + 'static) -> SegmentPreamble {
+        SegmentPreamble(Arc::new(f))
+    }
+
+    /// The frames for a segment whose first record will be `next_seq`.
+    fn frames(&self, next_seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        (self.0)(&mut Preamble {
+            out: &mut out,
+            next_seq,
+        });
+        out
+    }
+}
+
+impl std::fmt::Debug for SegmentPreamble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SegmentPreamble(..)")
+    }
+}
+
+/// The same function (not merely one that writes the same bytes).
+impl PartialEq for SegmentPreamble {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SegmentPreamble {}
+
+/// Where a [`SegmentPreamble`]'s function writes a new segment's preamble frames.
+#[derive(Debug)]
+pub struct Preamble<'a> {
+    out: &'a mut Vec<u8>,
+    next_seq: u64,
+}
+
+impl Preamble<'_> {
+    /// Adds a preamble frame holding `payload`; refused if it is longer than
+    /// [`format::MAX_PAYLOAD`].
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), format::TooLarge> {
+        if payload.len() > format::MAX_PAYLOAD {
+            return Err(format::TooLarge(payload.len()));
+        }
+        format::encode_preamble_frame(self.out, self.next_seq, payload);
+        Ok(())
+    }
+
+    /// The sequence number the segment's first record will have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
 }
 
 /// What opening a log does with damage (RocksDB's WAL recovery modes are the model).
@@ -86,6 +190,7 @@ impl Default for LogOptions {
             retain: Retain::All,
             durable: true,
             recovery: RecoveryMode::PointInTime,
+            preamble: None,
         }
     }
 }
@@ -533,19 +638,19 @@ impl<V: Vfs> SegmentLog<V> {
         }
         let mut next_seq = next_seq_if_empty;
         let mut last_len = None;
-        // The newest segment's format version and record count: an older version is never
-        // appended to (a fresh segment follows it).
+        // The newest segment's format version and what it holds: an older version than 2 is
+        // never appended to (a fresh segment follows it).
         let mut last_version = format::Version::CURRENT;
-        let mut last_records = 0;
+        let (mut last_records, mut last_markers) = (0, 0);
         if let (Some(scan), Some(last)) = (&last_scan, segments.back()) {
             let path = dir.join(format::segment_file_name(last.first_seq));
             recovery.records_kept = scan.records;
             next_seq = checked_next(&path, scan)?;
             last_len = Some(last.len);
-            (last_version, last_records) = (scan.version, scan.records);
+            (last_version, last_records, last_markers) = (scan.version, scan.records, scan.markers);
         }
 
-        if last_len.is_some() && last_version != format::Version::CURRENT && last_records == 0 {
+        if last_len.is_some() && !last_version.appendable() && last_records == 0 {
             // An older-format segment with no record: nothing to keep; a current-format one
             // of the same name replaces it below.
             let seg = segments.pop_back().expect("last_len implies a segment");
@@ -554,16 +659,44 @@ impl<V: Vfs> SegmentLog<V> {
             sync_dir(&vfs, &dir)?;
             last_len = None;
         }
-        let active = match (segments.back(), last_len) {
-            (Some(seg), Some(_)) if last_version == format::Version::CURRENT => {
+        // A newest segment with no record or marker yet (another run's, or one whose
+        // creation a crash cut short) gets this log's preamble after what it holds, unless it
+        // ends with it already. (Not a version-2 one: it takes no preamble frame.) Appended,
+        // so a crash meanwhile leaves a torn tail the next recovery cuts.
+        let add_preamble = last_len.is_some()
+            && last_version == format::Version::CURRENT
+            && last_records == 0
+            && last_markers == 0;
+        let active = match (segments.back_mut(), last_len) {
+            (Some(seg), Some(_)) if add_preamble => {
+                let path = dir.join(format::segment_file_name(seg.first_seq));
+                let mut file = vfs.open_append(&path).map_err(|e| annotate(&path, e))?;
+                let frames = options
+                    .preamble
+                    .as_ref()
+                    .map_or_else(Vec::new, |p| p.frames(seg.first_seq));
+                // Nothing after the valid frames is left (recovery cut it): the file is
+                // `seg.len` bytes.
+                let ours = frames.is_empty()
+                    || (seg.len >= (HEADER_LEN + frames.len()) as u64
+                        && read_tail(&path, frames.len())? == frames);
+                if !ours {
+                    vfs.append(&mut file, &path, &frames)
+                        .and_then(|()| vfs.sync_data(&file, &path))
+                        .map_err(|e| annotate(&path, e))?;
+                    seg.len += frames.len() as u64;
+                }
+                file
+            }
+            (Some(seg), Some(_)) if last_version.appendable() => {
                 let path = dir.join(format::segment_file_name(seg.first_seq));
                 vfs.open_append(&path).map_err(|e| annotate(&path, e))?
             }
             _ => {
-                let file = create_segment(&vfs, &dir, next_seq)?;
+                let (file, len) = create_segment(&vfs, &dir, next_seq, options.preamble.as_ref())?;
                 segments.push_back(Seg {
                     first_seq: next_seq,
-                    len: HEADER_LEN as u64,
+                    len,
                 });
                 file
             }
@@ -717,10 +850,20 @@ impl<V: Vfs> SegmentLog<V> {
             let sealed = self.segments.back().expect("a segment exists").first_seq;
             self.unsynced_sealed.push(sealed);
         }
-        let file = create_segment(&self.vfs, &self.dir, self.next_seq)?;
+        let (file, len) = create_segment(
+            &self.vfs,
+            &self.dir,
+            self.next_seq,
+            self.options.preamble.as_ref(),
+        )
+        .inspect_err(|_| {
+            // Its removal may not be durable yet: the rollback that follows syncs the
+            // directory before it truncates anything.
+            self.dir_dirty = true;
+        })?;
         self.segments.push_back(Seg {
             first_seq: self.next_seq,
-            len: HEADER_LEN as u64,
+            len,
         });
         self.active = file;
         Ok(())
@@ -731,7 +874,11 @@ impl<V: Vfs> SegmentLog<V> {
         let limit = self.options.segment_bytes;
         let mut spans = batch.frame_spans().peekable();
         while spans.peek().is_some() {
-            let seg_len = self.segments.back().expect("a segment exists").len;
+            let seg = *self.segments.back().expect("a segment exists");
+            let seg_len = seg.len;
+            // No record in the segment yet: its first one goes in whatever its size (rotating
+            // would make a second segment of the same first sequence number).
+            let no_record_yet = self.next_seq == seg.first_seq;
             let start = spans.peek().map(|s| s.0).unwrap_or(0);
             let mut end = start;
             let mut count = 0u64;
@@ -739,7 +886,7 @@ impl<V: Vfs> SegmentLog<V> {
             let mut records = 0u64;
             while let Some(&(off, size)) = spans.peek() {
                 let fits = seg_len + (off + size - start) as u64 <= limit;
-                let first_in_empty = seg_len == HEADER_LEN as u64 && count == 0;
+                let first_in_empty = no_record_yet && records == 0;
                 if !fits && !first_in_empty {
                     break;
                 }
@@ -910,14 +1057,41 @@ fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
     }
 }
 
-fn create_segment(vfs: &impl Vfs, dir: &Path, first_seq: u64) -> io::Result<File> {
+/// The last `n` bytes of the file at `path`.
+fn read_tail(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| annotate(path, e))?;
+    file.seek(SeekFrom::End(-(n as i64)))
+        .map_err(|e| annotate(path, e))?;
+    let mut tail = vec![0; n];
+    let got = read_up_to(&mut file, &mut tail).map_err(|e| annotate(path, e))?;
+    tail.truncate(got);
+    Ok(tail)
+}
+
+/// Creates the segment for `first_seq`, durably: its header, then (a second write, so a
+/// header that did not reach the disk is always exactly [`HEADER_LEN`] bytes of zeros or
+/// fewer, which recovery recognises) its preamble frames. Returns it and its length.
+fn create_segment(
+    vfs: &impl Vfs,
+    dir: &Path,
+    first_seq: u64,
+    preamble: Option<&SegmentPreamble>,
+) -> io::Result<(File, u64)> {
     let path = dir.join(format::segment_file_name(first_seq));
+    let frames = preamble.map_or_else(Vec::new, |p| p.frames(first_seq));
     let mut file = vfs.create_new(&path).map_err(|e| annotate(&path, e))?;
     #[cfg(debug_assertions)]
     crash_point("segment-created");
     let written = vfs
         .append(&mut file, &path, &format::encode_header(first_seq))
-        .and_then(|()| vfs.sync_all(&file, &path));
+        .and_then(|()| vfs.sync_all(&file, &path))
+        .and_then(|()| match frames.is_empty() {
+            true => Ok(()),
+            false => vfs
+                .append(&mut file, &path, &frames)
+                .and_then(|()| vfs.sync_data(&file, &path)),
+        });
     // On any failure the file goes again: an untracked file would make every retry of this
     // creation fail with AlreadyExists.
     if let Err(e) = written
@@ -925,10 +1099,13 @@ fn create_segment(vfs: &impl Vfs, dir: &Path, first_seq: u64) -> io::Result<File
         .and_then(|()| sync_dir(vfs, dir))
     {
         drop(file);
-        let _ = vfs.remove_file(&path);
+        // Made durable before anything else changes: a rollback truncating the previous
+        // segment next must not leave, after a power cut, this one back after a shorter one.
+        // (If this fails, the caller marks the directory dirty: the rollback syncs it first.)
+        let _ = vfs.remove_file(&path).and_then(|()| sync_dir(vfs, dir));
         return Err(e);
     }
-    Ok(file)
+    Ok((file, (HEADER_LEN + frames.len()) as u64))
 }
 
 /// A kill point, in debug builds only (as RocksDB's are): with

@@ -194,6 +194,9 @@ pub struct Iter {
     failed: bool,
     /// Losses read from gap markers, not yet attached to a record.
     pending: Gap,
+    /// Preamble frames' payloads read and not taken yet ([`Iter::take_preamble`]): only those
+    /// of the segment being read (each new segment drops the untaken ones of the one before).
+    preamble: Vec<Vec<u8>>,
     /// Just past the last entry returned.
     position: Option<crate::checkpoint::Position>,
 }
@@ -235,6 +238,8 @@ enum Step {
     Entry(Entry),
     /// A gap marker: losses with no record of their own.
     Marker(Gap),
+    /// A preamble frame's payload.
+    Preamble(Vec<u8>),
     /// No byte after the last frame (for now).
     End,
     /// The bytes at the offset are not the expected frame.
@@ -259,8 +264,19 @@ impl Iter {
             expected: None,
             failed: false,
             pending: Gap::default(),
+            preamble: Vec::new(),
             position: None,
         }
+    }
+
+    /// The payloads of the preamble frames read since the last call (see
+    /// [`SegmentPreamble`](crate::SegmentPreamble)), oldest first. A segment's preamble is read
+    /// before its first record is returned, so a caller that takes it before handling each
+    /// entry sees every segment's preamble before the records it describes — also when it
+    /// starts in the middle of the log ([`Reader::from_seq`]). If not taken, only the current
+    /// segment's are kept.
+    pub fn take_preamble(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.preamble)
     }
 
     /// Whether an error has stopped this iterator: from then on it returns `None`, even if a
@@ -412,6 +428,7 @@ impl Iter {
         }
         let file = File::open(&path).map_err(|e| annotate(&path, e))?;
         self.expected = Some(first_seq);
+        self.preamble.clear();
         self.current = Some(Open {
             first_seq,
             version,
@@ -487,6 +504,11 @@ impl Iter {
                     refused: f.refused_before,
                 }))
             }
+            Ok((f, _)) if f.seq == expected && f.preamble => {
+                frame.drain(..header_len);
+                open.offset += size as u64;
+                Ok(Step::Preamble(frame))
+            }
             Ok((f, _)) if f.seq == expected => {
                 let (seq, dropped_before, refused_before) =
                     (f.seq, f.dropped_before, f.refused_before);
@@ -548,6 +570,7 @@ impl Iter {
                     self.pending.dropped = self.pending.dropped.saturating_add(gap.dropped);
                     self.pending.refused = self.pending.refused.saturating_add(gap.refused);
                 }
+                Step::Preamble(payload) => self.preamble.push(payload),
                 Step::Entry(mut entry) => {
                     self.expected = Some(self.after(expected));
                     let pending = std::mem::take(&mut self.pending);

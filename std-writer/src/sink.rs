@@ -31,6 +31,15 @@ impl<'a> Batch<'a> {
         let mut seq = first_seq;
         while offset < bytes.len() {
             match format::decode_frame(&bytes[offset..]) {
+                Ok((frame, _)) if frame.preamble => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "batch: a preamble frame at offset {offset} (the log writes those, \
+                             see SegmentPreamble)"
+                        ),
+                    ))
+                }
                 Ok((frame, used)) if frame.seq == seq => {
                     offset += used;
                     if !frame.marker {

@@ -1,5 +1,6 @@
-//! Logs written in format version 1 stay readable, and a writer continues them in version 2
-//! without appending new frames to an old segment.
+//! Logs written in format versions 1 and 2 stay readable; a writer continues a version-1 log
+//! in a new segment of the current version (3), and appends to a version-2 segment as it is
+//! (records are framed alike; no preamble frame goes into it).
 
 use ringwal::format::{self, Version};
 use ringwal::{Reader, Writer};
@@ -35,12 +36,12 @@ fn a_version_1_log_is_read_and_continued_in_a_new_segment() {
     assert_eq!(
         segments.iter().map(|s| s.first_seq).collect::<Vec<_>>(),
         [0, 3],
-        "the old segment is left as it was; new records go to a version-2 segment"
+        "the old segment is left as it was; new records go to a current-version segment"
     );
     let old = fs::read(&segments[0].path).unwrap();
     assert_eq!(format::scan_segment(&old).unwrap().version, Version::V1);
     let new = fs::read(&segments[1].path).unwrap();
-    assert_eq!(format::scan_segment(&new).unwrap().version, Version::V2);
+    assert_eq!(format::scan_segment(&new).unwrap().version, Version::V3);
     let entries: Vec<_> = reader.iter().map(|e| e.unwrap()).collect();
     let seen: Vec<_> = entries
         .iter()
@@ -74,8 +75,51 @@ fn an_empty_version_1_segment_is_replaced() {
     let scan = format::scan_segment(&newest).unwrap();
     assert_eq!(
         (scan.version, scan.first_seq, scan.records),
-        (Version::V2, 1, 1)
+        (Version::V3, 1, 1)
     );
     let payloads: Vec<_> = reader.iter().map(|e| e.unwrap().payload).collect();
     assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec()]);
+}
+
+#[test]
+fn a_version_2_segment_is_appended_to_and_the_next_one_has_the_preamble() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = format::encode_header_version(Version::V2, 0).to_vec();
+    format::encode_frame(&mut bytes, 0, 0, b"old");
+    bytes.extend_from_slice(&format::encode_marker(1, 0, 2));
+    fs::write(dir.path().join(format::segment_file_name(0)), bytes).unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .segment_bytes(200)
+        .segment_preamble(ringwal::SegmentPreamble::new(|p| p.push(b"ctx").unwrap()))
+        .start::<Vec<u8>>()
+        .unwrap();
+    for i in 0..6u8 {
+        emitter.emit(vec![i; 40]).unwrap();
+    }
+    drop(emitter);
+    writer.shutdown().unwrap();
+
+    let reader = Reader::open(dir.path()).unwrap();
+    let segments = reader.segments().unwrap();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let first = format::scan_segment(&fs::read(&segments[0].path).unwrap()).unwrap();
+    assert_eq!((first.version, first.preambles), (Version::V2, 0));
+    assert!(first.records >= 2, "appended to: {first:?}");
+    for seg in &segments[1..] {
+        let scan = format::scan_segment(&fs::read(&seg.path).unwrap()).unwrap();
+        assert_eq!((scan.version, scan.preambles), (Version::V3, 1), "{seg:?}");
+    }
+    let mut iter = reader.iter();
+    let mut seen = Vec::new();
+    while let Some(e) = iter.next() {
+        let e = e.unwrap();
+        seen.push((e.seq, e.refused_before, iter.take_preamble().len()));
+    }
+    assert_eq!(seen[..2], [(0, 0, 0), (1, 2, 0)]);
+    let starts: Vec<u64> = segments.iter().map(|s| s.first_seq).collect();
+    for (seq, _, preambles) in &seen {
+        let expect = usize::from(*seq != 0 && starts.contains(seq));
+        assert_eq!(*preambles, expect, "record {seq}");
+    }
+    assert_eq!(seen.len(), 7);
 }

@@ -38,7 +38,8 @@
 
 use ringwal::vfs::{StdFs, Vfs};
 use ringwal::{
-    format, Batch, LogOptions, Reader, RecoveryMode, Retain, SegmentLog, Sink, SyncPolicy, Writer,
+    format, Batch, LogOptions, Reader, RecoveryMode, Retain, SegmentLog, SegmentPreamble, Sink,
+    SyncPolicy, Writer,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -170,16 +171,42 @@ struct Run {
     label: String,
     policy: Policy,
     retain: Retain,
+    /// Segments start with a preamble frame ([`PREAMBLE`]).
+    preamble: bool,
     trace: Vec<Op>,
 }
 
+/// The preamble of the runs that have one.
+const PREAMBLE: &[u8] = b"segment context";
+
 impl Run {
+    fn new(label: String, policy: Policy, retain: Retain, preamble: bool) -> Run {
+        let label = if preamble {
+            label + ", with a preamble"
+        } else {
+            label
+        };
+        Run {
+            label,
+            policy,
+            retain,
+            preamble,
+            trace: Vec::new(),
+        }
+    }
+
+    fn segment_preamble(&self) -> Option<SegmentPreamble> {
+        self.preamble
+            .then(|| SegmentPreamble::new(|p| p.push(PREAMBLE).unwrap()))
+    }
+
     fn options(&self, mode: RecoveryMode) -> LogOptions {
         LogOptions {
             segment_bytes: SEGMENT_BYTES,
             retain: self.retain,
             durable: self.policy != Policy::Never,
             recovery: mode,
+            preamble: self.segment_preamble(),
         }
     }
 }
@@ -210,6 +237,7 @@ fn record_direct(
     batches: u64,
     killed_at: Option<u64>,
     failing: &[usize],
+    preamble: bool,
 ) -> Run {
     let rec = Recorder::default();
     rec.syncs.lock().unwrap().1 = failing.to_vec();
@@ -221,12 +249,12 @@ fn record_direct(
     if !failing.is_empty() {
         killed += &format!(", fdatasync calls {failing:?} failing");
     }
-    let mut run = Run {
-        label: format!("direct {policy:?} {retain:?}{killed}"),
+    let mut run = Run::new(
+        format!("direct {policy:?} {retain:?}{killed}"),
         policy,
         retain,
-        trace: Vec::new(),
-    };
+        preamble,
+    );
     let mut log = SegmentLog::open_with(
         rec.clone(),
         dir.path(),
@@ -294,12 +322,12 @@ fn record_direct(
 fn record_writer(policy: Policy, retain: Retain, records: u64) -> Run {
     let rec = Recorder::default();
     let dir = scratch();
-    let mut run = Run {
-        label: format!("writer {policy:?} {retain:?}"),
+    let mut run = Run::new(
+        format!("writer {policy:?} {retain:?}"),
         policy,
         retain,
-        trace: Vec::new(),
-    };
+        true,
+    );
     let log = SegmentLog::open_with(
         rec.clone(),
         dir.path(),
@@ -728,7 +756,7 @@ fn check(run: &Run, state: &State) -> Result<(), String> {
             state.acked
         ));
     }
-    let first = read_all(dir.path(), next)?;
+    let first = read_all(dir.path(), next, run.preamble)?;
     if run.retain == Retain::All && first != 0 && next > 0 {
         return Err(format!("log starts at {first}, not 0, with no retention"));
     }
@@ -756,28 +784,54 @@ fn check(run: &Run, state: &State) -> Result<(), String> {
     }
     drop(log);
     // And a writer starts on it.
-    let (writer, emitter) = Writer::builder(dir.path())
+    let mut builder = Writer::builder(dir.path())
         .sync(run.policy.sync_policy())
         .segment_bytes(SEGMENT_BYTES)
-        .retain(run.retain)
+        .retain(run.retain);
+    if let Some(p) = run.segment_preamble() {
+        builder = builder.segment_preamble(p);
+    }
+    let (writer, emitter) = builder
         .start::<Vec<u8>>()
         .map_err(|e| format!("Writer::start failed: {e}"))?;
     emitter.emit(payload(next + 1)).unwrap();
     writer
         .shutdown()
         .map_err(|e| format!("writer shutdown failed: {e}"))?;
-    read_all(dir.path(), next + 2)?;
+    read_all(dir.path(), next + 2, run.preamble)?;
     Ok(())
 }
 
 /// Reads the whole log: no error, consecutive, the run's payloads, ending at `next`. Returns
-/// the first sequence number.
-fn read_all(dir: &Path, next: u64) -> Result<u64, String> {
+/// the first sequence number. With `preamble`, every segment's first record comes after the
+/// whole preamble (a segment whose records survive has all of its preamble), and no other
+/// record has one before it.
+fn read_all(dir: &Path, next: u64, preamble: bool) -> Result<u64, String> {
     let reader = Reader::open(dir).map_err(|e| format!("Reader::open: {e}"))?;
+    let starts: HashSet<u64> = reader
+        .segments()
+        .map_err(|e| format!("Reader::segments: {e}"))?
+        .iter()
+        .map(|s| s.first_seq)
+        .collect();
     let mut first = None;
     let mut expected = None;
-    for entry in reader.iter() {
+    let mut iter = reader.iter();
+    while let Some(entry) = iter.next() {
         let entry = entry.map_err(|e| format!("reader error: {e}"))?;
+        let taken = iter.take_preamble();
+        let want = match preamble && starts.contains(&entry.seq) {
+            true => vec![PREAMBLE.to_vec()],
+            false => Vec::new(),
+        };
+        if taken != want {
+            return Err(format!(
+                "reader: record {} has {} preamble frame(s) before it, not {}",
+                entry.seq,
+                taken.len(),
+                want.len()
+            ));
+        }
         if let Some(x) = expected {
             if entry.seq != x {
                 return Err(format!("reader: record {} where {x} was due", entry.seq));
@@ -804,13 +858,15 @@ fn check_strict(run: &Run, state: &State) -> Result<(), String> {
                 return Err("strict open lost acknowledged records".into());
             }
             drop(log);
-            read_all(dir.path(), u64::MAX).map(|_| ()).or_else(|e| {
-                if e.starts_with("reader ends at") {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
+            read_all(dir.path(), u64::MAX, run.preamble)
+                .map(|_| ())
+                .or_else(|e| {
+                    if e.starts_with("reader ends at") {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
         }
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(()),
         Err(e) => Err(format!("strict open failed with {:?}: {e}", e.kind())),
@@ -976,9 +1032,9 @@ fn power_loss(policy: Policy, retain: Retain) {
     let random = env("RINGWAL_POWER_RANDOM", RANDOM_PER_POINT as u64) as usize;
     let started = Instant::now();
     let runs = [
-        record_direct(policy, retain, 40, None, &[]),
-        record_direct(policy, Retain::All, 24, Some(13), &[]),
-        record_direct(policy, retain, 24, None, &[3, 7, 8, 14]),
+        record_direct(policy, retain, 40, None, &[], false),
+        record_direct(policy, Retain::All, 24, Some(13), &[], true),
+        record_direct(policy, retain, 24, None, &[3, 7, 8, 14], true),
         record_writer(policy, Retain::All, 40),
     ];
     let mut total = 0;

@@ -14,19 +14,19 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0..8 | [`MAGIC`] |
-//! | 8..12 | format version, u32 little-endian: 2 ([`VERSION`]); 1 is still read |
+//! | 8..12 | format version, u32 little-endian: 3 ([`VERSION`]); 1 and 2 are still read |
 //! | 12..16 | flags, u32 (0) |
 //! | 16..24 | first sequence number, u64 LE (equals the file name's) |
 //! | 24..28 | reserved (0) |
 //! | 28..32 | CRC32C of bytes 0..28 |
 //!
-//! # Frames (version 2)
+//! # Frames (versions 2 and 3)
 //!
 //! then frames, each:
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0..4 | u32 LE: payload length (at most [`MAX_PAYLOAD`]) in bits 0..29; bit 31 set marks a *gap marker*; bits 29, 30 are 0 |
+//! | 0..4 | u32 LE: payload length (at most [`MAX_PAYLOAD`]) in bits 0..29; bit 31 set marks a *gap marker*; bit 30 set (version 3 only) a *preamble frame*; bit 29 is 0 |
 //! | 4..8 | CRC32C over bytes 0..4, 8..32 and the payload |
 //! | 8..16 | sequence number, u64 LE; consecutive over records within and across segments |
 //! | 16..24 | `dropped_before`: events evicted (`DropOldest`) between the previous record and this one |
@@ -38,6 +38,15 @@
 //! that no later record could carry, e.g. events refused after the last record before a
 //! shutdown. A reader adds a marker's counts to the next record's (or reports them as the log's
 //! trailing gap), so the gaps in a log always sum to the events lost.
+//!
+//! A **preamble frame** (version 3) carries a payload but is not a record either: it does not
+//! consume a sequence number (its sequence field holds the number the next record will have)
+//! and its gap counts are 0. A writer puts preamble frames right after the header of each
+//! segment it creates, with what a reader starting at that segment needs to make sense of the
+//! records after it (the callsite metadata of a tracing log, say: see the writer's
+//! `segment_preamble`). Readers skip them unless asked for them. Version 3 differs from
+//! version 2 only by allowing them; a writer appends to a version-2 segment without writing
+//! any.
 //!
 //! # Frames (version 1, read only)
 //!
@@ -73,10 +82,10 @@ use alloc::{string::String, vec::Vec};
 /// The first 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"\x89RINGWAL";
 /// The format version this build writes and the newest it reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of the segment header.
 pub const HEADER_LEN: usize = 32;
-/// Size of a version-2 frame's header (before the payload).
+/// Size of a version-2 (and 3) frame's header (before the payload).
 pub const FRAME_HEADER_LEN: usize = 32;
 /// The largest payload a frame may carry (256 MiB). Longer records are refused by encoders,
 /// and a length field above it is corruption.
@@ -88,27 +97,33 @@ pub const SEGMENT_NAME_LEN: usize = 24;
 
 /// Bit 31 of a version-2 length field: the frame is a gap marker.
 const MARKER_FLAG: u32 = 1 << 31;
-/// Bits of a version-2 length field that must be 0.
-const RESERVED_BITS: u32 = 0b11 << 29;
+/// Bit 30 of a version-3 length field: the frame is a preamble frame.
+const PREAMBLE_FLAG: u32 = 1 << 30;
+/// Bits of a version-3 length field that must be 0.
+const RESERVED_BITS: u32 = 1 << 29;
 
 /// A segment format version this build reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
     /// The original format: 24-byte frame headers, no refusal counts, no markers. Read only.
     V1,
-    /// The current format ([`VERSION`]).
+    /// Version 2: 32-byte frame headers with refusal counts, gap markers. Read, and
+    /// appended to (with no preamble frame).
     V2,
+    /// The current format ([`VERSION`]): version 2 plus preamble frames.
+    V3,
 }
 
 impl Version {
     /// The version this build writes.
-    pub const CURRENT: Version = Version::V2;
+    pub const CURRENT: Version = Version::V3;
 
     /// The version number stored in a segment header.
     pub const fn number(self) -> u32 {
         match self {
             Version::V1 => 1,
             Version::V2 => 2,
+            Version::V3 => 3,
         }
     }
 
@@ -117,6 +132,7 @@ impl Version {
         match n {
             1 => Some(Version::V1),
             2 => Some(Version::V2),
+            3 => Some(Version::V3),
             _ => None,
         }
     }
@@ -125,7 +141,30 @@ impl Version {
     pub const fn frame_header_len(self) -> usize {
         match self {
             Version::V1 => 24,
-            Version::V2 => FRAME_HEADER_LEN,
+            Version::V2 | Version::V3 => FRAME_HEADER_LEN,
+        }
+    }
+
+    /// Whether a writer of this build may append records to a segment of this version
+    /// (versions 2 and 3: their records are framed alike).
+    pub const fn appendable(self) -> bool {
+        matches!(self, Version::V2 | Version::V3)
+    }
+
+    /// The flag bits of a length field, if valid in this version: `(marker, preamble)`.
+    fn flags(self, raw: u32) -> Result<(bool, bool), FrameError> {
+        let (marker, preamble) = (raw & MARKER_FLAG != 0, raw & PREAMBLE_FLAG != 0);
+        let len = raw & !(MARKER_FLAG | PREAMBLE_FLAG);
+        let ok = match self {
+            Version::V1 => true,
+            Version::V2 => raw & (RESERVED_BITS | PREAMBLE_FLAG) == 0 && (!marker || len == 0),
+            // A frame is a marker (no payload) or a preamble frame, never both.
+            Version::V3 => raw & RESERVED_BITS == 0 && (!marker || (len == 0 && !preamble)),
+        };
+        match (ok, self) {
+            (false, _) => Err(FrameError::BadLength(raw)),
+            (true, Version::V1) => Ok((false, false)),
+            (true, _) => Ok((marker, preamble)),
         }
     }
 
@@ -138,15 +177,9 @@ impl Version {
         let raw = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let len = match self {
             Version::V1 => raw,
-            Version::V2 => {
-                if raw & RESERVED_BITS != 0 {
-                    return Err(FrameError::BadLength(raw));
-                }
-                let len = raw & !MARKER_FLAG;
-                if raw & MARKER_FLAG != 0 && len != 0 {
-                    return Err(FrameError::BadLength(raw));
-                }
-                len
+            Version::V2 | Version::V3 => {
+                self.flags(raw)?;
+                raw & !(MARKER_FLAG | PREAMBLE_FLAG)
             }
         };
         if len as usize > MAX_PAYLOAD {
@@ -166,9 +199,10 @@ impl Version {
             return Err(FrameError::BadChecksum);
         }
         let header = self.frame_header_len();
-        let (refused_before, marker) = match self {
-            Version::V1 => (0, false),
-            Version::V2 => (le64(frame, 24), le32(frame, 0) & MARKER_FLAG != 0),
+        let (marker, preamble) = self.flags(le32(frame, 0))?;
+        let refused_before = match self {
+            Version::V1 => 0,
+            Version::V2 | Version::V3 => le64(frame, 24),
         };
         Ok((
             Frame {
@@ -176,6 +210,7 @@ impl Version {
                 dropped_before: le64(frame, 16),
                 refused_before,
                 marker,
+                preamble,
                 payload: &frame[header..],
             },
             size,
@@ -236,7 +271,7 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// A version-2 segment header for a segment whose first record will be `first_seq`.
+/// A current-version segment header for a segment whose first record will be `first_seq`.
 pub fn encode_header(first_seq: u64) -> [u8; HEADER_LEN] {
     encode_header_version(Version::CURRENT, first_seq)
 }
@@ -418,6 +453,38 @@ pub fn is_marker(frame: &[u8]) -> bool {
     frame.len() >= 4 && le32(frame, 0) & MARKER_FLAG != 0
 }
 
+/// Whether the complete version-3 frame at the start of `frame` (at least its length field)
+/// is a preamble frame.
+pub fn is_preamble(frame: &[u8]) -> bool {
+    frame.len() >= 4 && le32(frame, 0) & PREAMBLE_FLAG != 0
+}
+
+/// Encodes a version-3 preamble frame holding `payload` at the start of `out`, for the segment
+/// whose next record will be `next_seq` (which the frame does not consume); returns its size.
+///
+/// ```
+/// use ringwal_core::format::{self, Version};
+///
+/// let mut buf = [0u8; 64];
+/// let used = format::encode_preamble_frame_into(&mut buf, 4096, b"schema").unwrap();
+/// let (frame, _) = Version::V3.decode_frame(&buf[..used]).unwrap();
+/// assert!(frame.preamble && !frame.marker);
+/// assert_eq!((frame.seq, frame.payload), (4096, &b"schema"[..]));
+/// // Version 2 has no preamble frames: the same bytes are damage there.
+/// assert!(Version::V2.decode_frame(&buf[..used]).is_err());
+/// ```
+pub fn encode_preamble_frame_into(
+    out: &mut [u8],
+    next_seq: u64,
+    payload: &[u8],
+) -> Result<usize, EncodeError> {
+    let size = encode_frame_into(out, next_seq, 0, 0, payload)?;
+    let raw = le32(out, 0) | PREAMBLE_FLAG;
+    out[0..4].copy_from_slice(&raw.to_le_bytes());
+    write_fields(&mut out[..size], next_seq, 0, 0);
+    Ok(size)
+}
+
 /// Rewrites the sequence number and gap counts of the complete version-2 frame (record or
 /// marker) at the start of `frame`, recomputing its CRC.
 pub fn renumber_frame(frame: &mut [u8], seq: u64, dropped_before: u64, refused_before: u64) {
@@ -485,6 +552,19 @@ pub fn encode_frame_with(
     }
 }
 
+/// Appends a version-3 preamble frame holding `payload` (see [`encode_preamble_frame_into`]).
+///
+/// # Panics
+/// If `payload` is longer than [`MAX_PAYLOAD`].
+#[cfg(feature = "alloc")]
+pub fn encode_preamble_frame(out: &mut Vec<u8>, next_seq: u64, payload: &[u8]) {
+    let start = out.len();
+    out.resize(start + FRAME_HEADER_LEN + payload.len(), 0);
+    if encode_preamble_frame_into(&mut out[start..], next_seq, payload).is_err() {
+        panic!("payload of {} bytes exceeds MAX_PAYLOAD", payload.len());
+    }
+}
+
 /// Appends a version-1 frame (for tools and tests that must produce old logs).
 ///
 /// # Panics
@@ -517,6 +597,8 @@ pub struct Frame<'a> {
     pub refused_before: u64,
     /// A gap marker: no record, only the counts (never in version 1).
     pub marker: bool,
+    /// A preamble frame: no record, context for the records after it (version 3 only).
+    pub preamble: bool,
     /// The payload (empty for a marker).
     pub payload: &'a [u8],
 }

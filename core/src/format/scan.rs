@@ -82,10 +82,12 @@ pub struct SegmentScan {
     pub version: Version,
     /// From the header.
     pub first_seq: u64,
-    /// Valid records, in order, before `end` (markers not counted).
+    /// Valid records, in order, before `end` (markers and preamble frames not counted).
     pub records: u64,
     /// Valid gap markers before `end`.
     pub markers: u64,
+    /// Valid preamble frames before `end` (version 3).
+    pub preambles: u64,
     /// Sum of the valid frames' `dropped_before` (saturating).
     pub dropped: u64,
     /// Sum of the valid frames' `refused_before` (saturating).
@@ -246,6 +248,7 @@ pub fn scan_segment_in<S: ReadAt + ?Sized>(
         first_seq: header.first_seq,
         records: 0,
         markers: 0,
+        preambles: 0,
         dropped: 0,
         refused: 0,
         gaps: 0,
@@ -259,6 +262,8 @@ pub fn scan_segment_in<S: ReadAt + ?Sized>(
             Ok(frame) if frame.seq == expected => {
                 if frame.marker {
                     scan.markers += 1;
+                } else if frame.preamble {
+                    scan.preambles += 1;
                 } else {
                     scan.records += 1;
                 }
@@ -333,6 +338,7 @@ struct FrameInfo {
     dropped_before: u64,
     refused_before: u64,
     marker: bool,
+    preamble: bool,
     /// Its size, header included.
     size: u64,
 }
@@ -370,18 +376,20 @@ fn check_frame<S: ReadAt + ?Sized>(
     if crc != super::le32(header, 4) {
         return Ok(Err(FrameError::BadChecksum));
     }
-    let (refused_before, marker) = match version {
-        Version::V1 => (0, false),
-        Version::V2 => (
-            super::le64(header, 24),
-            super::le32(header, 0) & super::MARKER_FLAG != 0,
-        ),
+    let (marker, preamble) = match version.flags(super::le32(header, 0)) {
+        Ok(flags) => flags,
+        Err(e) => return Ok(Err(e)),
+    };
+    let refused_before = match version {
+        Version::V1 => 0,
+        Version::V2 | Version::V3 => super::le64(header, 24),
     };
     Ok(Ok(FrameInfo {
         seq: super::le64(header, 8),
         dropped_before: super::le64(header, 16),
         refused_before,
         marker,
+        preamble,
         size: size as u64,
     }))
 }

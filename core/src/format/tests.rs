@@ -24,6 +24,7 @@ fn frame_round_trip_and_fields() {
             dropped_before: 3,
             refused_before: 4,
             marker: false,
+            preamble: false,
             payload: b"abc"
         }
     );
@@ -79,11 +80,27 @@ fn renumber_keeps_marker_flag_and_payload() {
 fn reserved_length_bits_and_marker_with_payload_are_invalid() {
     let mut r = Vec::new();
     encode_frame(&mut r, 1, 0, b"xy");
-    for raw in [2u32 | 1 << 29, 2 | 1 << 30, 2 | MARKER_FLAG] {
+    for raw in [
+        2u32 | 1 << 29,
+        2 | MARKER_FLAG,
+        2 | MARKER_FLAG | PREAMBLE_FLAG,
+    ] {
         let mut bad = r.clone();
         bad[0..4].copy_from_slice(&raw.to_le_bytes());
         assert_eq!(frame_size(&bad), Err(FrameError::BadLength(raw)));
+        assert_eq!(
+            Version::V2.frame_size(&bad),
+            Err(FrameError::BadLength(raw))
+        );
     }
+    // Bit 30 is a preamble frame in version 3, reserved in version 2.
+    let mut pre = r.clone();
+    pre[0..4].copy_from_slice(&(2u32 | PREAMBLE_FLAG).to_le_bytes());
+    assert_eq!(frame_size(&pre), Ok(FRAME_HEADER_LEN + 2));
+    assert_eq!(
+        Version::V2.frame_size(&pre),
+        Err(FrameError::BadLength(2 | PREAMBLE_FLAG))
+    );
     let too_long = (MAX_PAYLOAD as u32) + 1;
     let mut bad = r.clone();
     bad[0..4].copy_from_slice(&too_long.to_le_bytes());
@@ -141,10 +158,10 @@ fn version_1_segments_still_read() {
 #[test]
 fn unknown_versions_are_refused() {
     let mut h = encode_header(0);
-    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    h[8..12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32c(&h[..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(decode_header(&h), Err(HeaderError::UnsupportedVersion(3)));
+    assert_eq!(decode_header(&h), Err(HeaderError::UnsupportedVersion(4)));
 }
 
 #[test]
@@ -186,7 +203,7 @@ fn a_marker_with_a_wrong_sequence_number_is_a_break() {
 #[test]
 fn an_all_zero_frame_header_is_never_a_frame() {
     // The resync after a bad frame steps over runs of zeros relying on this.
-    for version in [Version::V1, Version::V2] {
+    for version in [Version::V1, Version::V2, Version::V3] {
         let zeros = [0u8; 64];
         assert!(version.decode_frame(&zeros).is_err(), "{version:?}");
     }
@@ -308,4 +325,66 @@ fn file_names() {
     );
     assert_eq!(parse_segment_file_name("18446744073709551616.rwl"), None);
     assert_eq!(segment_file_name(0), "00000000000000000000.rwl");
+}
+
+#[test]
+fn preamble_frames_are_version_3_only_and_never_markers() {
+    let mut buf = Vec::new();
+    encode_preamble_frame(&mut buf, 12, b"ctx");
+    assert!(is_preamble(&buf) && !is_marker(&buf));
+    let (f, used) = Version::V3.decode_frame(&buf).unwrap();
+    assert_eq!(used, buf.len());
+    assert!(f.preamble && !f.marker);
+    assert_eq!(
+        (f.seq, f.dropped_before, f.refused_before, f.payload),
+        (12, 0, 0, &b"ctx"[..])
+    );
+    // Bit 30 is reserved in version 2.
+    assert!(matches!(
+        Version::V2.decode_frame(&buf),
+        Err(FrameError::BadLength(_))
+    ));
+    // Marker and preamble at once, and bit 29, are invalid (checked before the CRC).
+    let mut both = encode_marker(3, 0, 0);
+    let raw = u32::from_le_bytes(both[0..4].try_into().unwrap()) | PREAMBLE_FLAG;
+    both[0..4].copy_from_slice(&raw.to_le_bytes());
+    assert!(matches!(
+        Version::V3.decode_frame(&both),
+        Err(FrameError::BadLength(_))
+    ));
+    let mut bit29 = buf.clone();
+    bit29[3] |= 0x20;
+    assert!(matches!(
+        Version::V3.decode_frame(&bit29),
+        Err(FrameError::BadLength(_))
+    ));
+    // Records and markers read the same in versions 2 and 3.
+    let mut rec = Vec::new();
+    encode_frame_with(&mut rec, 5, 1, 2, b"r");
+    rec.extend_from_slice(&encode_marker(6, 0, 7));
+    for version in [Version::V2, Version::V3] {
+        let (a, n) = version.decode_frame(&rec).unwrap();
+        let (b, _) = version.decode_frame(&rec[n..]).unwrap();
+        assert_eq!(
+            (
+                a.seq,
+                a.marker,
+                a.preamble,
+                b.seq,
+                b.marker,
+                b.refused_before
+            ),
+            (5, false, false, 6, true, 7)
+        );
+    }
+    // A preamble frame takes no sequence number: the record after it has the same.
+    let mut seg = encode_header(40).to_vec();
+    encode_preamble_frame(&mut seg, 40, b"a");
+    encode_preamble_frame(&mut seg, 40, b"b");
+    encode_frame(&mut seg, 40, 0, b"first");
+    let scan = scan_segment(&seg).unwrap();
+    assert_eq!(
+        (scan.records, scan.preambles, scan.next_seq(), scan.end),
+        (1, 2, 41, ScanEnd::Clean)
+    );
 }

@@ -231,6 +231,11 @@ impl Follow {
         &self.iter
     }
 
+    /// The preamble frames read since the last call ([`Iter::take_preamble`]).
+    pub fn take_preamble(&mut self) -> Vec<Vec<u8>> {
+        self.iter.take_preamble()
+    }
+
     /// The next entry, blocking the thread until there is one. `None` only after an error
     /// stopped the follow (that error was the item before).
     pub fn next_blocking(&mut self) -> Option<io::Result<Entry>> {

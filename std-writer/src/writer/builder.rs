@@ -4,7 +4,7 @@ use super::exit::{Exit, Watched};
 use super::source::{Source, Typed};
 use super::worker::Worker;
 use super::{ByteEmitter, Bytes, Emitter, Published, Rx, Shared, Tx, Writer};
-use crate::log::{LogOptions, Recovery, RecoveryMode, SegmentLog};
+use crate::log::{LogOptions, Recovery, RecoveryMode, SegmentLog, SegmentPreamble};
 use crate::record::Record;
 use crate::signal::Signal;
 use crate::sink::Sink;
@@ -32,6 +32,7 @@ pub struct Builder {
     capacity: Option<usize>,
     idle: Idle,
     recovery: RecoveryMode,
+    preamble: Option<SegmentPreamble>,
 }
 
 /// A typed writer's ring: events, by default.
@@ -63,6 +64,7 @@ impl Builder {
             capacity: None,
             idle: Idle::Park,
             recovery: RecoveryMode::PointInTime,
+            preamble: None,
         }
     }
 
@@ -189,6 +191,15 @@ impl Builder {
         self
     }
 
+    /// Context to write at the start of every segment the log creates, so that a reader
+    /// starting at any segment can read the records after it ([`SegmentPreamble`], which has
+    /// an example). Default none. Not used by [`start_with_sink`](Self::start_with_sink) and
+    /// [`start_bytes_with_sink`](Self::start_bytes_with_sink) (the sink makes its segments).
+    pub fn segment_preamble(mut self, preamble: SegmentPreamble) -> Self {
+        self.preamble = Some(preamble);
+        self
+    }
+
     fn check(&self) -> io::Result<()> {
         let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         match self.sync {
@@ -297,6 +308,7 @@ impl Builder {
                 retain: self.retain,
                 durable: self.sync != SyncPolicy::Never,
                 recovery: self.recovery,
+                preamble: self.preamble.clone(),
             },
         )?;
         let recovery = log.recovery().clone();
