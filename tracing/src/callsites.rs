@@ -1,9 +1,11 @@
 //! Which callsites this process has already written metadata for: a fixed open-addressing
 //! table of atomics, read without a lock on every event; written under a mutex only the first
-//! time a callsite is seen (the cold path).
+//! time a callsite is seen (the cold path). And every callsite whose metadata record was ever
+//! attempted, for the preamble of each new segment.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use tracing_core::Metadata;
 
 /// Slots in the table; more distinct callsites than this are announced before each of their
 /// events instead (correct, only slower).
@@ -13,6 +15,11 @@ pub(crate) struct Callsites {
     slots: Box<[AtomicUsize]>,
     /// Serialises first sights: the metadata record is emitted, then the key published.
     announce: Mutex<()>,
+    /// Every callsite [`describe`](Self::describe)d, in order: what a new segment's preamble
+    /// repeats. Its own lock, held only to push or copy (never while the ring is waited for):
+    /// the writer's thread takes it when it creates a segment, and must never wait for an
+    /// emitter that waits for the writer.
+    described: Mutex<Vec<&'static Metadata<'static>>>,
 }
 
 /// What [`Callsites::announce`] did.
@@ -31,7 +38,35 @@ impl Callsites {
         Callsites {
             slots: (0..SLOTS).map(|_| AtomicUsize::new(0)).collect(),
             announce: Mutex::new(()),
+            // Room for as many as the table holds (32 KiB): a first sight allocates nothing.
+            described: Mutex::new(Vec::with_capacity(SLOTS)),
         }
+    }
+
+    /// Adds `meta` to the callsites every new segment's preamble describes, if not there yet.
+    /// Called before its metadata record is emitted: so the writer, which creates a segment
+    /// only after it has taken from the ring every record it put in the segments before, finds
+    /// `meta` here whenever an earlier segment holds its record (the push happens before the
+    /// record's commit, which happens before the writer's take, which happens before the
+    /// preamble's copy, through the lock and the ring's Release/Acquire). A callsite whose
+    /// record comes later, or was refused, is described early: harmless, its metadata are
+    /// static.
+    pub(crate) fn describe(&self, meta: &'static Metadata<'static>) {
+        let mut list = self
+            .described
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !list.iter().any(|m| std::ptr::eq(*m, meta)) {
+            list.push(meta);
+        }
+    }
+
+    /// A copy of the described callsites (the lock is not held while the caller encodes).
+    pub(crate) fn described(&self) -> Vec<&'static Metadata<'static>> {
+        self.described
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     fn start(key: usize) -> usize {

@@ -313,6 +313,60 @@ impl Decoder {
         &self.callsites
     }
 
+    /// Takes in a preamble frame's payload ([`ringwal::Iter::take_preamble`]): the callsite
+    /// metadata the writer repeats at the start of each segment, so that a reader starting
+    /// at any segment can decode the events after it. Hand each one over before the record
+    /// it was read with. A callsite record is learned (as [`decode`](Self::decode) would);
+    /// anything else — another program's preamble, a session — changes nothing.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (layer, guard) = ringwal_tracing::Builder::new(dir.path())
+    ///     .writer(|w| w.segment_bytes(4096))
+    ///     .build()?;
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     for i in 0..200 {
+    ///         tracing::info!(i, "tick");
+    ///     }
+    /// });
+    /// guard.shutdown()?;
+    ///
+    /// // Read only the newest segment: its preamble describes the callsite.
+    /// let reader = ringwal::Reader::open(dir.path())?;
+    /// let newest = reader.segments()?.last().unwrap().first_seq;
+    /// let mut iter = reader.from_seq(newest);
+    /// let mut decoder = ringwal_tracing::Decoder::new();
+    /// let mut events = 0;
+    /// while let Some(entry) = iter.next() {
+    ///     let entry = entry?;
+    ///     for preamble in iter.take_preamble() {
+    ///         decoder.decode_preamble(&preamble)?;
+    ///     }
+    ///     if let ringwal_tracing::Record::Event(e) = decoder.decode(&entry.payload)? {
+    ///         assert_eq!(e.message().unwrap().to_string(), "tick");
+    ///         events += 1;
+    ///     }
+    /// }
+    /// assert!(events > 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn decode_preamble(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
+        // Bytes 0..2 the tag, 2 the version, 3 the kind (see `wire`).
+        match payload.get(3) {
+            Some(kind)
+                if wire::is_tracing_record(payload)
+                    && kind & !wire::TRUNCATED == wire::KIND_CALLSITE =>
+            {
+                self.decode(payload).map(drop)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Decodes the next record's payload.
     pub fn decode(&mut self, payload: &[u8]) -> Result<Record, DecodeError> {
         if !wire::is_tracing_record(payload) {

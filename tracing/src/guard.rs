@@ -1,10 +1,12 @@
 //! Starting the writer for tracing: [`Builder`], [`init`], and the [`Guard`] that flushes and
 //! shuts it down.
 
+use crate::callsites::Callsites;
 use crate::layer::{Layer, DEFAULT_EVENT_BYTES};
 use ringwal::{ByteEmitter, Bytes, FlushError, Report, ShutdownError, Stats, Writer};
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The byte ring's default size for tracing: 4 MiB (about 40,000 events of 100 bytes).
 pub const DEFAULT_RING_BYTES: usize = 4 << 20;
@@ -70,8 +72,12 @@ impl Builder {
 
     /// Starts the writer: the layer to add to a subscriber, and the guard to keep alive.
     pub fn build(self) -> io::Result<(Layer, Guard)> {
-        let (writer, emitter) = self.writer.start_bytes()?;
-        let layer = Layer::new(emitter.clone(), self.event_bytes);
+        let callsites = Arc::new(Callsites::new());
+        let (writer, emitter) = self
+            .writer
+            .segment_preamble(crate::layer::segment_preamble(callsites.clone()))
+            .start_bytes()?;
+        let layer = Layer::new(emitter.clone(), self.event_bytes, callsites);
         Ok((layer, Guard::new(writer, emitter, self.event_bytes)))
     }
 

@@ -83,12 +83,31 @@ fn callsite_id(meta: &'static Metadata<'static>) -> u64 {
     meta as *const Metadata<'static> as usize as u64
 }
 
+/// The room a callsite's metadata record gets (longer names are cut, flagged truncated).
+const CALLSITE_BYTES: usize = 4096;
+
+/// The preamble of every segment the writer creates: a metadata record for each callsite
+/// `callsites` has described so far, so that a reader starting at any segment (after
+/// rotation, or retention) can decode the events after it. Runs on the writer's thread.
+pub(crate) fn segment_preamble(callsites: Arc<Callsites>) -> ringwal::SegmentPreamble {
+    ringwal::SegmentPreamble::new(move |preamble| {
+        let mut buf = vec![0u8; CALLSITE_BYTES];
+        for meta in callsites.described() {
+            let n = encode_callsite(&mut buf, callsite_id(meta), meta);
+            // At most CALLSITE_BYTES: far below the frame limit.
+            let _ = preamble.push(&buf[..n]);
+        }
+    })
+}
+
 impl Layer {
-    pub(crate) fn new(emitter: ByteEmitter, event_bytes: usize) -> Self {
+    /// A layer emitting through `emitter`, knowing which callsites `callsites` says were
+    /// described (shared with the writer's [`segment_preamble`]).
+    pub(crate) fn new(emitter: ByteEmitter, event_bytes: usize, callsites: Arc<Callsites>) -> Self {
         let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
         let layer = Layer {
             emitter,
-            callsites: Arc::new(Callsites::new()),
+            callsites,
             event_bytes,
         };
         // A session record: callsite ids (addresses) are only meaningful within one process.
@@ -112,8 +131,9 @@ impl Layer {
     fn announce(&self, meta: &'static Metadata<'static>) {
         let id = callsite_id(meta);
         self.callsites.announce(id as usize, || {
+            self.callsites.describe(meta);
             self.emitter
-                .emit_with(self.emitter.max_record_len().min(4096), |buf| {
+                .emit_with(self.emitter.max_record_len().min(CALLSITE_BYTES), |buf| {
                     encode_callsite(buf, id, meta)
                 })
                 .is_ok()

@@ -6,7 +6,9 @@
 //! the field values typed; the message and `Debug` values formatted into the record's own
 //! bytes): no allocation, no lock, no channel, and under [`ringwal::Idle::Poll`] no syscall on
 //! the emitting thread. Each callsite's static metadata (level, target, name, file, line,
-//! field names) is written once, the first time it is seen. The writer thread persists the
+//! field names) is written once, the first time it is seen, and again at the start of every
+//! segment the writer creates (its preamble), so a reader starting at any segment — after
+//! rotation, or once retention deleted the oldest — decodes what follows. The writer thread persists the
 //! records to ringwal's crash-safe segmented log; `ringwal cat DIR` renders them as
 //! `tracing_subscriber::fmt` would (text or JSON), and [`Decoder`] reads them in programs.
 //! Nothing is lost silently: what the ring refuses is counted in the log where it happened.

@@ -16,12 +16,22 @@ pub fn read(dir: &Path) -> Vec<Item> {
     read_with(dir, &mut Decoder::new(), 0)
 }
 
+/// From record `from` on, taking in each segment's preamble unless `preambles` is false.
 pub fn read_with(dir: &Path, decoder: &mut Decoder, from: u64) -> Vec<Item> {
+    read_from(dir, decoder, from, true)
+}
+
+pub fn read_from(dir: &Path, decoder: &mut Decoder, from: u64, preambles: bool) -> Vec<Item> {
     let reader = ringwal::Reader::open(dir).unwrap();
     let mut iter = reader.from_seq(from);
     let mut items = Vec::new();
-    for entry in iter.by_ref() {
+    while let Some(entry) = iter.next() {
         let entry = entry.unwrap();
+        for preamble in iter.take_preamble() {
+            if preambles {
+                decoder.decode_preamble(&preamble).unwrap();
+            }
+        }
         let gap = entry.dropped_before + entry.refused_before;
         if gap > 0 {
             items.push(Item::Gap(gap));
