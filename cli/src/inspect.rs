@@ -157,16 +157,30 @@ fn json_escape(s: &str, out: &mut String) {
 pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io::Result<ExitCode> {
     let mut view = View::new(filter);
     let reader = Reader::open(dir)?;
-    let iter = match from {
-        Some(seq) => reader.from_seq(seq),
-        None => reader.iter(),
+    // From the start of the segment holding `from`: its preamble and the records before
+    // `from` are taken in, not shown (tracing callsites and spans described there).
+    let start = match from {
+        Some(seq) => reader
+            .segments()?
+            .iter()
+            .rev()
+            .find(|s| s.first_seq <= seq)
+            .map_or(seq, |s| s.first_seq),
+        None => 0,
     };
+    let mut iter = reader.from_seq(start);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut line = String::new();
-    let mut iter = iter;
-    for entry in iter.by_ref() {
+    while let Some(entry) = iter.next() {
         let entry = entry?;
+        for preamble in iter.take_preamble() {
+            view.prime_preamble(&preamble);
+        }
+        if from.is_some_and(|from| entry.seq < from) {
+            view.prime(&entry);
+            continue;
+        }
         render(&entry, format, &mut view, &mut line);
         if !out_ok(out.write_all(line.as_bytes()))? {
             return Ok(ExitCode::SUCCESS);
@@ -182,7 +196,8 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io:
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ringwal tail`.
+/// `ringwal tail`: the last `lines` records that show something (a tracing log's span
+/// records and filtered-out events do not count), then with `follow` what comes.
 pub fn tail(
     dir: &Path,
     lines: usize,
@@ -192,22 +207,27 @@ pub fn tail(
 ) -> io::Result<ExitCode> {
     let reader = Reader::open(dir)?;
     let segments = reader.segments()?;
-    // Start in the newest segment; step back while it holds fewer than `lines` records.
+    // Start in the newest segment; step back while it shows fewer than `lines` records.
     let mut start = segments.len().saturating_sub(1);
     let (mut last, mut iter, mut view) = loop {
         let first = segments.get(start).map_or(0, |s| s.first_seq);
         let mut iter = reader.from_seq(first);
-        // Takes in the records before the last ones (tracing callsites and spans).
+        // Takes in everything from `first` on (tracing callsites and spans), showing the end.
         let mut view = View::new(filter.clone());
-        let mut last: VecDeque<Entry> = VecDeque::with_capacity(lines.min(1 << 16));
+        let mut last: VecDeque<String> = VecDeque::with_capacity(lines.min(1 << 16));
+        let mut line = String::new();
         while let Some(entry) = iter.next() {
             let Some(entry) = keep_going(entry, &iter)? else {
                 continue;
             };
-            last.push_back(entry);
-            if last.len() > lines {
-                if let Some(before) = last.pop_front() {
-                    view.prime(&before);
+            for preamble in iter.take_preamble() {
+                view.prime_preamble(&preamble);
+            }
+            render(&entry, format, &mut view, &mut line);
+            if !line.is_empty() {
+                last.push_back(std::mem::take(&mut line));
+                if last.len() > lines {
+                    last.pop_front();
                 }
             }
         }
@@ -219,9 +239,8 @@ pub fn tail(
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut line = String::new();
-    for entry in last.drain(..) {
-        render(&entry, format, &mut view, &mut line);
-        if !out_ok(out.write_all(line.as_bytes()))? {
+    for shown in last.drain(..) {
+        if !out_ok(out.write_all(shown.as_bytes()))? {
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -238,6 +257,9 @@ pub fn tail(
             let Some(entry) = keep_going(entry, &iter)? else {
                 continue;
             };
+            for preamble in iter.take_preamble() {
+                view.prime_preamble(&preamble);
+            }
             render(&entry, format, &mut view, &mut line);
             if !out_ok(out.write_all(line.as_bytes()))? {
                 return Ok(ExitCode::SUCCESS);

@@ -52,6 +52,11 @@ impl View {
         let _ = self.decoder.decode(&entry.payload);
     }
 
+    /// Takes in a segment's preamble frame (the callsites a reader starting there needs).
+    pub fn prime_preamble(&mut self, payload: &[u8]) {
+        let _ = self.decoder.decode_preamble(payload);
+    }
+
     /// Renders a tracing record into `line` (an event that passes the filter: one line; other
     /// tracing records: nothing; an undecodable one: an error line in its place). Returns
     /// false, writing nothing, for a record that is not a tracing record, or in hex.
