@@ -528,11 +528,14 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
                 records = records.saturating_add(scan.records);
                 dropped = dropped.saturating_add(scan.dropped);
                 refused = refused.saturating_add(scan.refused);
-                let note = match scan.end {
-                    ScanEnd::Clean => "",
-                    ScanEnd::Torn { .. } => "  (torn tail)",
-                    ScanEnd::Corrupt { .. } => "  (corrupt: see verify)",
+                let mut note = match scan.end {
+                    ScanEnd::Clean => String::new(),
+                    ScanEnd::Torn { .. } => "  (torn tail)".into(),
+                    ScanEnd::Corrupt { .. } => "  (corrupt: see verify)".into(),
                 };
+                if scan.preambles > 0 {
+                    let _ = write!(note, "  (preamble: {} frames)", scan.preambles);
+                }
                 let _ = writeln!(
                     out,
                     "{:<26} {:>12} {:>10}  {}{note}",

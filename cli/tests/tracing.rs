@@ -186,6 +186,15 @@ fn cat_and_tail_decode_any_suffix_of_a_rotated_log() {
     let from = event_numbers(&lines(&ringwal(&["cat", d, "--from", &mid.to_string()])));
     assert_eq!(from.last(), Some(&599));
     assert!(from.len() < all.len());
+    // `info` shows each segment's preamble (the span's and the event's callsites).
+    let info = lines(&ringwal(&["info", d]));
+    assert_eq!(
+        info.iter()
+            .filter(|l| l.ends_with("(preamble: 2 frames)"))
+            .count(),
+        4,
+        "{info:?}"
+    );
     // `tail -n` counts lines shown, not records (span records show nothing).
     let tail = lines(&ringwal(&["tail", d, "-n", "5"]));
     assert_eq!(event_numbers(&tail), [595, 596, 597, 598, 599]);

@@ -123,3 +123,59 @@ fn a_version_2_segment_is_appended_to_and_the_next_one_has_the_preamble() {
     }
     assert_eq!(seen.len(), 7);
 }
+
+#[test]
+fn preamble_frames_are_taken_before_their_segments_first_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = std::sync::atomic::AtomicU64::new(0);
+    let (writer, emitter) = Writer::builder(dir.path())
+        // Two records of 82 bytes per segment, after the header and a 46-byte preamble.
+        .segment_bytes(300)
+        .segment_preamble(ringwal::SegmentPreamble::new(move |p| {
+            // A different preamble per segment: which one a reader gets shows.
+            let n = segment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            p.push(format!("segment {n} at {}", p.next_seq()).as_bytes())
+                .unwrap();
+        }))
+        .start::<Vec<u8>>()
+        .unwrap();
+    for i in 0..12u8 {
+        emitter.emit(vec![i; 50]).unwrap();
+    }
+    drop(emitter);
+    writer.shutdown().unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let starts: Vec<u64> = reader.segments().unwrap().iter().map(|s| s.first_seq).collect();
+    assert!(starts.len() >= 4, "{starts:?}");
+
+    // Taken before each entry: each segment's own, with its first record.
+    let mut iter = reader.iter();
+    let mut seen = Vec::new();
+    while let Some(e) = iter.next() {
+        let e = e.unwrap();
+        for p in iter.take_preamble() {
+            seen.push((e.seq, String::from_utf8(p).unwrap()));
+        }
+    }
+    let expected: Vec<(u64, String)> = starts
+        .iter()
+        .enumerate()
+        .map(|(n, &s)| (s, format!("segment {n} at {s}")))
+        .collect();
+    assert_eq!(seen, expected);
+
+    // Never taken: only the current segment's is kept.
+    let mut iter = reader.iter();
+    let last = iter.by_ref().map(|e| e.unwrap().seq).last().unwrap();
+    assert_eq!(last, 11);
+    let n = starts.len() - 1;
+    let want = format!("segment {n} at {}", starts[n]);
+    assert_eq!(iter.take_preamble(), vec![want.clone().into_bytes()]);
+    assert!(iter.take_preamble().is_empty(), "taken once");
+
+    // From the middle of a segment: its preamble comes with the first record returned.
+    let mut iter = reader.from_seq(starts[n] + 1);
+    let first = iter.next().unwrap().unwrap();
+    assert_eq!(first.seq, starts[n] + 1);
+    assert_eq!(iter.take_preamble(), vec![want.into_bytes()]);
+}
