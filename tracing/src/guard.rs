@@ -47,7 +47,10 @@ impl Builder {
     }
 
     /// Uses `writer`'s options as they are (its [`capacity`](ringwal::Builder::capacity) is
-    /// the byte ring's size in bytes: set it, the typed default of 4096 is small for text).
+    /// the byte ring's size in bytes: set it, the typed default of 4096 is small for text),
+    /// but for its [`segment_preamble`](ringwal::Builder::segment_preamble): the layer's
+    /// (every callsite's metadata, so that each segment can be read on its own) replaces one
+    /// set there.
     pub fn with_writer(writer: ringwal::Builder) -> Self {
         Builder {
             writer,
