@@ -145,7 +145,12 @@ fn preamble_frames_are_taken_before_their_segments_first_record() {
     drop(emitter);
     writer.shutdown().unwrap();
     let reader = Reader::open(dir.path()).unwrap();
-    let starts: Vec<u64> = reader.segments().unwrap().iter().map(|s| s.first_seq).collect();
+    let starts: Vec<u64> = reader
+        .segments()
+        .unwrap()
+        .iter()
+        .map(|s| s.first_seq)
+        .collect();
     assert!(starts.len() >= 4, "{starts:?}");
 
     // Taken before each entry: each segment's own, with its first record.
