@@ -160,12 +160,14 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io:
     // From the start of the segment holding `from`: its preamble and the records before
     // `from` are taken in, not shown (tracing callsites and spans described there).
     let start = match from {
-        Some(seq) => reader
-            .segments()?
-            .iter()
-            .rev()
-            .find(|s| s.first_seq <= seq)
-            .map_or(seq, |s| s.first_seq),
+        // (A listing that fails — retention deleting a segment meanwhile — starts at `seq`.)
+        Some(seq) => reader.segments().map_or(seq, |segments| {
+            segments
+                .iter()
+                .rev()
+                .find(|s| s.first_seq <= seq)
+                .map_or(seq, |s| s.first_seq)
+        }),
         None => 0,
     };
     let mut iter = reader.from_seq(start);
@@ -207,9 +209,12 @@ pub fn tail(
 ) -> io::Result<ExitCode> {
     let reader = Reader::open(dir)?;
     let segments = reader.segments()?;
-    // Start in the newest segment; step back while it shows fewer than `lines` records.
-    let mut start = segments.len().saturating_sub(1);
+    // Start in the newest segment; while what is read shows fewer than `lines` records, read
+    // again from twice as many segments back (a selective filter on a long log costs reading
+    // it about twice, not once per segment).
+    let mut back = 1usize;
     let (mut last, mut iter, mut view) = loop {
+        let start = segments.len().saturating_sub(back);
         let first = segments.get(start).map_or(0, |s| s.first_seq);
         let mut iter = reader.from_seq(first);
         // Takes in everything from `first` on (tracing callsites and spans), showing the end.
@@ -234,7 +239,7 @@ pub fn tail(
         if last.len() >= lines || start == 0 {
             break (last, iter, view);
         }
-        start -= 1;
+        back = back.saturating_mul(2);
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();

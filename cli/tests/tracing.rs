@@ -202,4 +202,9 @@ fn cat_and_tail_decode_any_suffix_of_a_rotated_log() {
         tail[4].contains("job{n=599}: tracing: step i=599"),
         "{tail:?}"
     );
+    // More lines than the log shows: all of it (reading back to the oldest segment); a filter
+    // nothing passes: nothing.
+    let everything = lines(&ringwal(&["tail", d, "-n", "100000"]));
+    assert_eq!(event_numbers(&everything), all);
+    assert!(lines(&ringwal(&["tail", d, "-n", "3", "--target", "nothing"])).is_empty());
 }

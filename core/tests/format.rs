@@ -177,7 +177,7 @@ proptest! {
         first in any::<u64>().prop_map(|s| s >> 1),
         frames in proptest::collection::vec((0u8..3, proptest::collection::vec(any::<u8>(), 0..40), 0u64..3, 0u64..3), 0..MAX_FRAMES),
     ) {
-        let mut seg = format::encode_header(first).to_vec();
+        let mut seg = format::encode_header_version(Version::V3, first).to_vec();
         let mut boundaries = vec![seg.len()];
         let (mut seq, mut records, mut dropped, mut refused) = (first, 0u64, 0u64, 0u64);
         let mut preambles = 0u64;

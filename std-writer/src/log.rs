@@ -44,10 +44,12 @@ pub struct LogOptions {
 /// The function runs each time a segment is created, before any record goes into it: at each
 /// rotation and at a retried creation (on the writer's thread: it must not wait for the
 /// writer, and should be quick), and when the log is opened (on the opening thread) on an
-/// empty directory, after a version-1 segment, or on a newest segment with no record yet (its
-/// frames are then appended to that segment unless it ends with them already; a version-2
-/// segment takes none). Written after the segment's header and made durable before any
-/// record, so a segment that holds a record holds its whole preamble after any crash. What it
+/// empty directory, after a version-1 segment, or on a newest segment that holds no record
+/// and no gap marker yet (rebuilt in place with this log's preamble, unless it holds exactly
+/// that already; a newest segment with records is appended to as it is). Written after the
+/// segment's header and made durable before any record, so a segment that holds a record
+/// holds its whole preamble after any crash. A segment with preamble frames has a version-3
+/// header; others keep version 2, which older readers read. What it
 /// pushes counts toward the segment's size (a preamble larger than `segment_bytes` makes
 /// every segment hold it and one record). Preamble frames take no sequence number, are not
 /// records, and readers skip them unless asked
@@ -650,42 +652,38 @@ impl<V: Vfs> SegmentLog<V> {
             (last_version, last_records, last_markers) = (scan.version, scan.records, scan.markers);
         }
 
-        if last_len.is_some() && !last_version.appendable() && last_records == 0 {
-            // An older-format segment with no record: nothing to keep; a current-format one
-            // of the same name replaces it below.
-            let seg = segments.pop_back().expect("last_len implies a segment");
-            let path = dir.join(format::segment_file_name(seg.first_seq));
-            vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
-            sync_dir(&vfs, &dir)?;
-            last_len = None;
-        }
-        // A newest segment with no record or marker yet (another run's, or one whose
-        // creation a crash cut short) gets this log's preamble after what it holds, unless it
-        // ends with it already. (Not a version-2 one: it takes no preamble frame.) Appended,
-        // so a crash meanwhile leaves a torn tail the next recovery cuts.
-        let add_preamble = last_len.is_some()
-            && last_version == format::Version::CURRENT
-            && last_records == 0
-            && last_markers == 0;
-        let active = match (segments.back_mut(), last_len) {
-            (Some(seg), Some(_)) if add_preamble => {
+        // A newest segment with no record and no marker (another run's, or one whose creation
+        // a crash cut short) is rebuilt in place, keeping its name, when it is of version 1
+        // (never appended to), or when this log writes a preamble and the segment is not
+        // exactly a header and this log's preamble frames (a crash may have cut them short;
+        // another run's may differ).
+        let mut rebuild = None;
+        if let (Some(seg), Some(_)) = (segments.back(), last_len) {
+            if last_records == 0 && last_markers == 0 {
                 let path = dir.join(format::segment_file_name(seg.first_seq));
-                let mut file = vfs.open_append(&path).map_err(|e| annotate(&path, e))?;
                 let frames = options
                     .preamble
                     .as_ref()
                     .map_or_else(Vec::new, |p| p.frames(seg.first_seq));
                 // Nothing after the valid frames is left (recovery cut it): the file is
                 // `seg.len` bytes.
-                let ours = frames.is_empty()
-                    || (seg.len >= (HEADER_LEN + frames.len()) as u64
-                        && read_tail(&path, frames.len())? == frames);
-                if !ours {
-                    vfs.append(&mut file, &path, &frames)
-                        .and_then(|()| vfs.sync_data(&file, &path))
-                        .map_err(|e| annotate(&path, e))?;
-                    seg.len += frames.len() as u64;
+                let ours = if frames.is_empty() {
+                    options.preamble.is_none() || seg.len == HEADER_LEN as u64
+                } else {
+                    last_version == format::Version::V3
+                        && seg.len == (HEADER_LEN + frames.len()) as u64
+                        && read_tail(&path, frames.len())? == frames
+                };
+                if !last_version.appendable() || !ours {
+                    rebuild = Some((path, frames));
                 }
+            }
+        }
+        let active = match (segments.back_mut(), last_len) {
+            (Some(seg), Some(_)) if rebuild.is_some() => {
+                let (path, frames) = rebuild.expect("checked");
+                let (file, len) = rebuild_segment(&vfs, &path, seg.first_seq, &frames)?;
+                seg.len = len;
                 file
             }
             (Some(seg), Some(_)) if last_version.appendable() => {
@@ -1069,9 +1067,60 @@ fn read_tail(path: &Path, n: usize) -> io::Result<Vec<u8>> {
     Ok(tail)
 }
 
-/// Creates the segment for `first_seq`, durably: its header, then (a second write, so a
-/// header that did not reach the disk is always exactly [`HEADER_LEN`] bytes of zeros or
-/// fewer, which recovery recognises) its preamble frames. Returns it and its length.
+/// A segment's header: version 3 if preamble frames follow, else version 2 (which readers
+/// of version 2 read).
+fn header_for(first_seq: u64, frames: &[u8]) -> [u8; HEADER_LEN] {
+    match frames.is_empty() {
+        true => format::encode_header(first_seq),
+        false => format::encode_header_version(format::Version::V3, first_seq),
+    }
+}
+
+/// Writes a new segment's header, durably, then (a second write, so that a header that did
+/// not reach the disk is always at most [`HEADER_LEN`] bytes, zeros or cut short, which
+/// recovery recognises) its preamble frames, durably.
+fn write_start(
+    vfs: &impl Vfs,
+    file: &mut File,
+    path: &Path,
+    first_seq: u64,
+    frames: &[u8],
+) -> io::Result<()> {
+    vfs.append(file, path, &header_for(first_seq, frames))?;
+    vfs.sync_all(file, path)?;
+    if !frames.is_empty() {
+        vfs.append(file, path, frames)?;
+        vfs.sync_data(file, path)?;
+    }
+    Ok(())
+}
+
+/// Empties the newest segment at `path` and writes its start again (see `open_with`). Each
+/// step is durable before the next: a power cut leaves the old bytes, an empty or cut-short
+/// file (which the next recovery removes, keeping its sequence number: the segment held no
+/// record), or a torn tail after the new header. On a failure it is emptied, best effort.
+fn rebuild_segment(
+    vfs: &impl Vfs,
+    path: &Path,
+    first_seq: u64,
+    frames: &[u8],
+) -> io::Result<(File, u64)> {
+    let mut file = vfs.open_append(path).map_err(|e| annotate(path, e))?;
+    let written = vfs
+        .set_len(&file, path, 0)
+        .and_then(|()| vfs.sync_all(&file, path))
+        .and_then(|()| write_start(vfs, &mut file, path, first_seq, frames));
+    if let Err(e) = written {
+        let _ = vfs
+            .set_len(&file, path, 0)
+            .and_then(|()| vfs.sync_all(&file, path));
+        return Err(annotate(path, e));
+    }
+    Ok((file, (HEADER_LEN + frames.len()) as u64))
+}
+
+/// Creates the segment for `first_seq` with its header and preamble frames, durably (see
+/// `write_start`). Returns it and its length.
 fn create_segment(
     vfs: &impl Vfs,
     dir: &Path,
@@ -1083,15 +1132,7 @@ fn create_segment(
     let mut file = vfs.create_new(&path).map_err(|e| annotate(&path, e))?;
     #[cfg(debug_assertions)]
     crash_point("segment-created");
-    let written = vfs
-        .append(&mut file, &path, &format::encode_header(first_seq))
-        .and_then(|()| vfs.sync_all(&file, &path))
-        .and_then(|()| match frames.is_empty() {
-            true => Ok(()),
-            false => vfs
-                .append(&mut file, &path, &frames)
-                .and_then(|()| vfs.sync_data(&file, &path)),
-        });
+    let written = write_start(vfs, &mut file, &path, first_seq, &frames);
     // On any failure the file goes again: an untracked file would make every retry of this
     // creation fail with AlreadyExists.
     if let Err(e) = written

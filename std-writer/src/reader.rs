@@ -272,9 +272,11 @@ impl Iter {
     /// The payloads of the preamble frames read since the last call (see
     /// [`SegmentPreamble`](crate::SegmentPreamble)), oldest first. A segment's preamble is read
     /// before its first record is returned, so a caller that takes it before handling each
-    /// entry sees every segment's preamble before the records it describes — also when it
-    /// starts in the middle of the log ([`Reader::from_seq`]). If not taken, only the current
-    /// segment's are kept.
+    /// entry sees every segment's preamble before the records it describes. To read from any
+    /// point with the context the log gives there, start at the first record of that point's
+    /// segment ([`Reader::segments`]) and skip up to the point yourself: the records
+    /// [`Reader::from_seq`] steps over within the segment are not returned (the preamble
+    /// is). If not taken, only the current segment's are kept.
     pub fn take_preamble(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.preamble)
     }

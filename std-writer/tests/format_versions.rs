@@ -1,6 +1,7 @@
 //! Logs written in format versions 1 and 2 stay readable; a writer continues a version-1 log
-//! in a new segment of the current version (3), and appends to a version-2 segment as it is
-//! (records are framed alike; no preamble frame goes into it).
+//! in a new segment, and appends to a version-2 segment as it is (records are framed alike; no
+//! preamble frame goes into it). New segments are version 2 unless they have preamble frames
+//! (version 3), so older readers read every log that does not use preambles.
 
 use ringwal::format::{self, Version};
 use ringwal::{Reader, Writer};
@@ -41,7 +42,7 @@ fn a_version_1_log_is_read_and_continued_in_a_new_segment() {
     let old = fs::read(&segments[0].path).unwrap();
     assert_eq!(format::scan_segment(&old).unwrap().version, Version::V1);
     let new = fs::read(&segments[1].path).unwrap();
-    assert_eq!(format::scan_segment(&new).unwrap().version, Version::V3);
+    assert_eq!(format::scan_segment(&new).unwrap().version, Version::V2);
     let entries: Vec<_> = reader.iter().map(|e| e.unwrap()).collect();
     let seen: Vec<_> = entries
         .iter()
@@ -75,7 +76,7 @@ fn an_empty_version_1_segment_is_replaced() {
     let scan = format::scan_segment(&newest).unwrap();
     assert_eq!(
         (scan.version, scan.first_seq, scan.records),
-        (Version::V3, 1, 1)
+        (Version::V2, 1, 1)
     );
     let payloads: Vec<_> = reader.iter().map(|e| e.unwrap().payload).collect();
     assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec()]);
@@ -183,4 +184,68 @@ fn preamble_frames_are_taken_before_their_segments_first_record() {
     let first = iter.next().unwrap().unwrap();
     assert_eq!(first.seq, starts[n] + 1);
     assert_eq!(iter.take_preamble(), vec![want.into_bytes()]);
+}
+
+fn options_with(preamble: Option<&'static [u8]>) -> ringwal::LogOptions {
+    ringwal::LogOptions {
+        preamble: preamble
+            .map(|bytes| ringwal::SegmentPreamble::new(move |p| p.push(bytes).unwrap())),
+        ..ringwal::LogOptions::default()
+    }
+}
+
+#[test]
+fn a_newest_segment_with_no_record_is_rebuilt_with_this_logs_preamble() {
+    use ringwal::{Batch, SegmentLog, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format::segment_file_name(0));
+    let with = |payload: &[u8]| {
+        let mut b = format::encode_header_version(Version::V3, 0).to_vec();
+        format::encode_preamble_frame(&mut b, 0, payload);
+        b
+    };
+    // Another run's preamble, no record: replaced by this one's.
+    drop(SegmentLog::open(dir.path(), options_with(Some(b"old context"))).unwrap());
+    assert_eq!(fs::read(&path).unwrap(), with(b"old context"));
+    drop(SegmentLog::open(dir.path(), options_with(Some(b"new context"))).unwrap());
+    assert_eq!(fs::read(&path).unwrap(), with(b"new context"));
+    // Already ours: left alone.
+    drop(SegmentLog::open(dir.path(), options_with(Some(b"new context"))).unwrap());
+    assert_eq!(fs::read(&path).unwrap(), with(b"new context"));
+    // Cut short by a crash (half its preamble frame): recovery cuts the torn frame, and the
+    // open writes the whole preamble again.
+    let whole = with(b"new context");
+    fs::write(&path, &whole[..whole.len() - 5]).unwrap();
+    let mut log = SegmentLog::open(dir.path(), options_with(Some(b"new context"))).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), whole);
+    let mut frame = Vec::new();
+    format::encode_frame(&mut frame, 0, 0, b"first");
+    log.append(&Batch::new(&frame, 0, 1).unwrap()).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    // With a record it is appended to as it is, whatever this run's preamble.
+    drop(SegmentLog::open(dir.path(), options_with(Some(b"third context"))).unwrap());
+    let mut iter = Reader::open(dir.path()).unwrap().iter();
+    assert_eq!(iter.next().unwrap().unwrap().payload, b"first");
+    assert_eq!(iter.take_preamble(), vec![b"new context".to_vec()]);
+
+    // A version-2 segment with nothing in it becomes version 3 when a preamble is wanted; a
+    // log without one leaves a segment as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format::segment_file_name(7));
+    fs::write(&path, format::encode_header(7)).unwrap();
+    drop(SegmentLog::open(dir.path(), options_with(None)).unwrap());
+    assert_eq!(fs::read(&path).unwrap(), format::encode_header(7));
+    let log = SegmentLog::open(dir.path(), options_with(Some(b"ctx"))).unwrap();
+    assert_eq!(
+        log.next_seq(),
+        7,
+        "rebuilt in place: its sequence number kept"
+    );
+    drop(log);
+    let scan = format::scan_segment(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        (scan.version, scan.preambles, scan.first_seq),
+        (Version::V3, 1, 7)
+    );
 }

@@ -93,8 +93,10 @@ impl Callsites {
     /// Makes sure the metadata for `key` is in the log before the caller's next record: if it
     /// is not in the table, `write` emits it (under the lock, so once), then the key is
     /// published. If `write` fails (the ring refused the record: a gap in the log), the key
-    /// is not published and the next record of that callsite tries again.
-    pub(crate) fn announce(&self, key: usize, write: impl FnOnce() -> bool) -> Seen {
+    /// is not published and the next record of that callsite tries again. `write`'s argument
+    /// says whether the callsite has a place in the table: only those are repeated in segment
+    /// preambles (the others, table full, are written before each of their records anyway).
+    pub(crate) fn announce(&self, key: usize, write: impl FnOnce(bool) -> bool) -> Seen {
         if self.contains(key) {
             return Seen::Known;
         }
@@ -107,7 +109,7 @@ impl Callsites {
         for _ in 0..SLOTS {
             match self.slots[i].load(Ordering::Acquire) {
                 0 => {
-                    if !write() {
+                    if !write(true) {
                         return Seen::Refused;
                     }
                     // Release: the metadata's commit (above, this thread) happens before any
@@ -120,7 +122,7 @@ impl Callsites {
             }
         }
         // Full: announce every time (the record still precedes the caller's).
-        if write() {
+        if write(false) {
             Seen::Announced
         } else {
             Seen::Refused
@@ -136,9 +138,10 @@ mod tests {
     fn announces_once_then_knows() {
         let c = Callsites::new();
         let mut writes = 0;
-        assert_eq!(c.announce(0x1000, || false), Seen::Refused);
+        assert_eq!(c.announce(0x1000, |_| false), Seen::Refused);
         assert!(!c.contains(0x1000));
-        let mut w = || {
+        let mut w = |in_table: bool| {
+            assert!(in_table);
             writes += 1;
             true
         };
@@ -153,10 +156,11 @@ mod tests {
     fn a_full_table_announces_every_time() {
         let c = Callsites::new();
         for k in 1..=SLOTS {
-            c.announce(k * 8, || true);
+            c.announce(k * 8, |in_table| in_table);
         }
         let mut writes = 0;
-        let mut w = || {
+        let mut w = |in_table: bool| {
+            assert!(!in_table, "the table is full");
             writes += 1;
             true
         };

@@ -130,8 +130,10 @@ impl Layer {
     /// from the same thread, so earlier in the ring and in the log.
     fn announce(&self, meta: &'static Metadata<'static>) {
         let id = callsite_id(meta);
-        self.callsites.announce(id as usize, || {
-            self.callsites.describe(meta);
+        self.callsites.announce(id as usize, |in_table| {
+            if in_table {
+                self.callsites.describe(meta);
+            }
             self.emitter
                 .emit_with(self.emitter.max_record_len().min(CALLSITE_BYTES), |buf| {
                     encode_callsite(buf, id, meta)

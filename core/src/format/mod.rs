@@ -45,8 +45,9 @@
 //! segment it creates, with what a reader starting at that segment needs to make sense of the
 //! records after it (the callsite metadata of a tracing log, say: see the writer's
 //! `segment_preamble`). Readers skip them unless asked for them. Version 3 differs from
-//! version 2 only by allowing them; a writer appends to a version-2 segment without writing
-//! any.
+//! version 2 only by allowing them; a writer writes version-3 headers only on segments that
+//! get preamble frames (so readers of version 2 read every other log), and appends to a
+//! version-2 segment without writing any.
 //!
 //! # Frames (version 1, read only)
 //!
@@ -81,7 +82,9 @@ use alloc::{string::String, vec::Vec};
 
 /// The first 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"\x89RINGWAL";
-/// The format version this build writes and the newest it reads.
+/// The newest format version this build reads and writes. It writes version 3 only for
+/// segments with preamble frames, version 2 otherwise ([`encode_header`]), so that readers of
+/// version 2 read every log that does not use preambles.
 pub const VERSION: u32 = 3;
 /// Size of the segment header.
 pub const HEADER_LEN: usize = 32;
@@ -115,7 +118,7 @@ pub enum Version {
 }
 
 impl Version {
-    /// The version this build writes.
+    /// The newest version this build writes ([`VERSION`]).
     pub const CURRENT: Version = Version::V3;
 
     /// The version number stored in a segment header.
@@ -271,13 +274,15 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// A current-version segment header for a segment whose first record will be `first_seq`.
+/// The header of a segment whose first record will be `first_seq` and that holds no preamble
+/// frame: version 2, which readers of version 2 and later read. (A segment with preamble
+/// frames needs [`encode_header_version`]`(Version::V3, ..)`.)
 pub fn encode_header(first_seq: u64) -> [u8; HEADER_LEN] {
-    encode_header_version(Version::CURRENT, first_seq)
+    encode_header_version(Version::V2, first_seq)
 }
 
-/// A segment header of the given version (version 1 for tools and tests that must produce
-/// old logs; writers use [`encode_header`]).
+/// A segment header of the given version (version 3 for a segment with preamble frames;
+/// version 1 for tools and tests that must produce old logs).
 pub fn encode_header_version(version: Version, first_seq: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(&MAGIC);

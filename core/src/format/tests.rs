@@ -378,7 +378,7 @@ fn preamble_frames_are_version_3_only_and_never_markers() {
         );
     }
     // A preamble frame takes no sequence number: the record after it has the same.
-    let mut seg = encode_header(40).to_vec();
+    let mut seg = encode_header_version(Version::V3, 40).to_vec();
     encode_preamble_frame(&mut seg, 40, b"a");
     encode_preamble_frame(&mut seg, 40, b"b");
     encode_frame(&mut seg, 40, 0, b"first");
@@ -386,5 +386,14 @@ fn preamble_frames_are_version_3_only_and_never_markers() {
     assert_eq!(
         (scan.records, scan.preambles, scan.next_seq(), scan.end),
         (1, 2, 41, ScanEnd::Clean)
+    );
+    // In a version-2 segment (what `encode_header` makes) the same frames are damage.
+    let mut v2 = encode_header(40).to_vec();
+    v2.extend_from_slice(&seg[HEADER_LEN..]);
+    let scan = scan_segment(&v2).unwrap();
+    assert_eq!(scan.version, Version::V2);
+    assert_eq!(
+        (scan.records, scan.preambles, scan.valid_len),
+        (0, 0, HEADER_LEN as u64)
     );
 }
