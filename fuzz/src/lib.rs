@@ -372,10 +372,15 @@ pub fn reader_dir(data: &[u8]) {
         let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
         let len = len.min(rest.len() - 3);
         let body = &rest[3..3 + len];
-        // Half the files start with a valid header, so the fuzzer gets past it easily.
+        // Half the files start with a valid header (version 3, with preamble frames, if bit
+        // 6 is set too), so the fuzzer gets past it easily.
         let mut bytes = Vec::new();
         if rest[0] & 0x80 != 0 {
-            bytes.extend_from_slice(&format::encode_header(seq));
+            let version = match rest[0] & 0x40 {
+                0 => format::Version::V2,
+                _ => format::Version::V3,
+            };
+            bytes.extend_from_slice(&format::encode_header_version(version, seq));
         }
         bytes.extend_from_slice(body);
         fs::write(dir.path().join(format::segment_file_name(seq)), &bytes).expect("write");
