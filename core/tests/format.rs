@@ -76,9 +76,11 @@ fn reference_scan(bytes: &[u8]) -> Result<format::SegmentScan, format::HeaderErr
                 } else {
                     &mut scan.records
                 }) += 1;
-                scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
-                scan.refused = scan.refused.saturating_add(frame.refused_before);
-                scan.gaps += u64::from(frame.dropped_before > 0 || frame.refused_before > 0);
+                if !frame.preamble {
+                    scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
+                    scan.refused = scan.refused.saturating_add(frame.refused_before);
+                    scan.gaps += u64::from(frame.dropped_before > 0 || frame.refused_before > 0);
+                }
                 offset += used;
                 scan.valid_len = offset as u64;
             }

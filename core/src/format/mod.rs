@@ -41,12 +41,12 @@
 //!
 //! A **preamble frame** (version 3) carries a payload but is not a record either: it does not
 //! consume a sequence number (its sequence field holds the number the next record will have)
-//! and its gap counts are 0. A writer puts preamble frames right after the header of each
-//! segment it creates, with what a reader starting at that segment needs to make sense of the
-//! records after it (the callsite metadata of a tracing log, say: see the writer's
-//! `segment_preamble`). Readers skip them unless asked for them. Version 3 differs from
-//! version 2 only by allowing them; a writer writes version-3 headers only on segments that
-//! get preamble frames (so readers of version 2 read every other log), and appends to a
+//! and its gap counts are 0 (ignored when read). A writer puts preamble frames right after the
+//! header of each segment it creates, with what a reader starting at that segment needs to
+//! make sense of the records after it (the callsite metadata of a tracing log, say: see the
+//! writer's `segment_preamble`). Readers skip them unless asked for them. Version 3 differs
+//! from version 2 only by allowing them; a writer writes version-3 headers only on segments
+//! that get preamble frames (so readers of version 2 read every other log), and appends to a
 //! version-2 segment without writing any.
 //!
 //! # Frames (version 1, read only)

@@ -267,9 +267,12 @@ pub fn scan_segment_in<S: ReadAt + ?Sized>(
                 } else {
                     scan.records += 1;
                 }
-                scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
-                scan.refused = scan.refused.saturating_add(frame.refused_before);
-                scan.gaps += u64::from(frame.dropped_before > 0 || frame.refused_before > 0);
+                // A preamble frame's gap counts are 0 when written and ignored when read.
+                if !frame.preamble {
+                    scan.dropped = scan.dropped.saturating_add(frame.dropped_before);
+                    scan.refused = scan.refused.saturating_add(frame.refused_before);
+                    scan.gaps += u64::from(frame.dropped_before > 0 || frame.refused_before > 0);
+                }
                 offset += frame.size;
                 scan.valid_len = offset;
             }
