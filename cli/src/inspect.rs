@@ -176,9 +176,7 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io:
     let mut line = String::new();
     while let Some(entry) = iter.next() {
         let entry = entry?;
-        for preamble in iter.take_preamble() {
-            view.prime_preamble(&preamble);
-        }
+        view.take_preamble(&mut iter);
         if from.is_some_and(|from| entry.seq < from) {
             view.prime(&entry);
             continue;
@@ -225,9 +223,7 @@ pub fn tail(
             let Some(entry) = keep_going(entry, &iter)? else {
                 continue;
             };
-            for preamble in iter.take_preamble() {
-                view.prime_preamble(&preamble);
-            }
+            view.take_preamble(&mut iter);
             render(&entry, format, &mut view, &mut line);
             if !line.is_empty() {
                 last.push_back(std::mem::take(&mut line));
@@ -262,9 +258,7 @@ pub fn tail(
             let Some(entry) = keep_going(entry, &iter)? else {
                 continue;
             };
-            for preamble in iter.take_preamble() {
-                view.prime_preamble(&preamble);
-            }
+            view.take_preamble(&mut iter);
             render(&entry, format, &mut view, &mut line);
             if !out_ok(out.write_all(line.as_bytes()))? {
                 return Ok(ExitCode::SUCCESS);

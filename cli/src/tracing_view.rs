@@ -52,9 +52,12 @@ impl View {
         let _ = self.decoder.decode(&entry.payload);
     }
 
-    /// Takes in a segment's preamble frame (the callsites a reader starting there needs).
-    pub fn prime_preamble(&mut self, payload: &[u8]) {
-        let _ = self.decoder.decode_preamble(payload);
+    /// Takes in the preamble frames `iter` read since the last call (the callsites a reader
+    /// starting at their segment needs): call before handling each entry.
+    pub fn take_preamble(&mut self, iter: &mut ringwal::Iter) {
+        for payload in iter.take_preamble() {
+            let _ = self.decoder.decode_preamble(&payload);
+        }
     }
 
     /// Renders a tracing record into `line` (an event that passes the filter: one line; other

@@ -670,9 +670,10 @@ impl<V: Vfs> SegmentLog<V> {
                 let ours = if frames.is_empty() {
                     options.preamble.is_none() || seg.len == HEADER_LEN as u64
                 } else {
-                    last_version == format::Version::V3
-                        && seg.len == (HEADER_LEN + frames.len()) as u64
-                        && read_tail(&path, frames.len())? == frames
+                    // Exactly the header (version 3) and frames `write_start` would write.
+                    seg.len == (HEADER_LEN + frames.len()) as u64
+                        && fs::read(&path).map_err(|e| annotate(&path, e))?
+                            == [&header_for(seg.first_seq, &frames)[..], &frames].concat()
                 };
                 if !last_version.appendable() || !ours {
                     rebuild = Some((path, frames));
@@ -1053,18 +1054,6 @@ fn checked_next(path: &Path, scan: &format::SegmentScan) -> io::Result<u64> {
             ),
         )),
     }
-}
-
-/// The last `n` bytes of the file at `path`.
-fn read_tail(path: &Path, n: usize) -> io::Result<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = File::open(path).map_err(|e| annotate(path, e))?;
-    file.seek(SeekFrom::End(-(n as i64)))
-        .map_err(|e| annotate(path, e))?;
-    let mut tail = vec![0; n];
-    let got = read_up_to(&mut file, &mut tail).map_err(|e| annotate(path, e))?;
-    tail.truncate(got);
-    Ok(tail)
 }
 
 /// A segment's header: version 3 if preamble frames follow, else version 2 (which readers
