@@ -82,6 +82,25 @@ fn an_empty_version_1_segment_is_replaced() {
     assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec()]);
 }
 
+/// Writes `records` through a writer with `segment_bytes` and `preamble`, and shuts it down.
+fn write_records(
+    dir: &Path,
+    segment_bytes: u64,
+    preamble: ringwal::SegmentPreamble,
+    records: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let (writer, emitter) = Writer::builder(dir)
+        .segment_bytes(segment_bytes)
+        .segment_preamble(preamble)
+        .start::<Vec<u8>>()
+        .unwrap();
+    for record in records {
+        emitter.emit(record).unwrap();
+    }
+    drop(emitter);
+    writer.shutdown().unwrap();
+}
+
 #[test]
 fn a_version_2_segment_is_appended_to_and_the_next_one_has_the_preamble() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,16 +108,8 @@ fn a_version_2_segment_is_appended_to_and_the_next_one_has_the_preamble() {
     format::encode_frame(&mut bytes, 0, 0, b"old");
     bytes.extend_from_slice(&format::encode_marker(1, 0, 2));
     fs::write(dir.path().join(format::segment_file_name(0)), bytes).unwrap();
-    let (writer, emitter) = Writer::builder(dir.path())
-        .segment_bytes(200)
-        .segment_preamble(ringwal::SegmentPreamble::new(|p| p.push(b"ctx").unwrap()))
-        .start::<Vec<u8>>()
-        .unwrap();
-    for i in 0..6u8 {
-        emitter.emit(vec![i; 40]).unwrap();
-    }
-    drop(emitter);
-    writer.shutdown().unwrap();
+    let preamble = ringwal::SegmentPreamble::new(|p| p.push(b"ctx").unwrap());
+    write_records(dir.path(), 200, preamble, (0..6u8).map(|i| vec![i; 40]));
 
     let reader = Reader::open(dir.path()).unwrap();
     let segments = reader.segments().unwrap();
@@ -129,22 +140,14 @@ fn a_version_2_segment_is_appended_to_and_the_next_one_has_the_preamble() {
 fn preamble_frames_are_taken_before_their_segments_first_record() {
     let dir = tempfile::tempdir().unwrap();
     let segment = std::sync::atomic::AtomicU64::new(0);
-    let (writer, emitter) = Writer::builder(dir.path())
-        // Two records of 82 bytes per segment, after the header and a 46-byte preamble.
-        .segment_bytes(300)
-        .segment_preamble(ringwal::SegmentPreamble::new(move |p| {
-            // A different preamble per segment: which one a reader gets shows.
-            let n = segment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            p.push(format!("segment {n} at {}", p.next_seq()).as_bytes())
-                .unwrap();
-        }))
-        .start::<Vec<u8>>()
-        .unwrap();
-    for i in 0..12u8 {
-        emitter.emit(vec![i; 50]).unwrap();
-    }
-    drop(emitter);
-    writer.shutdown().unwrap();
+    // A different preamble per segment: which one a reader gets shows.
+    let preamble = ringwal::SegmentPreamble::new(move |p| {
+        let n = segment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        p.push(format!("segment {n} at {}", p.next_seq()).as_bytes())
+            .unwrap();
+    });
+    // Two records of 82 bytes per segment, after the header and a 46-byte preamble.
+    write_records(dir.path(), 300, preamble, (0..12u8).map(|i| vec![i; 50]));
     let reader = Reader::open(dir.path()).unwrap();
     let starts: Vec<u64> = reader
         .segments()
