@@ -115,7 +115,8 @@ fn refusals_show_in_place_and_corrupt_records_as_errors() {
     let mut events = 0u64;
     let mut errors = 0;
     for l in &out {
-        if l == "-- record 1: unknown tracing record kind 42 --" {
+        // Records 0 and 1: the layer's session and clock.
+        if l == "-- record 2: unknown tracing record kind 42 --" {
             errors += 1;
         } else if l.starts_with("-- record ") && l.contains("not described earlier") {
             // An event whose callsite record the ring refused: an error in its place.
@@ -186,11 +187,11 @@ fn cat_and_tail_decode_any_suffix_of_a_rotated_log() {
     let from = event_numbers(&lines(&ringwal(&["cat", d, "--from", &mid.to_string()])));
     assert_eq!(from.last(), Some(&599));
     assert!(from.len() < all.len());
-    // `info` shows each segment's preamble (the span's and the event's callsites).
+    // `info` shows each segment's preamble (the clock, the span's and the event's callsites).
     let info = lines(&ringwal(&["info", d]));
     assert_eq!(
         info.iter()
-            .filter(|l| l.ends_with("(preamble: 2 frames)"))
+            .filter(|l| l.ends_with("(preamble: 3 frames)"))
             .count(),
         4,
         "{info:?}"

@@ -1,6 +1,7 @@
 //! Writes a seed for the `tracing_decoder` fuzz target: a real log's records (events in spans,
 //! a span record, a log record), each as a u16 length and its bytes.
-//! `cargo run -p ringwal-tracing --example make_fuzz_seed -- fuzz/seeds/tracing_decoder/log`
+//! `cargo run -p ringwal-tracing --example make_fuzz_seed -- fuzz/seeds/tracing_decoder/log-v2`
+//! (`log` is an older log's: format version 1, times in nanoseconds, no clock records).
 
 use tracing_subscriber::layer::SubscriberExt as _;
 

@@ -124,6 +124,7 @@ impl Event {
 
 /// What one record was.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Record {
     /// An event (from the `Layer` or the `Logger`).
     Event(Event),
@@ -136,10 +137,17 @@ pub enum Record {
     SpanClosed(u64),
     /// A callsite's metadata (the decoder keeps it for the records that follow).
     Callsite(Arc<Callsite>),
-    /// A writing process started (the decoder forgets the previous one's callsites and spans).
+    /// A writing process started (the decoder forgets the previous one's callsites, spans
+    /// and clock).
     Session {
         /// The writing process's id.
         pid: u32,
+    },
+    /// The writing process tied its timestamp clock to Unix time (the decoder keeps it to
+    /// convert the times of the records that follow; see `Builder::tsc`).
+    Clock {
+        /// The Unix time of the anchor, in nanoseconds.
+        unix_ns: u64,
     },
     /// Not a tracing record (for example a `MakeWriter` line, which is text).
     Other,
@@ -163,6 +171,9 @@ pub enum DecodeError {
     FieldType(u8),
     /// An event or span whose callsite metadata is not in the part of the log read so far.
     UnknownCallsite(u64),
+    /// A timestamp in clock ticks with no clock record earlier in its session in the part of
+    /// the log read so far.
+    UnknownClock,
     /// A field index beyond its callsite's field names.
     FieldIndex(u8),
     /// Text that is not UTF-8 (at this byte offset).
@@ -181,6 +192,12 @@ impl fmt::Display for DecodeError {
             DecodeError::FieldType(t) => write!(f, "unknown field type {t}"),
             DecodeError::UnknownCallsite(id) => {
                 write!(f, "callsite {id:#x} not described earlier in the log")
+            }
+            DecodeError::UnknownClock => {
+                write!(
+                    f,
+                    "timestamp in clock ticks with no clock record earlier in the log"
+                )
             }
             DecodeError::FieldIndex(i) => write!(f, "field index {i} beyond the callsite's"),
             DecodeError::Utf8 { offset } => write!(f, "text at byte {offset} is not UTF-8"),
@@ -221,6 +238,8 @@ impl std::error::Error for DecodeError {}
 pub struct Decoder {
     callsites: HashMap<u64, Arc<Callsite>>,
     spans: HashMap<u64, Arc<Span>>,
+    /// The session's last clock record: anchor ticks, anchor Unix ns, scale.
+    clock: Option<(u64, u64, u64)>,
 }
 
 struct Cur<'a> {
@@ -314,10 +333,11 @@ impl Decoder {
     }
 
     /// Takes in a preamble frame's payload ([`ringwal::Iter::take_preamble`]): the callsite
-    /// metadata the writer repeats at the start of each segment, so that a reader starting
-    /// at any segment can decode the events after it. Hand each one over before the record
-    /// it was read with. A callsite record is learned (as [`decode`](Self::decode) would);
-    /// anything else — another program's preamble, a session — changes nothing.
+    /// metadata and the clock the writer repeats at the start of each segment, so that a
+    /// reader starting at any segment can decode the events after it. Hand each one over
+    /// before the record it was read with. A callsite or clock record is learned (as
+    /// [`decode`](Self::decode) would); anything else — another program's preamble, a
+    /// session — changes nothing.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -359,7 +379,10 @@ impl Decoder {
         match payload.get(3) {
             Some(kind)
                 if wire::is_tracing_record(payload)
-                    && kind & !wire::TRUNCATED == wire::KIND_CALLSITE =>
+                    && matches!(
+                        kind & !wire::TRUNCATED,
+                        wire::KIND_CALLSITE | wire::KIND_CLOCK
+                    ) =>
             {
                 self.decode(payload).map(drop)
             }
@@ -377,7 +400,7 @@ impl Decoder {
             pos: 2,
         };
         let version = c.u8()?;
-        if version != wire::VERSION {
+        if version != wire::VERSION && version != wire::VERSION_NS {
             return Err(DecodeError::Version(version));
         }
         let kind_byte = c.u8()?;
@@ -388,7 +411,15 @@ impl Decoder {
                 c.u64()?;
                 self.callsites.clear();
                 self.spans.clear();
+                self.clock = None;
                 Ok(Record::Session { pid })
+            }
+            wire::KIND_CLOCK if version == wire::VERSION => {
+                let ticks = c.u64()?;
+                let unix_ns = c.u64()?;
+                let scale = c.u64()?;
+                self.clock = Some((ticks, unix_ns, scale));
+                Ok(Record::Clock { unix_ns })
             }
             wire::KIND_CALLSITE => {
                 let id = c.u64()?;
@@ -419,10 +450,11 @@ impl Decoder {
             }
             wire::KIND_EVENT => {
                 let id = c.u64()?;
-                let time_ns = c.u64()?;
+                let time = c.u64()?;
                 let thread = c.u64()?;
                 let span = opt(c.u64()?);
                 let callsite = self.callsite(id)?;
+                let time_ns = self.time(version, time)?;
                 let fields = fields(&mut c, &callsite)?;
                 Ok(Record::Event(Event {
                     scope: self.scope(span),
@@ -474,7 +506,7 @@ impl Decoder {
             }
             wire::KIND_LOG => {
                 let level = level_from(c.u8()?);
-                let time_ns = c.u64()?;
+                let time_ns = self.time(version, c.u64()?)?;
                 let thread = c.u64()?;
                 let line = c.u32()?;
                 // A record cut short (flagged) keeps what fit: the rest reads as absent.
@@ -507,6 +539,16 @@ impl Decoder {
             }
             k => Err(DecodeError::Kind(k)),
         }
+    }
+
+    /// A record's time in Unix nanoseconds: as written in version 1, converted by the
+    /// session's clock in version 2.
+    fn time(&self, version: u8, time: u64) -> Result<u64, DecodeError> {
+        if version == wire::VERSION_NS {
+            return Ok(time);
+        }
+        let (ticks, unix_ns, scale) = self.clock.ok_or(DecodeError::UnknownClock)?;
+        Ok(crate::clock::to_unix_ns(time, ticks, unix_ns, scale))
     }
 
     fn callsite(&self, id: u64) -> Result<Arc<Callsite>, DecodeError> {

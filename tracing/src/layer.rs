@@ -2,13 +2,13 @@
 //! byte ring.
 
 use crate::callsites::Callsites;
+use crate::clock::{unix_ns, Anchor, Clock};
 use crate::wire::{self, Enc};
 use ringwal::ByteEmitter;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Metadata, Subscriber};
@@ -45,6 +45,7 @@ pub const DEFAULT_EVENT_BYTES: usize = 512;
 pub struct Layer {
     emitter: ByteEmitter,
     callsites: Arc<Callsites>,
+    clock: Arc<Clock>,
     event_bytes: usize,
 }
 
@@ -52,15 +53,9 @@ impl fmt::Debug for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Layer")
             .field("event_bytes", &self.event_bytes)
+            .field("tsc", &self.clock.is_tsc())
             .finish_non_exhaustive()
     }
-}
-
-/// Nanoseconds since the Unix epoch (0 for a clock before it).
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
 }
 
 /// A small number per thread (1, 2, ...), given the first time the thread records.
@@ -86,12 +81,18 @@ fn callsite_id(meta: &'static Metadata<'static>) -> u64 {
 /// The room a callsite's metadata record gets (longer names are cut, flagged truncated).
 const CALLSITE_BYTES: usize = 4096;
 
-/// The preamble of every segment the writer creates: a metadata record for each callsite
-/// `callsites` has described so far, so that a reader starting at any segment (after
-/// rotation, or retention) can decode the events after it. Runs on the writer's thread.
-pub(crate) fn segment_preamble(callsites: Arc<Callsites>) -> ringwal::SegmentPreamble {
+/// The preamble of every segment the writer creates: a clock record and a metadata record for
+/// each callsite `callsites` has described so far, so that a reader starting at any segment
+/// (after rotation, or retention) can decode the events after it and convert their times.
+/// Runs on the writer's thread.
+pub(crate) fn segment_preamble(
+    callsites: Arc<Callsites>,
+    clock: Arc<Clock>,
+) -> ringwal::SegmentPreamble {
     ringwal::SegmentPreamble::new(move |preamble| {
         let mut buf = vec![0u8; CALLSITE_BYTES];
+        let n = encode_clock(&mut buf, clock.anchor());
+        let _ = preamble.push(&buf[..n]);
         for meta in callsites.described() {
             let n = encode_callsite(&mut buf, callsite_id(meta), meta);
             // At most CALLSITE_BYTES: far below the frame limit.
@@ -103,21 +104,49 @@ pub(crate) fn segment_preamble(callsites: Arc<Callsites>) -> ringwal::SegmentPre
 impl Layer {
     /// A layer emitting through `emitter`, knowing which callsites `callsites` says were
     /// described (shared with the writer's [`segment_preamble`]).
-    pub(crate) fn new(emitter: ByteEmitter, event_bytes: usize, callsites: Arc<Callsites>) -> Self {
+    pub(crate) fn new(
+        emitter: ByteEmitter,
+        event_bytes: usize,
+        callsites: Arc<Callsites>,
+        clock: Arc<Clock>,
+    ) -> Self {
         let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
         let layer = Layer {
             emitter,
             callsites,
+            clock,
             event_bytes,
         };
-        // A session record: callsite ids (addresses) are only meaningful within one process.
+        // A session record: callsite ids (addresses) and clock ticks are only meaningful
+        // within one process. Then the clock the session's timestamps are read with.
         let _ = layer.emitter.emit_with(16, |buf| {
             let mut enc = Enc::new(buf, wire::KIND_SESSION);
             enc.u32(std::process::id());
-            enc.u64(now_ns());
+            enc.u64(unix_ns());
             enc.finish()
         });
+        layer.write_clock(layer.clock.anchor());
         layer
+    }
+
+    fn write_clock(&self, anchor: Anchor) {
+        let _ = self
+            .emitter
+            .emit_with(CLOCK_BYTES, |buf| encode_clock(buf, anchor));
+    }
+
+    /// A timestamp in the clock's ticks. When the clock's anchor is due for renewal, the
+    /// thread that renews it writes the new anchor first (earlier in the ring than the
+    /// caller's record, so earlier in the log).
+    #[inline]
+    fn stamp(&self) -> u64 {
+        let ticks = self.clock.ticks();
+        if self.clock.is_due(ticks) {
+            if let Some(anchor) = self.clock.renew() {
+                self.write_clock(anchor);
+            }
+        }
+        ticks
     }
 
     /// The writer's emitter this layer writes through (for [`flush`](ByteEmitter::flush) or
@@ -141,6 +170,15 @@ impl Layer {
                 .is_ok()
         });
     }
+}
+
+/// A clock record's size.
+const CLOCK_BYTES: usize = wire::HEADER + 24;
+
+fn encode_clock(buf: &mut [u8], anchor: Anchor) -> usize {
+    let mut enc = Enc::new(buf, wire::KIND_CLOCK);
+    enc.u64s([anchor.ticks, anchor.unix_ns, anchor.scale]);
+    enc.finish()
 }
 
 fn encode_callsite(buf: &mut [u8], id: u64, meta: &'static Metadata<'static>) -> usize {
@@ -198,23 +236,26 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
         } else {
             span_u64(ctx.current_span().id())
         };
+        let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             let mut enc = Enc::new(buf, wire::KIND_SPAN_NEW);
-            enc.u64(id.into_u64());
-            enc.u64(parent);
-            enc.u64(callsite_id(meta));
-            enc.u64(now_ns());
-            enc.u64(thread_number());
+            enc.u64s([
+                id.into_u64(),
+                parent,
+                callsite_id(meta),
+                time,
+                thread_number(),
+            ]);
             attrs.record(&mut enc);
             enc.finish()
         });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             let mut enc = Enc::new(buf, wire::KIND_SPAN_RECORD);
-            enc.u64(id.into_u64());
-            enc.u64(now_ns());
+            enc.u64s([id.into_u64(), time]);
             values.record(&mut enc);
             enc.finish()
         });
@@ -230,22 +271,20 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
         } else {
             span_u64(ctx.current_span().id())
         };
+        let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             let mut enc = Enc::new(buf, wire::KIND_EVENT);
-            enc.u64(callsite_id(meta));
-            enc.u64(now_ns());
-            enc.u64(thread_number());
-            enc.u64(span);
+            enc.u64s([callsite_id(meta), time, thread_number(), span]);
             event.record(&mut enc);
             enc.finish()
         });
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        let time = self.stamp();
         let _ = self.emitter.emit_with(24, |buf| {
             let mut enc = Enc::new(buf, wire::KIND_SPAN_CLOSE);
-            enc.u64(id.into_u64());
-            enc.u64(now_ns());
+            enc.u64s([id.into_u64(), time]);
             enc.finish()
         });
     }

@@ -5,7 +5,8 @@
 //! writer's lock-free byte ring (the callsite's id, a timestamp, the thread, the current span,
 //! the field values typed; the message and `Debug` values formatted into the record's own
 //! bytes): no allocation, no lock, no channel, and under [`ringwal::Idle::Poll`] no syscall on
-//! the emitting thread. Each callsite's static metadata (level, target, name, file, line,
+//! the emitting thread. Timestamps are read from the CPU's time-stamp counter where the kernel
+//! keeps time with it, and tied to Unix time by clock records in the log ([`Builder::tsc`]). Each callsite's static metadata (level, target, name, file, line,
 //! field names) is written once, the first time it is seen, and again at the start of every
 //! segment the writer creates (its preamble), so a reader starting at any segment — after
 //! rotation, or once retention deleted the oldest — decodes what follows. The writer thread persists the
@@ -31,6 +32,7 @@
 
 #[cfg(feature = "subscriber")]
 mod callsites;
+mod clock;
 mod decode;
 #[cfg(feature = "subscriber")]
 mod guard;

@@ -1,6 +1,7 @@
 //! [`Logger`]: a `log::Log` with the layer's binary capture.
 
-use crate::layer::{now_ns, thread_number};
+use crate::clock::unix_ns;
+use crate::layer::thread_number;
 use crate::wire::{self, Enc};
 use ringwal::ByteEmitter;
 use std::fmt::Write as _;
@@ -74,9 +75,11 @@ impl log::Log for Logger {
             return;
         }
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_LOG);
+            // Version 1: the time in Unix nanoseconds (a `Logger` may write to a log no
+            // layer writes clock records to).
+            let mut enc = Enc::with_version(buf, wire::VERSION_NS, wire::KIND_LOG);
             enc.u8(level_byte(record.level()));
-            enc.u64(now_ns());
+            enc.u64(unix_ns());
             enc.u64(thread_number());
             enc.u32(record.line().unwrap_or(wire::NO_LINE));
             enc.str16(Some(record.target()));

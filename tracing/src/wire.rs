@@ -9,11 +9,17 @@
 //! |---|---|
 //! | 0 session | pid u32, start time ns u64 |
 //! | 1 callsite | id u64, level u8, is_span u8, line u32 (`u32::MAX`: none), name, target, module, file (str16; module/file `0xFFFF`: none), field count u8, field names (str16) |
-//! | 2 event | callsite u64, time ns u64, thread u64, span u64 (0: none), fields |
-//! | 3 span opened | span u64, parent u64 (0: none), callsite u64, time ns u64, thread u64, fields |
-//! | 4 span recorded | span u64, time ns u64, fields |
-//! | 5 span closed | span u64, time ns u64 |
-//! | 6 log | level u8, time ns u64, thread u64, line u32, target, module, file (str16), message (str32) |
+//! | 2 event | callsite u64, time u64, thread u64, span u64 (0: none), fields |
+//! | 3 span opened | span u64, parent u64 (0: none), callsite u64, time u64, thread u64, fields |
+//! | 4 span recorded | span u64, time u64, fields |
+//! | 5 span closed | span u64, time u64 |
+//! | 6 log | level u8, time u64, thread u64, line u32, target, module, file (str16), message (str32) |
+//! | 7 clock (version 2) | ticks u64, Unix time ns u64, scale u64 (ns per 2³² ticks) |
+//!
+//! The two versions differ only in their times (kinds 2 to 6): in version 1 they are
+//! nanoseconds since the Unix epoch; in version 2 they are ticks of the writing process's
+//! clock, converted by the last clock record (kind 7) before them in the same session (see
+//! `clock.rs`). The layer writes version 2, the `log` backend version 1.
 //!
 //! A field is its index in the callsite's field set (u8), a type byte and the value: u64, i64,
 //! f64 (8 bytes), bool (1), str or debug-formatted text (str32: u32 length + UTF-8). A record
@@ -23,7 +29,10 @@
 use std::fmt;
 
 pub(crate) const MAGIC: [u8; 2] = [0xFF, b'T'];
-pub(crate) const VERSION: u8 = 1;
+/// The layer's records: times in clock ticks.
+pub(crate) const VERSION: u8 = 2;
+/// Times in Unix nanoseconds (the `log` backend's records; every record before version 2).
+pub(crate) const VERSION_NS: u8 = 1;
 pub(crate) const TRUNCATED: u8 = 0x80;
 pub(crate) const HEADER: usize = 4;
 
@@ -34,6 +43,7 @@ pub(crate) const KIND_SPAN_NEW: u8 = 3;
 pub(crate) const KIND_SPAN_RECORD: u8 = 4;
 pub(crate) const KIND_SPAN_CLOSE: u8 = 5;
 pub(crate) const KIND_LOG: u8 = 6;
+pub(crate) const KIND_CLOCK: u8 = 7;
 
 pub(crate) const T_U64: u8 = 0;
 pub(crate) const T_I64: u8 = 1;
@@ -73,14 +83,20 @@ pub(crate) struct Enc<'a> {
 
 #[cfg_attr(not(feature = "subscriber"), allow(dead_code))]
 impl<'a> Enc<'a> {
-    /// Starts a record of `kind`. `buf` must hold at least the header (callers reserve more).
+    /// Starts a record of `kind`, of the current [`VERSION`]. `buf` must hold at least the
+    /// header (callers reserve more).
     pub(crate) fn new(buf: &'a mut [u8], kind: u8) -> Self {
+        Enc::with_version(buf, VERSION, kind)
+    }
+
+    /// Starts a record of `kind` of format `version`.
+    pub(crate) fn with_version(buf: &'a mut [u8], version: u8, kind: u8) -> Self {
         let mut enc = Enc {
             buf,
             pos: 0,
             truncated: false,
         };
-        enc.put(&[MAGIC[0], MAGIC[1], VERSION, kind]);
+        enc.put(&[MAGIC[0], MAGIC[1], version, kind]);
         enc
     }
 
@@ -98,6 +114,7 @@ impl<'a> Enc<'a> {
     }
 
     /// Writes all of `bytes` or (not enough room) nothing, and marks the record truncated.
+    #[inline]
     pub(crate) fn put(&mut self, bytes: &[u8]) -> bool {
         if self.truncated {
             return false;
@@ -123,6 +140,23 @@ impl<'a> Enc<'a> {
     }
     pub(crate) fn u64(&mut self, v: u64) -> bool {
         self.put(&v.to_le_bytes())
+    }
+    /// Several u64 at once, or (not enough room) none (a record's fixed header: one bounds
+    /// check, copies of known size).
+    #[inline]
+    pub(crate) fn u64s<const N: usize>(&mut self, vs: [u64; N]) -> bool {
+        if self.truncated {
+            return false;
+        }
+        let Some(dst) = self.buf.get_mut(self.pos..self.pos + 8 * N) else {
+            self.truncated = true;
+            return false;
+        };
+        for (d, v) in dst.chunks_exact_mut(8).zip(vs) {
+            d.copy_from_slice(&v.to_le_bytes());
+        }
+        self.pos += 8 * N;
+        true
     }
 
     /// A short string (metadata): u16 length + bytes, or nothing if it does not fit whole.
@@ -252,6 +286,19 @@ mod tests {
         let len = u32::from_le_bytes(buf[6..10].try_into().unwrap()) as usize;
         assert_eq!(used, 10 + len);
         assert_eq!(std::str::from_utf8(&buf[10..10 + len]).unwrap(), "aé");
+    }
+
+    #[test]
+    fn a_fixed_header_is_written_whole_or_not_at_all() {
+        let mut buf = [0u8; 24];
+        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        assert!(enc.u64s([1, 2]));
+        assert!(!enc.u64s([3]), "4 + 16 + 8 > 24");
+        assert!(enc.is_truncated());
+        assert_eq!(enc.finish(), 20);
+        assert_eq!(buf[4..12], 1u64.to_le_bytes());
+        assert_eq!(buf[12..20], 2u64.to_le_bytes());
+        assert_eq!(buf[20..], [0; 4]);
     }
 
     #[test]
