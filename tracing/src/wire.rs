@@ -239,6 +239,7 @@ pub(crate) struct TextWriter<'e, 'a> {
 }
 
 impl fmt::Write for TextWriter<'_, '_> {
+    #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let enc = &mut *self.enc;
         if enc.truncated {
@@ -250,13 +251,60 @@ impl fmt::Write for TextWriter<'_, '_> {
         } else {
             floor_char_boundary(s, room)
         };
-        enc.buf[enc.pos..enc.pos + take].copy_from_slice(&s.as_bytes()[..take]);
+        copy_short(&mut enc.buf[enc.pos..enc.pos + take], &s.as_bytes()[..take]);
         enc.pos += take;
         if take < s.len() {
             enc.truncated = true;
             return Err(fmt::Error);
         }
         Ok(())
+    }
+
+    /// A character in place (the default goes through a `&str` and `write_str`): `Debug`
+    /// output writes its quotes, braces and escapes one character at a time.
+    #[inline]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        let enc = &mut *self.enc;
+        if enc.truncated {
+            return Err(fmt::Error);
+        }
+        let n = c.len_utf8();
+        match enc.buf.get_mut(enc.pos..enc.pos + n) {
+            Some(dst) => {
+                c.encode_utf8(dst);
+                enc.pos += n;
+                Ok(())
+            }
+            None => {
+                enc.truncated = true;
+                Err(fmt::Error)
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths) without a call to `memcpy` for the short pieces
+/// formatting writes (names, separators, short values): up to 16 bytes as two overlapping
+/// loads and stores.
+#[inline]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        0 => {}
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -286,6 +334,36 @@ mod tests {
         let len = u32::from_le_bytes(buf[6..10].try_into().unwrap()) as usize;
         assert_eq!(used, 10 + len);
         assert_eq!(std::str::from_utf8(&buf[10..10 + len]).unwrap(), "aé");
+    }
+
+    #[test]
+    fn short_copies_copy_every_byte() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut dst = vec![0u8; n];
+            copy_short(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn characters_are_written_whole_or_cut_there() {
+        // 4 header + 2 field + 4 length = 10; 5 bytes of room for the text.
+        let mut buf = [0u8; 15];
+        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        enc.field(0, T_DEBUG, 4);
+        let whole = enc.text(|w| {
+            use fmt::Write as _;
+            w.write_char('a')?;
+            w.write_char('é')?;
+            w.write_char('€') // 3 bytes, 2 left
+        });
+        assert!(!whole && enc.is_truncated());
+        let used = enc.finish();
+        assert_eq!(buf[3], KIND_EVENT | TRUNCATED);
+        assert_eq!(used, 13);
+        assert_eq!(u32::from_le_bytes(buf[6..10].try_into().unwrap()), 3);
+        assert_eq!(std::str::from_utf8(&buf[10..13]).unwrap(), "aé");
     }
 
     #[test]
