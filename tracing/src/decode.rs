@@ -418,6 +418,9 @@ impl Decoder {
                 let ticks = c.u64()?;
                 let unix_ns = c.u64()?;
                 let scale = c.u64()?;
+                if !c.done() {
+                    return Err(DecodeError::Truncated { offset: c.pos });
+                }
                 self.clock = Some((ticks, unix_ns, scale));
                 Ok(Record::Clock { unix_ns })
             }
@@ -595,4 +598,118 @@ fn fields(c: &mut Cur<'_>, callsite: &Callsite) -> Result<Vec<Field>, DecodeErro
         out.push((name, value));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record of `version` and `kind` with `body`.
+    fn rec(version: u8, kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![wire::MAGIC[0], wire::MAGIC[1], version, kind];
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn words(ws: &[u64]) -> Vec<u8> {
+        ws.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    fn session() -> Vec<u8> {
+        let mut body = 7u32.to_le_bytes().to_vec();
+        body.extend(words(&[0]));
+        rec(wire::VERSION, wire::KIND_SESSION, &body)
+    }
+
+    fn callsite(version: u8) -> Vec<u8> {
+        let mut body = words(&[0x1000]);
+        body.extend([2, 0]); // INFO, an event
+        body.extend(wire::NO_LINE.to_le_bytes());
+        for s in ["tick", "t"] {
+            body.extend((s.len() as u16).to_le_bytes());
+            body.extend(s.as_bytes());
+        }
+        body.extend(wire::NONE16.to_le_bytes());
+        body.extend(wire::NONE16.to_le_bytes());
+        body.push(0); // no fields
+        rec(version, wire::KIND_CALLSITE, &body)
+    }
+
+    fn clock(ticks: u64, unix_ns: u64, scale: u64) -> Vec<u8> {
+        rec(
+            wire::VERSION,
+            wire::KIND_CLOCK,
+            &words(&[ticks, unix_ns, scale]),
+        )
+    }
+
+    fn event(version: u8, time: u64) -> Vec<u8> {
+        rec(version, wire::KIND_EVENT, &words(&[0x1000, time, 1, 0]))
+    }
+
+    fn time(d: &mut Decoder, record: &[u8]) -> Result<u64, DecodeError> {
+        match d.decode(record)? {
+            Record::Event(e) => Ok(e.time_ns),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn times_convert_by_the_last_clock_record_of_the_session() {
+        let mut d = Decoder::new();
+        d.decode(&session()).unwrap();
+        d.decode(&callsite(wire::VERSION)).unwrap();
+        assert_eq!(
+            time(&mut d, &event(wire::VERSION, 3_000)),
+            Err(DecodeError::UnknownClock)
+        );
+        // 3 ticks per ns, anchored at 3,000 ticks = 1,000,000 ns.
+        let third = crate::clock::measure((0, 0), (3, 1)).unwrap();
+        assert_eq!(
+            d.decode(&clock(3_000, 1_000_000, third)),
+            Ok(Record::Clock { unix_ns: 1_000_000 })
+        );
+        assert_eq!(time(&mut d, &event(wire::VERSION, 6_000)), Ok(1_001_000));
+        assert_eq!(time(&mut d, &event(wire::VERSION, 2_997)), Ok(999_999));
+        // A later anchor, at 1 ns per tick: it is the one used.
+        d.decode(&clock(10_000, 2_000_000, crate::clock::NS_SCALE))
+            .unwrap();
+        assert_eq!(time(&mut d, &event(wire::VERSION, 10_500)), Ok(2_000_500));
+        // Version 1 times are nanoseconds, clock or not.
+        assert_eq!(time(&mut d, &event(wire::VERSION_NS, 42)), Ok(42));
+        // A new session forgets the clock (and the callsites).
+        d.decode(&session()).unwrap();
+        d.decode(&callsite(wire::VERSION)).unwrap();
+        assert_eq!(
+            time(&mut d, &event(wire::VERSION, 10_500)),
+            Err(DecodeError::UnknownClock)
+        );
+        // A span's time is not converted: no clock needed.
+        let span = rec(wire::VERSION, wire::KIND_SPAN_CLOSE, &words(&[5, 99]));
+        assert_eq!(d.decode(&span), Ok(Record::SpanClosed(5)));
+        // A segment preamble's clock record is learned.
+        d.decode_preamble(&clock(0, 5_000, crate::clock::NS_SCALE))
+            .unwrap();
+        assert_eq!(time(&mut d, &event(wire::VERSION, 7)), Ok(5_007));
+    }
+
+    #[test]
+    fn a_clock_record_of_another_length_or_version_is_an_error() {
+        let mut d = Decoder::new();
+        let mut long = clock(1, 2, 3);
+        long.push(0);
+        assert_eq!(d.decode(&long), Err(DecodeError::Truncated { offset: 28 }));
+        let short = &clock(1, 2, 3)[..27];
+        assert!(matches!(
+            d.decode(short),
+            Err(DecodeError::Truncated { .. })
+        ));
+        let v1 = rec(wire::VERSION_NS, wire::KIND_CLOCK, &words(&[1, 2, 3]));
+        assert_eq!(d.decode(&v1), Err(DecodeError::Kind(wire::KIND_CLOCK)));
+        d.decode(&callsite(wire::VERSION)).unwrap();
+        assert_eq!(
+            time(&mut d, &event(wire::VERSION, 1)),
+            Err(DecodeError::UnknownClock)
+        );
+    }
 }

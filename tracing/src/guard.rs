@@ -82,14 +82,21 @@ impl Builder {
     }
 
     /// Whether the layer may read its timestamps from the CPU's time-stamp counter (default
-    /// `true`). It does where the kernel keeps time with it (x86-64 Linux whose clocksource
-    /// is `tsc`): a read costs about a quarter of a system-clock read, and the log ties the
-    /// counter to Unix time (clock records: at the start, in every segment's preamble, and
-    /// renewed every second at most while events are recorded), so readers show Unix times
-    /// as before. Elsewhere, or with `false`, every timestamp is a system-clock read. The
-    /// [`Logger`](crate::Logger) always reads the system clock.
+    /// `true`). It does where the kernel keeps time with it when the layer is built (x86-64
+    /// Linux whose clocksource is `tsc`; KVM guests on `kvm-clock` do not): a read costs
+    /// about a quarter of a system-clock read, and the log ties the counter to Unix time with
+    /// clock records — at the start, in every segment's preamble, and renewed at least once a
+    /// second while events are recorded (also at once after the counter went backwards, e.g.
+    /// a resume from suspend) — so readers show Unix times, accurate to about a microsecond.
+    /// Its records are format version 2, which needs a reader of this version or later.
     ///
-    /// Building a layer with the counter measures its rate for about a millisecond.
+    /// Elsewhere, or with `false`, every timestamp is a system-clock read and the records are
+    /// format version 1 (older readers read them). Choose `false` where reading the counter
+    /// is slow (a hypervisor that traps it) or forbidden (`prctl(PR_SET_TSC)`: it would be a
+    /// `SIGSEGV`). The [`Logger`](crate::Logger) always reads the system clock.
+    ///
+    /// Building a layer that uses the counter measures its rate first: a millisecond's spin
+    /// on the building thread.
     pub fn tsc(mut self, tsc: bool) -> Self {
         self.tsc = tsc;
         self

@@ -46,6 +46,9 @@ pub struct Layer {
     emitter: ByteEmitter,
     callsites: Arc<Callsites>,
     clock: Arc<Clock>,
+    /// The record format: [`wire::VERSION`] (times in counter ticks) or
+    /// [`wire::VERSION_NS`] (Unix nanoseconds), as the clock says.
+    version: u8,
     event_bytes: usize,
 }
 
@@ -81,20 +84,32 @@ fn callsite_id(meta: &'static Metadata<'static>) -> u64 {
 /// The room a callsite's metadata record gets (longer names are cut, flagged truncated).
 const CALLSITE_BYTES: usize = 4096;
 
-/// The preamble of every segment the writer creates: a clock record and a metadata record for
-/// each callsite `callsites` has described so far, so that a reader starting at any segment
-/// (after rotation, or retention) can decode the events after it and convert their times.
-/// Runs on the writer's thread.
+/// The version of the records written with `clock`.
+fn version(clock: &Clock) -> u8 {
+    if clock.is_tsc() {
+        wire::VERSION
+    } else {
+        wire::VERSION_NS
+    }
+}
+
+/// The preamble of every segment the writer creates: a clock record (if the clock is the
+/// counter) and a metadata record for each callsite `callsites` has described so far, so that
+/// a reader starting at any segment (after rotation, or retention) can decode the events after
+/// it and convert their times. Runs on the writer's thread.
 pub(crate) fn segment_preamble(
     callsites: Arc<Callsites>,
     clock: Arc<Clock>,
 ) -> ringwal::SegmentPreamble {
     ringwal::SegmentPreamble::new(move |preamble| {
         let mut buf = vec![0u8; CALLSITE_BYTES];
-        let n = encode_clock(&mut buf, clock.anchor());
-        let _ = preamble.push(&buf[..n]);
+        let version = version(&clock);
+        if clock.is_tsc() {
+            let n = encode_clock(&mut buf, clock.anchor());
+            let _ = preamble.push(&buf[..n]);
+        }
         for meta in callsites.described() {
-            let n = encode_callsite(&mut buf, callsite_id(meta), meta);
+            let n = encode_callsite(&mut buf, version, callsite_id(meta), meta);
             // At most CALLSITE_BYTES: far below the frame limit.
             let _ = preamble.push(&buf[..n]);
         }
@@ -114,25 +129,29 @@ impl Layer {
         let layer = Layer {
             emitter,
             callsites,
+            version: version(&clock),
             clock,
             event_bytes,
         };
         // A session record: callsite ids (addresses) and clock ticks are only meaningful
         // within one process. Then the clock the session's timestamps are read with.
         let _ = layer.emitter.emit_with(16, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_SESSION);
+            let mut enc = Enc::new(buf, layer.version, wire::KIND_SESSION);
             enc.u32(std::process::id());
             enc.u64(unix_ns());
             enc.finish()
         });
-        layer.write_clock(layer.clock.anchor());
+        if layer.clock.is_tsc() {
+            layer.write_clock(layer.clock.anchor());
+        }
         layer
     }
 
-    fn write_clock(&self, anchor: Anchor) {
-        let _ = self
-            .emitter
-            .emit_with(CLOCK_BYTES, |buf| encode_clock(buf, anchor));
+    /// Writes a clock record; whether the ring took it.
+    fn write_clock(&self, anchor: Anchor) -> bool {
+        self.emitter
+            .emit_with(CLOCK_BYTES, |buf| encode_clock(buf, anchor))
+            .is_ok()
     }
 
     /// A timestamp in the clock's ticks. When the clock's anchor is due for renewal, the
@@ -142,9 +161,7 @@ impl Layer {
     fn stamp(&self) -> u64 {
         let ticks = self.clock.ticks();
         if self.clock.is_due(ticks) {
-            if let Some(anchor) = self.clock.renew() {
-                self.write_clock(anchor);
-            }
+            self.clock.renew(|anchor| self.write_clock(anchor));
         }
         ticks
     }
@@ -165,7 +182,7 @@ impl Layer {
             }
             self.emitter
                 .emit_with(self.emitter.max_record_len().min(CALLSITE_BYTES), |buf| {
-                    encode_callsite(buf, id, meta)
+                    encode_callsite(buf, self.version, id, meta)
                 })
                 .is_ok()
         });
@@ -176,13 +193,18 @@ impl Layer {
 const CLOCK_BYTES: usize = wire::HEADER + 24;
 
 fn encode_clock(buf: &mut [u8], anchor: Anchor) -> usize {
-    let mut enc = Enc::new(buf, wire::KIND_CLOCK);
+    let mut enc = Enc::new(buf, wire::VERSION, wire::KIND_CLOCK);
     enc.u64s([anchor.ticks, anchor.unix_ns, anchor.scale]);
     enc.finish()
 }
 
-fn encode_callsite(buf: &mut [u8], id: u64, meta: &'static Metadata<'static>) -> usize {
-    let mut enc = Enc::new(buf, wire::KIND_CALLSITE);
+fn encode_callsite(
+    buf: &mut [u8],
+    version: u8,
+    id: u64,
+    meta: &'static Metadata<'static>,
+) -> usize {
+    let mut enc = Enc::new(buf, version, wire::KIND_CALLSITE);
     enc.u64(id);
     enc.u8(wire::level_byte(meta.level()));
     enc.u8(u8::from(meta.is_span()));
@@ -238,7 +260,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
         };
         let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_SPAN_NEW);
+            let mut enc = Enc::new(buf, self.version, wire::KIND_SPAN_NEW);
             enc.u64s([
                 id.into_u64(),
                 parent,
@@ -254,7 +276,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
         let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_SPAN_RECORD);
+            let mut enc = Enc::new(buf, self.version, wire::KIND_SPAN_RECORD);
             enc.u64s([id.into_u64(), time]);
             values.record(&mut enc);
             enc.finish()
@@ -273,7 +295,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
         };
         let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_EVENT);
+            let mut enc = Enc::new(buf, self.version, wire::KIND_EVENT);
             enc.u64s([callsite_id(meta), time, thread_number(), span]);
             event.record(&mut enc);
             enc.finish()
@@ -283,7 +305,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
         let time = self.stamp();
         let _ = self.emitter.emit_with(24, |buf| {
-            let mut enc = Enc::new(buf, wire::KIND_SPAN_CLOSE);
+            let mut enc = Enc::new(buf, self.version, wire::KIND_SPAN_CLOSE);
             enc.u64s([id.into_u64(), time]);
             enc.finish()
         });

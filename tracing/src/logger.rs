@@ -77,7 +77,7 @@ impl log::Log for Logger {
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             // Version 1: the time in Unix nanoseconds (a `Logger` may write to a log no
             // layer writes clock records to).
-            let mut enc = Enc::with_version(buf, wire::VERSION_NS, wire::KIND_LOG);
+            let mut enc = Enc::new(buf, wire::VERSION_NS, wire::KIND_LOG);
             enc.u8(level_byte(record.level()));
             enc.u64(unix_ns());
             enc.u64(thread_number());

@@ -19,7 +19,8 @@
 //! The two versions differ only in their times (kinds 2 to 6): in version 1 they are
 //! nanoseconds since the Unix epoch; in version 2 they are ticks of the writing process's
 //! clock, converted by the last clock record (kind 7) before them in the same session (see
-//! `clock.rs`). The layer writes version 2, the `log` backend version 1.
+//! `clock.rs`). The layer writes version 2 where it reads the time-stamp counter, version 1
+//! elsewhere; the `log` backend always writes version 1.
 //!
 //! A field is its index in the callsite's field set (u8), a type byte and the value: u64, i64,
 //! f64 (8 bytes), bool (1), str or debug-formatted text (str32: u32 length + UTF-8). A record
@@ -83,14 +84,10 @@ pub(crate) struct Enc<'a> {
 
 #[cfg_attr(not(feature = "subscriber"), allow(dead_code))]
 impl<'a> Enc<'a> {
-    /// Starts a record of `kind`, of the current [`VERSION`]. `buf` must hold at least the
-    /// header (callers reserve more).
-    pub(crate) fn new(buf: &'a mut [u8], kind: u8) -> Self {
-        Enc::with_version(buf, VERSION, kind)
-    }
-
-    /// Starts a record of `kind` of format `version`.
-    pub(crate) fn with_version(buf: &'a mut [u8], version: u8, kind: u8) -> Self {
+    /// Starts a record of format `version` ([`VERSION`] with times in clock ticks,
+    /// [`VERSION_NS`] in Unix nanoseconds) and `kind`. `buf` must hold at least the header
+    /// (callers reserve more).
+    pub(crate) fn new(buf: &'a mut [u8], version: u8, kind: u8) -> Self {
         let mut enc = Enc {
             buf,
             pos: 0,
@@ -327,7 +324,7 @@ mod tests {
     #[test]
     fn text_is_cut_at_a_char_boundary_and_flagged() {
         let mut buf = [0u8; 14];
-        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        let mut enc = Enc::new(&mut buf, VERSION, KIND_EVENT);
         enc.field_str(0, "aé€x"); // 2 + 4 + 7 bytes > 10 left
         let used = enc.finish();
         assert_eq!(buf[3], KIND_EVENT | TRUNCATED);
@@ -350,7 +347,7 @@ mod tests {
     fn characters_are_written_whole_or_cut_there() {
         // 4 header + 2 field + 4 length = 10; 5 bytes of room for the text.
         let mut buf = [0u8; 15];
-        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        let mut enc = Enc::new(&mut buf, VERSION, KIND_EVENT);
         enc.field(0, T_DEBUG, 4);
         let whole = enc.text(|w| {
             use fmt::Write as _;
@@ -369,7 +366,7 @@ mod tests {
     #[test]
     fn a_fixed_header_is_written_whole_or_not_at_all() {
         let mut buf = [0u8; 24];
-        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        let mut enc = Enc::new(&mut buf, VERSION, KIND_EVENT);
         assert!(enc.u64s([1, 2]));
         assert!(!enc.u64s([3]), "4 + 16 + 8 > 24");
         assert!(enc.is_truncated());
@@ -382,7 +379,7 @@ mod tests {
     #[test]
     fn a_field_that_does_not_fit_is_left_out_whole() {
         let mut buf = [0u8; 12];
-        let mut enc = Enc::new(&mut buf, KIND_EVENT);
+        let mut enc = Enc::new(&mut buf, VERSION, KIND_EVENT);
         enc.field_u64(0, 7); // 4 + 2 + 8 = 14 > 12
         assert!(enc.is_truncated());
         assert_eq!(enc.finish(), 4);

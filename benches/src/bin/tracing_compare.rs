@@ -187,7 +187,8 @@ fn run(design: Design, threads: usize, shape: Shape, paced: bool, seconds: f64) 
             let elapsed = started.elapsed();
             // Not timed: the shutdown's final fsync of the whole file, which no peer pays.
             let report = guard.shutdown().unwrap();
-            // Layer: session and callsite records are records too; count events as sent.
+            // Layer: session, callsite and clock records are records too, and counted if
+            // refused (a handful at most); count events as sent.
             let lost = report.rejected;
             Outcome {
                 hist,
