@@ -4,7 +4,8 @@
 //! - 1 and 4 emitting threads; paced (100k events/s per thread, 1 s) and flat out (1 s);
 //! - through: the ringwal-tracing `Layer` (binary capture); `fmt` + ringwal `MakeWriter`;
 //!   `fmt` + tracing-appender `non_blocking` (lossy, its default, and `lossy(false)`);
-//!   `fmt` writing straight to a `File`.
+//!   `fmt` writing straight to a `File`; and `fmt` writing to `io::sink` (formatting alone, the
+//!   floor of every `fmt`-based design).
 //!
 //! Per cell: the latency of one event (the macro call, clock reads included) p50/p99/p99.9/max,
 //! the events per second sustained (events kept ÷ time from the first emit until they are all
@@ -13,7 +14,8 @@
 //! No fsync anywhere (tracing-appender never fsyncs: ringwal runs `SyncPolicy::Never`), and
 //! ringwal's writer polls every 1 ms (`Idle::Poll`: an emit never makes a syscall).
 //!
-//! `cargo run --release -p ringwal-benches --bin tracing_compare [-- --seconds S]`
+//! `cargo run --release -p ringwal-benches --bin tracing_compare [-- --seconds S] [--only TEXT]...`
+//! (`--only`: the designs whose name contains TEXT, e.g. `--only Layer --only lossy`)
 
 use hdrhistogram::Histogram;
 use std::fs::File;
@@ -30,15 +32,17 @@ enum Design {
     AppenderLossy,
     AppenderBlocking,
     File,
+    Sink,
 }
 
 impl Design {
-    const ALL: [Design; 5] = [
+    const ALL: [Design; 6] = [
         Design::Layer,
         Design::MakeWriter,
         Design::AppenderLossy,
         Design::AppenderBlocking,
         Design::File,
+        Design::Sink,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -47,6 +51,7 @@ impl Design {
             Design::AppenderLossy => "fmt + appender non_blocking (lossy)",
             Design::AppenderBlocking => "fmt + appender lossy(false)",
             Design::File => "fmt + File",
+            Design::Sink => "fmt + io::sink (fmt alone)",
         }
     }
 }
@@ -231,6 +236,20 @@ fn run(design: Design, threads: usize, shape: Shape, paced: bool, seconds: f64) 
                 elapsed,
             }
         }
+        Design::Sink => {
+            // No writer at all: what formatting costs on the caller's thread, the floor of
+            // every `fmt`-based design above.
+            let dispatch = tracing::Dispatch::new(fmt_layer(std::io::sink));
+            let (hist, events, started) = drive(&dispatch, threads, shape, paced, seconds);
+            Outcome {
+                hist,
+                events,
+                kept: events,
+                lost: 0,
+                reported: "-",
+                elapsed: started.elapsed(),
+            }
+        }
         Design::File => {
             let path = dir.path().join("plain.log");
             let file = File::create(&path).unwrap();
@@ -253,10 +272,13 @@ fn run(design: Design, threads: usize, shape: Shape, paced: bool, seconds: f64) 
 
 fn main() {
     let mut seconds = 1.0;
+    // `--only TEXT` (repeatable): the designs whose name contains TEXT.
+    let mut only: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(1.0),
+            "--only" => only.push(args.next().expect("--only NAME")),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -278,6 +300,10 @@ fn main() {
         for threads in [1usize, 4] {
             for (shape, fields) in [(Shape::Two, 2), (Shape::Five, 5)] {
                 for design in Design::ALL {
+                    if !only.is_empty() && !only.iter().any(|o| design.name().contains(o.as_str()))
+                    {
+                        continue;
+                    }
                     let o = run(design, threads, shape, paced, seconds);
                     println!(
                         "{:<36} {:>4} {:>6} {:>7} {:>8} {:>8} {:>9} {:>10} {:>12.0} {:>10} {:>11}",
