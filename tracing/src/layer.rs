@@ -21,8 +21,10 @@ pub const DEFAULT_EVENT_BYTES: usize = 512;
 /// A [`tracing_subscriber::Layer`] writing every event and span to a ringwal log in binary:
 /// the callsite's id, a timestamp, the thread, the current span and the field values, typed,
 /// encoded in place in the writer's byte ring ([`ByteEmitter::emit_with`]) on the emitting
-/// thread. No allocation, no lock (but the first time a callsite is seen), and under
-/// [`ringwal::Idle::Poll`] no syscall. Formatting happens when the log is read
+/// thread. No allocation, no lock (but the first time a callsite is seen, and a `try_lock`,
+/// which never waits, by the one thread that renews the clock's anchor about once a second:
+/// see [`Builder::tsc`](crate::Builder::tsc)), and under [`ringwal::Idle::Poll`] no syscall.
+/// Formatting happens when the log is read
 /// ([`Decoder`](crate::Decoder), `ringwal cat`).
 ///
 /// A full ring follows the writer's [`Overflow`](ringwal::Overflow) policy; every refused
