@@ -68,6 +68,15 @@ fn ticks_for(ns: u64, scale: u64) -> u64 {
         .max(1)
 }
 
+/// Whether a first calibration is believable: a counter between 50 MHz and 20 GHz (`scale`
+/// between 1/20 and 20 ns per tick, in 2³² units), and a system clock that moved as the
+/// monotonic clock did meanwhile (within 1 %: not stepped during the measurement).
+#[cfg_attr(not(feature = "subscriber"), allow(dead_code))]
+fn plausible(scale: u64, realtime_ns: u64, monotonic_ns: u64) -> bool {
+    (NS_SCALE / 20..=NS_SCALE * 20).contains(&scale)
+        && realtime_ns.abs_diff(monotonic_ns) <= monotonic_ns / 100
+}
+
 /// A counter's calibration: the last anchor written, its scale, the last rate measured and
 /// the renewal interval. Plain data: [`Calibration::renewed`] is the whole renewal rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +131,7 @@ pub(crate) use capture::{unix_ns, Anchor, Clock};
 
 #[cfg(feature = "subscriber")]
 mod capture {
-    use super::{measure, ticks_for, Calibration, FIRST_NS, NS_SCALE};
+    use super::{measure, plausible, ticks_for, Calibration, FIRST_NS, NS_SCALE};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Mutex, TryLockError};
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -198,9 +207,8 @@ mod capture {
             let Some(scale) = measure(first, second) else {
                 continue;
             };
-            let realtime = second.1 - first.1; // `measure` checked it is positive
-            let plausible = (NS_SCALE / 20..=NS_SCALE * 20).contains(&scale);
-            if plausible && realtime.abs_diff(monotonic) <= monotonic / 100 {
+            // `measure` checked that the system clock moved forward.
+            if plausible(scale, second.1 - first.1, monotonic) {
                 return Some(Calibration::new(second, scale));
             }
         }
@@ -505,6 +513,21 @@ mod tests {
         let resumed = (5_000, cal.anchor.1 + 60_000_000_000);
         let after = cal.renewed(resumed);
         assert_eq!((after.anchor, after.scale), (resumed, s));
+    }
+
+    #[test]
+    fn a_first_calibration_must_be_believable() {
+        let ghz3 = NS_SCALE / 3;
+        assert!(plausible(ghz3, 1_000_000, 1_000_000));
+        assert!(plausible(ghz3, 1_009_000, 1_000_000), "within 1 %");
+        // The system clock stepped during the millisecond.
+        assert!(!plausible(ghz3, 3_600_001_000_000, 1_000_000));
+        assert!(!plausible(ghz3, 1_000, 1_000_000));
+        // A counter at 1 kHz or at 1 THz is not a time-stamp counter.
+        assert!(!plausible(NS_SCALE * 1_000_000, 1_000_000, 1_000_000));
+        assert!(!plausible(NS_SCALE / 1_000, 1_000_000, 1_000_000));
+        assert!(plausible(NS_SCALE * 20, 1_000_000, 1_000_000), "50 MHz");
+        assert!(plausible(NS_SCALE / 20, 1_000_000, 1_000_000), "20 GHz");
     }
 
     #[test]
