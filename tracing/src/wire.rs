@@ -139,21 +139,10 @@ impl<'a> Enc<'a> {
         self.put(&v.to_le_bytes())
     }
     /// Several u64 at once, or (not enough room) none (a record's fixed header: one bounds
-    /// check, copies of known size).
+    /// check, a copy of known size).
     #[inline]
     pub(crate) fn u64s<const N: usize>(&mut self, vs: [u64; N]) -> bool {
-        if self.truncated {
-            return false;
-        }
-        let Some(dst) = self.buf.get_mut(self.pos..self.pos + 8 * N) else {
-            self.truncated = true;
-            return false;
-        };
-        for (d, v) in dst.chunks_exact_mut(8).zip(vs) {
-            d.copy_from_slice(&v.to_le_bytes());
-        }
-        self.pos += 8 * N;
-        true
+        self.put(vs.map(u64::to_le_bytes).as_flattened())
     }
 
     /// A short string (metadata): u16 length + bytes, or nothing if it does not fit whole.
