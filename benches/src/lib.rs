@@ -2,7 +2,40 @@
 //! runs the criterion benchmarks in `benches/`.
 //!
 //! This library holds what the benchmarks share: a common spin-then-yield backoff, so every
-//! peer waits on full/empty the same way.
+//! peer waits on full/empty the same way; and the tracing events `tracing_compare` times and
+//! `tracing_profile` counts ([`tracing_events`]).
+
+/// The two events of `tracing_compare` (and `tracing_profile`), one definition for both so the
+/// profile counts exactly what the comparison times. Their target is `tracing_compare`
+/// whichever binary calls them (the formatted designs print it).
+pub mod tracing_events {
+    /// A value logged with `?` (its derived `Debug`).
+    #[derive(Debug)]
+    pub struct Venue {
+        /// The venue's code.
+        pub code: &'static str,
+    }
+
+    /// `info!(user = 42, order = %id, "order filled")`: 2 fields.
+    #[inline(never)]
+    pub fn two(id: u64) {
+        tracing::info!(target: "tracing_compare", user = 42, order = %id, "order filled");
+    }
+
+    /// The same with five fields: `user`, `order = %id`, `qty`, `price`, `venue = ?..`.
+    #[inline(never)]
+    pub fn five(id: u64) {
+        tracing::info!(
+            target: "tracing_compare",
+            user = 42,
+            order = %id,
+            qty = 17u32,
+            price = 101.25,
+            venue = ?Venue { code: "XLON" },
+            "order filled"
+        );
+    }
+}
 
 /// Waits a little after a failed non-blocking operation: spins first, then yields.
 #[derive(Debug, Default)]

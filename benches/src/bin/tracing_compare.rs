@@ -18,6 +18,7 @@
 //! (`--only`: the designs whose name contains TEXT, e.g. `--only Layer --only lossy`)
 
 use hdrhistogram::Histogram;
+use ringwal_benches::tracing_events;
 use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
@@ -62,24 +63,10 @@ enum Shape {
     Five,
 }
 
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Venue {
-    code: &'static str,
-}
-
-#[inline(never)]
 fn event(shape: Shape, id: u64) {
     match shape {
-        Shape::Two => tracing::info!(user = 42, order = %id, "order filled"),
-        Shape::Five => tracing::info!(
-            user = 42,
-            order = %id,
-            qty = 17u32,
-            price = 101.25,
-            venue = ?Venue { code: "XLON" },
-            "order filled"
-        ),
+        Shape::Two => tracing_events::two(id),
+        Shape::Five => tracing_events::five(id),
     }
 }
 

@@ -1,47 +1,25 @@
-//! One thread emitting `info!(user = 42, order = %id, "order filled")` (or, with a second
-//! argument `5`, `tracing_compare`'s five-field event, function `event5`) through the
-//! ringwal-tracing `Layer`, for callgrind (where an event's instructions go):
+//! One thread emitting `tracing_compare`'s event `info!(user = 42, order = %id, "order
+//! filled")` (`tracing_events::two`; with a second argument `5`, its five-field event,
+//! `tracing_events::five`) through the ringwal-tracing `Layer`, for callgrind (where an event's
+//! instructions go):
 //!
 //! ```sh
 //! cargo build --release -p ringwal-benches --bin tracing_profile
-//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect='*tracing_profile::event*' \
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out --toggle-collect='*tracing_events::two*' \
 //!     target/release/tracing_profile 200000
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -40
 //! ```
 
+use ringwal_benches::tracing_events;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[inline(never)]
-fn event(id: u64) {
-    tracing::info!(user = 42, order = %id, "order filled");
-}
-
-#[derive(Debug)]
-#[allow(dead_code)]
-struct Venue {
-    code: &'static str,
-}
-
-/// `tracing_compare`'s five-field event.
-#[inline(never)]
-fn event5(id: u64) {
-    tracing::info!(
-        user = 42,
-        order = %id,
-        qty = 17u32,
-        price = 101.25,
-        venue = ?Venue { code: "XLON" },
-        "order filled"
-    );
-}
 
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
-    // `5`: the five-field event (`--toggle-collect='*tracing_profile::event5*'`).
+    // `5`: the five-field event (`--toggle-collect='*tracing_events::five*'`).
     let five = std::env::args().nth(2).as_deref() == Some("5");
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = ringwal_tracing::Builder::new(dir.path())
@@ -55,9 +33,9 @@ fn main() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for id in 0..n {
             if five {
-                event5(id);
+                tracing_events::five(id);
             } else {
-                event(id);
+                tracing_events::two(id);
             }
         }
     });
