@@ -398,6 +398,30 @@ MUTATIONS = [
     "self.generation.fetch_add(1, Ordering::Release);",
     "self.generation.fetch_add(1, Ordering::Relaxed);")],
   ['async_wake', 'append_wakes_a_follower']),
+ ('M20a lane release Relaxed (Lanes)',
+  [
+   ('core/src/lanes.rs',
+    'self.lanes.owned[self.lane].store(false, Ordering::Release);',
+    'self.lanes.owned[self.lane].store(false, Ordering::Relaxed);'),
+  ],
+  ['lanes', 'a_lane_changes_hands']),
+ ('M20b lane claim Relaxed (Lanes)',
+  [
+   ('core/src/lanes.rs',
+    '            if owned\n                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)',
+    '            if owned\n                .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed)'),
+  ],
+  ['lanes', 'a_lane_changes_hands']),
+ ('M20c consumer flag released before the lanes (Lanes)',
+  [
+   ('core/src/lanes.rs',
+    '        for (ring, cursor) in self.lanes.lanes.iter().zip(&self.cursors) {\n            ring.raw().release_consumer(cursor);\n        }\n',
+    ''),
+   ('core/src/lanes.rs',
+    '        self.lanes.consumer.store(false, Ordering::Release);\n',
+    '        self.lanes.consumer.store(false, Ordering::Release);\n        for (ring, cursor) in self.lanes.lanes.iter().zip(&self.cursors) {\n            ring.raw().release_consumer(cursor);\n        }\n'),
+  ],
+  ['lanes', 'the_consumer_changes_hands']),
 ]
 only = sys.argv[1:]
 results = []

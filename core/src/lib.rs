@@ -38,6 +38,11 @@
 //!   pops. Eviction is a property of the ring's type ([`Mode`]): a ring that cannot evict
 //!   (the default, [`NoEvict`]) has a consumer with no read-modify-write at all.
 //!
+//! For many producers that never share a cache line, [`Lanes`] gives each producer handle a
+//! ring of its own (the solo push above, per lane) and one [`LanesConsumer`] takes from all of
+//! them: order is then per producer only (values of different producers are not ordered with
+//! each other), in exchange for pushes without read-modify-writes.
+//!
 //! # Guarantees
 //! - Every value pushed is popped exactly once, returned by `force_push` exactly once, or dropped
 //!   exactly once by the `Ring`'s `Drop`. Never duplicated, never leaked, never read
@@ -165,6 +170,7 @@ compile_error!(
 );
 
 pub mod bytes;
+mod lanes;
 mod raw;
 mod ring;
 mod sync;
@@ -183,6 +189,7 @@ mod channel;
 pub mod format;
 
 pub use bytes::{Batch, BatchIter, ByteConsumer, ByteRing, Grant, Record, ReserveError};
+pub use lanes::{LaneProducer, Lanes, LanesConsumer, LanesDrain};
 pub use raw::{position_diff, Evict, Mode, NoEvict, MAX_CAPACITY, POSITION_MASK, STAGE};
 pub use ring::{Consumer, Drain, EvictingRing, Full, Ring, SoloProducer, TryPopError};
 
@@ -221,6 +228,14 @@ const _: () = {
     assert_impl_all!(Consumer<'static, u64, 4, Evict>: Send);
     assert_not_impl_any!(Consumer<'static, u64, 4, Evict>: Sync, Clone);
     // So is the solo producer: one thread at a time, never duplicated.
+    assert_impl_all!(Lanes<u64, 4, 2>: Send, Sync);
+    assert_impl_all!(Lanes<Cell<u64>, 4, 2>: Send, Sync);
+    assert_not_impl_any!(Lanes<*const u8, 4, 2>: Send, Sync);
+    assert_impl_all!(LaneProducer<'static, u64, 4, 2>: Send);
+    assert_not_impl_any!(LaneProducer<'static, u64, 4, 2>: Sync, Clone);
+    assert_not_impl_any!(LaneProducer<'static, *const u8, 4, 2>: Send);
+    assert_impl_all!(LanesConsumer<'static, u64, 4, 2>: Send);
+    assert_not_impl_any!(LanesConsumer<'static, u64, 4, 2>: Sync, Clone);
     assert_impl_all!(SoloProducer<'static, u64, 4>: Send);
     assert_not_impl_any!(SoloProducer<'static, u64, 4>: Sync, Clone);
     assert_not_impl_any!(SoloProducer<'static, *const u8, 4>: Send);

@@ -739,8 +739,10 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
 
     /// A solo producer's cursor for this ring, continuing from its `tail`.
     pub(crate) fn solo_cursor(&self) -> SoloCursor {
-        // Relaxed: called with exclusive access (`split(&mut self)`), or on a ring nobody
-        // else has seen.
+        // Relaxed: called with exclusive access (`split(&mut self)`), on a ring nobody else
+        // has seen, or by a `Lanes` producer right after its Acquire claim of the lane, which
+        // pairs with the previous owner's Release release: its last store of `tail` is
+        // visible.
         let tail = self.counters.prod.tail.load(Ordering::Relaxed);
         debug_assert_eq!(tail & CLOSED, 0, "a solo producer on a closed ring");
         SoloCursor { tail, limit: tail }

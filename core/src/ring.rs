@@ -195,7 +195,7 @@ impl<T, const N: usize, M: Mode> Ring<T, N, M> {
     }
 
     #[inline(always)]
-    fn raw(&self) -> Raw<'_, T, M> {
+    pub(crate) fn raw(&self) -> Raw<'_, T, M> {
         // The constant length `N` makes the mask a constant after inlining.
         Raw::new(&self.counters, &self.slots, &self.staging)
     }
