@@ -311,7 +311,11 @@ fn main() {
          producers' counter), a consumer with no read-modify-write; `Ring::split` (single-producer \
          scenarios only): the solo producer, no read-modify-write at all; `EvictingRing`: the ring \
          with `force_push` (the writer's under DropOldest), whose consumer claims runs by CAS; \
-         `channel`: the heap ring of run-time capacity"
+         `channel`: the heap ring of run-time capacity; `Lanes` (drain): {} lanes of {} slots, \
+         one per producer handle (its push the solo push, no read-modify-write), order per \
+         producer only, drained lane after lane",
+        peers::LANES,
+        peers::LANE_CAP
     );
     println!(
         "- clock read (Instant::now + elapsed) p50: {} ns, included in every latency",
@@ -326,7 +330,8 @@ fn main() {
     let n = cfg.rounds;
     let (tp_columns, tp_ratios) = throughput_columns();
     let drain_note = "\"ringwal Ring (drain)\" takes values with `Consumer::drain()` (what is \
-                      ready, up to 4096 per call); every other entry takes one value per call \
+                      ready, up to 4096 per call), \"ringwal Lanes (drain)\" with \
+                      `LanesConsumer::drain()`; every other entry takes one value per call \
                       (peers' own batch calls such as rtrb `read_chunk` or channel `try_iter` \
                       are not used)."
         .to_string();

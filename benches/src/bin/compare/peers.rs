@@ -2,7 +2,10 @@
 //! non-blocking calls (a failed push hands the value back; a failed pop returns nothing).
 
 use crossbeam_queue::ArrayQueue;
-use ringwal_core::{Consumer, Evict, EvictingRing, Full, Producer, Receiver, Ring, SoloProducer};
+use ringwal_core::{
+    Consumer, Evict, EvictingRing, Full, LaneProducer, Lanes, LanesConsumer, Producer, Receiver,
+    Ring, SoloProducer,
+};
 use std::sync::mpsc;
 
 /// Capacity of every queue.
@@ -171,6 +174,48 @@ impl<T: Item> Queue<T> for RingwalSolo<T> {
     #[inline(always)]
     fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
         rx.try_pop().ok()
+    }
+}
+
+/// Lanes of ringwal's [`Lanes`]: as many as the most producers any scenario runs.
+pub const LANES: usize = 4;
+/// Slots per lane: `CAP` in all, as every other queue (a producer alone can fill only its own
+/// lane, a quarter of that).
+pub const LANE_CAP: usize = CAP / LANES;
+
+/// ringwal's `Lanes`: a ring per producer handle (each push the solo push, no read-modify-write),
+/// the consumer draining the lanes in turn. Order per producer only.
+pub struct RingwalLanes<T>(Box<Lanes<T, LANE_CAP, LANES>>);
+
+impl<T: Item> Queue<T> for RingwalLanes<T> {
+    const NAME: &'static str = "ringwal Lanes (drain)";
+    type Tx<'a> = LaneProducer<'a, T, LANE_CAP, LANES>;
+    type Rx<'a> = LanesConsumer<'a, T, LANE_CAP, LANES>;
+
+    fn new() -> Self {
+        RingwalLanes(Box::default())
+    }
+    fn split(&mut self) -> (Self::Tx<'_>, Self::Rx<'_>) {
+        let lanes: &Lanes<T, LANE_CAP, LANES> = &self.0;
+        (
+            lanes.producer().expect("a free lane"),
+            lanes.consumer().expect("first consumer"),
+        )
+    }
+    fn clone_tx<'a>(tx: &Self::Tx<'a>) -> Self::Tx<'a> {
+        tx.lanes().producer().expect("at most LANES producers")
+    }
+    #[inline(always)]
+    fn try_push(tx: &mut Self::Tx<'_>, value: T) -> Result<(), T> {
+        tx.try_push(value).map_err(|Full(v)| v)
+    }
+    #[inline(always)]
+    fn try_pop(rx: &mut Self::Rx<'_>) -> Option<T> {
+        rx.try_pop().ok()
+    }
+    #[inline(always)]
+    fn take(rx: &mut Self::Rx<'_>, f: impl FnMut(T)) -> usize {
+        rx.drain().map(f).count()
     }
 }
 

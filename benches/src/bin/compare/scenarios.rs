@@ -5,7 +5,7 @@
 
 use crate::peers::{
     CbArrayQueue, CbChannel, Flume, Heapless, Item, Queue, Ringwal, RingwalChannel,
-    RingwalEvicting, RingwalSolo, Rtrb, StdSync, Thingbuf,
+    RingwalEvicting, RingwalLanes, RingwalSolo, Rtrb, StdSync, Thingbuf,
 };
 use crate::report::Contestant;
 use hdrhistogram::Histogram;
@@ -47,6 +47,7 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
         add::<S, Ringwal<S::T, true>>(&mut v, s);
     }
     add::<S, RingwalSolo<S::T>>(&mut v, s);
+    add::<S, RingwalLanes<S::T>>(&mut v, s);
     add::<S, RingwalEvicting<S::T>>(&mut v, s);
     add::<S, RingwalChannel<S::T>>(&mut v, s);
     add::<S, StdSync<S::T>>(&mut v, s);
