@@ -25,7 +25,7 @@ use core::marker::PhantomData;
 
 use crate::raw::{Cursor, SoloCursor};
 use crate::ring::{Full, Ring, TryPopError};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{spin_loop, AtomicBool, Ordering};
 
 /// A bounded multi-producer, single-consumer queue made of `L` single-producer rings (lanes)
 /// of `N` slots each: every producer handle owns a lane, so a push is the solo ring's push —
@@ -128,7 +128,7 @@ impl<T, const N: usize, const L: usize> Lanes<T, N, L> {
     /// there (they stay, in order, and count against the lane's `N` slots).
     ///
     /// Lock-free (one compare-and-swap per lane tried); meant to be called once per producer,
-    /// not per push.
+    /// not per push. A handle that is never dropped (`mem::forget`) keeps its lane for good.
     ///
     /// ```
     /// let q: ringwal_core::Lanes<u8, 4, 2> = ringwal_core::Lanes::new();
@@ -151,6 +151,7 @@ impl<T, const N: usize, const L: usize> Lanes<T, N, L> {
                 return Some(LaneProducer {
                     lanes: self,
                     lane,
+                    ring: &self.lanes[lane],
                     cursor: self.lanes[lane].raw().solo_cursor(),
                     _not_sync: PhantomData,
                 });
@@ -190,6 +191,7 @@ impl<T, const N: usize, const L: usize> Lanes<T, N, L> {
             lanes: self,
             cursors,
             next: 0,
+            streak: 0,
             _not_sync: PhantomData,
         })
     }
@@ -243,6 +245,8 @@ impl<T, const N: usize, const L: usize> fmt::Debug for Lanes<T, N, L> {
 pub struct LaneProducer<'a, T, const N: usize = 4096, const L: usize = 8> {
     lanes: &'a Lanes<T, N, L>,
     lane: usize,
+    /// `lanes.lanes[lane]`.
+    ring: &'a Ring<T, N>,
     cursor: SoloCursor,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -262,10 +266,7 @@ impl<'a, T, const N: usize, const L: usize> LaneProducer<'a, T, N, L> {
     /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), Full<T>> {
-        match self.lanes.lanes[self.lane]
-            .raw()
-            .push_solo::<false>(&mut self.cursor, value)
-        {
+        match self.ring.raw().push_solo::<false>(&mut self.cursor, value) {
             Ok(_) => Ok(()),
             Err(v) => Err(Full(v)),
         }
@@ -295,19 +296,23 @@ impl<T, const N: usize, const L: usize> fmt::Debug for LaneProducer<'_, T, N, L>
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LaneProducer")
             .field("lane", &self.lane)
-            .field("pushed", &self.lanes.lanes[self.lane].pushed())
+            .field("pushed", &self.ring.pushed())
             .finish_non_exhaustive()
     }
 }
 
 /// The single consumer of [`Lanes`]: takes from every lane. Each producer's values come out in
-/// its push order; lanes are visited in turn, starting one lane further at each call, so a busy
-/// lane does not starve the others. `Send`, not `Sync`, not `Clone`.
+/// its push order; a lane keeps the consumer's turn for at most a lap of it (`N` values) while
+/// others have values, so a busy lane does not starve the others. `Send`, not `Sync`, not
+/// `Clone`.
 pub struct LanesConsumer<'a, T, const N: usize = 4096, const L: usize = 8> {
     lanes: &'a Lanes<T, N, L>,
     cursors: [Cursor; L],
-    /// The lane the next call looks at first.
+    /// The lane the next pop looks at first: the lane of the last value popped, until `N`
+    /// values in a row came from it.
     next: usize,
+    /// Values popped in a row from lane `next`.
+    streak: usize,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -322,10 +327,64 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
         }
     }
 
-    /// Pops a value that is ready, never waiting: lanes in turn from the one after the last
-    /// value's lane. The error says why not: [`TryPopError::Pending`] if some lane's next value
-    /// is claimed by its producer and not yet published, else [`TryPopError::Empty`] (every
-    /// lane was empty when it was looked at).
+    /// Takes a ready value, if any lane has one: from lane `next` on. Reads only the lanes'
+    /// slots (never a producer's counter).
+    #[inline]
+    fn take_ready(&mut self) -> Option<T> {
+        // The lane whose turn it is first: with one busy producer, the only look.
+        let lane = self.next;
+        if let Some(value) = self.lanes.lanes[lane]
+            .raw()
+            .pop_ready(&mut self.cursors[lane])
+        {
+            self.streak += 1;
+            if self.streak == N {
+                // A lap of this lane in a row: the other lanes' turn first.
+                self.next = Self::after(lane);
+                self.streak = 0;
+            }
+            return Some(value);
+        }
+        self.take_from_others()
+    }
+
+    /// [`take_ready`](Self::take_ready) past lane `next`, which had nothing: the first lane
+    /// after it with a value gets the turn. Kept out of line: the fast path stays small.
+    #[inline(never)]
+    fn take_from_others(&mut self) -> Option<T> {
+        let mut lane = self.next;
+        for _ in 1..L {
+            lane = Self::after(lane);
+            if let Some(value) = self.lanes.lanes[lane]
+                .raw()
+                .pop_ready(&mut self.cursors[lane])
+            {
+                // `N >= 2` (a ring's capacity), so one value is never a whole lap.
+                self.next = lane;
+                self.streak = 1;
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// Whether some lane's producer has claimed a position this consumer has not taken (a
+    /// value on its way, or one published since [`take_ready`](Self::take_ready) looked).
+    fn any_claimed(&self) -> bool {
+        self.lanes
+            .lanes
+            .iter()
+            .zip(&self.cursors)
+            .any(|(ring, cursor)| ring.raw().claimed_past(cursor))
+    }
+
+    /// Pops a value that is ready, never waiting. Lanes are looked at from the lane of the last
+    /// value popped, which keeps its turn for up to `N` values in a row (a lap of it), then
+    /// passes it on: one busy producer costs one look per value, and cannot hold the others
+    /// off for longer than a lap. The error says why there was no value:
+    /// [`TryPopError::Pending`] if some lane's producer has claimed its next position and not
+    /// yet published it, else [`TryPopError::Empty`] (every lane was empty when it was looked
+    /// at).
     ///
     /// ```
     /// use ringwal_core::{Lanes, TryPopError};
@@ -337,38 +396,23 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// a.try_push(2).unwrap();
     /// b.try_push(10).unwrap();
     /// assert_eq!(rx.try_pop(), Ok(1));
-    /// assert_eq!(rx.try_pop(), Ok(10)); // the next lane's turn
-    /// assert_eq!(rx.try_pop(), Ok(2));
+    /// assert_eq!(rx.try_pop(), Ok(2)); // lane 0 keeps its turn while it has values
+    /// assert_eq!(rx.try_pop(), Ok(10));
     /// assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
     /// ```
+    #[inline]
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
-        let mut pending = false;
-        let mut lane = self.next;
-        for _ in 0..L {
-            match self.lanes.lanes[lane]
-                .raw()
-                .try_pop(&mut self.cursors[lane])
-            {
-                Ok(value) => {
-                    self.next = Self::after(lane);
-                    return Ok(value);
-                }
-                Err(TryPopError::Pending) => pending = true,
-                Err(TryPopError::Empty) => {}
-            }
-            lane = Self::after(lane);
+        match self.take_ready() {
+            Some(value) => Ok(value),
+            None if self.any_claimed() => Err(TryPopError::Pending),
+            None => Err(TryPopError::Empty),
         }
-        Err(if pending {
-            TryPopError::Pending
-        } else {
-            TryPopError::Empty
-        })
     }
 
-    /// Pops a value, in the same turn as [`try_pop`](Self::try_pop), waiting out a producer
-    /// that has claimed its lane's next position and not yet published it (a few
-    /// instructions; see [`Consumer::pop`](crate::Consumer::pop) for where not to call a
-    /// waiting pop). `None` when every lane was empty when it was looked at.
+    /// Pops a value, in the same turn as [`try_pop`](Self::try_pop), waiting while no lane has
+    /// a ready value but some lane's producer has claimed its next position and not yet
+    /// published it (a few instructions; see [`Consumer::pop`](crate::Consumer::pop) for where
+    /// not to call a waiting pop). `None` when every lane was empty when it was looked at.
     ///
     /// ```
     /// let q: ringwal_core::Lanes<u8, 4, 2> = ringwal_core::Lanes::new();
@@ -377,16 +421,18 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// q.producer().unwrap().try_push(7).unwrap();
     /// assert_eq!(rx.pop(), Some(7));
     /// ```
+    #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        let mut lane = self.next;
-        for _ in 0..L {
-            if let Some(value) = self.lanes.lanes[lane].raw().pop(&mut self.cursors[lane]) {
-                self.next = Self::after(lane);
+        loop {
+            if let Some(value) = self.take_ready() {
                 return Some(value);
             }
-            lane = Self::after(lane);
+            if !self.any_claimed() {
+                return None;
+            }
+            // A producer is between its claim and its publish: no user code runs there.
+            spin_loop();
         }
-        None
     }
 
     /// An iterator over what is ready, never waiting: lane after lane (starting one lane
@@ -403,15 +449,20 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// a.try_push(2).unwrap();
     /// assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2, 10]);
     /// ```
-    pub fn drain(&mut self) -> LanesDrain<'_, T, N, L> {
+    pub fn drain(&mut self) -> LanesDrain<'_, T, N> {
         let start = self.next;
         self.next = Self::after(start);
+        self.streak = 0;
+        // Lanes `start..L`, then `0..start`, each with its own cursor.
+        let (rings_before, rings_from) = self.lanes.lanes.split_at(start);
+        let (cursors_before, cursors_from) = self.cursors.split_at_mut(start);
         LanesDrain {
-            lanes: self.lanes,
-            cursors: &mut self.cursors,
-            lane: start,
-            lanes_left: L,
-            remaining: N,
+            order: rings_from
+                .iter()
+                .zip(cursors_from.iter_mut())
+                .chain(rings_before.iter().zip(cursors_before.iter_mut())),
+            current: None,
+            remaining: 0,
         }
     }
 
@@ -442,46 +493,45 @@ impl<T, const N: usize, const L: usize> fmt::Debug for LanesConsumer<'_, T, N, L
 
 /// The iterator returned by [`LanesConsumer::drain`]: what is ready, lane after lane, never
 /// waiting, at most `N` values from each lane.
-pub struct LanesDrain<'b, T, const N: usize, const L: usize> {
-    lanes: &'b Lanes<T, N, L>,
-    cursors: &'b mut [Cursor; L],
+pub struct LanesDrain<'b, T, const N: usize> {
+    /// The lanes still to visit, in order, each with the consumer's cursor for it.
+    order: LaneOrder<'b, T, N>,
     /// The lane being drained.
-    lane: usize,
-    /// Lanes still to visit, this one included.
-    lanes_left: usize,
-    /// Values this lane may still yield.
+    current: Option<(&'b Ring<T, N>, &'b mut Cursor)>,
+    /// Values the current lane may still yield.
     remaining: usize,
 }
 
-impl<T, const N: usize, const L: usize> Iterator for LanesDrain<'_, T, N, L> {
+/// The lanes a drain visits: from its first lane to the last, then from lane 0.
+type LaneOrder<'b, T, const N: usize> = core::iter::Chain<
+    core::iter::Zip<core::slice::Iter<'b, Ring<T, N>>, core::slice::IterMut<'b, Cursor>>,
+    core::iter::Zip<core::slice::Iter<'b, Ring<T, N>>, core::slice::IterMut<'b, Cursor>>,
+>;
+
+impl<T, const N: usize> Iterator for LanesDrain<'_, T, N> {
     type Item = T;
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        while self.lanes_left > 0 {
-            if self.remaining > 0 {
-                let lane = self.lane;
-                if let Some(value) = self.lanes.lanes[lane]
-                    .raw()
-                    .pop_ready(&mut self.cursors[lane])
-                {
-                    self.remaining -= 1;
-                    return Some(value);
+        loop {
+            if let Some((ring, cursor)) = &mut self.current {
+                if self.remaining > 0 {
+                    if let Some(value) = ring.raw().pop_ready(cursor) {
+                        self.remaining -= 1;
+                        return Some(value);
+                    }
                 }
             }
-            self.lane = LanesConsumer::<T, N, L>::after(self.lane);
-            self.lanes_left -= 1;
+            self.current = Some(self.order.next()?);
             self.remaining = N;
         }
-        None
     }
 }
 
-impl<T, const N: usize, const L: usize> fmt::Debug for LanesDrain<'_, T, N, L> {
+impl<T, const N: usize> fmt::Debug for LanesDrain<'_, T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LanesDrain")
-            .field("lane", &self.lane)
-            .field("lanes_left", &self.lanes_left)
+            .field("remaining_in_lane", &self.remaining)
             .finish_non_exhaustive()
     }
 }

@@ -1031,13 +1031,20 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
                 // too, was seen by `pop_ready`'s stamp load: such a push is never reported
                 // `Empty`). A claim racing with us may or may not be seen; either answer is
                 // true at some instant of the call.
-                Err(if self.tail_tick() == cursor.head {
-                    crate::TryPopError::Empty
-                } else {
+                Err(if self.claimed_past(cursor) {
                     crate::TryPopError::Pending
+                } else {
+                    crate::TryPopError::Empty
                 })
             }
         }
+    }
+
+    /// Whether a push has claimed the cursor's position (published or not): `tail` is past it.
+    /// A snapshot, as `try_pop`'s.
+    #[inline]
+    pub(crate) fn claimed_past(self, cursor: &Cursor) -> bool {
+        self.tail_tick() != cursor.head
     }
 
     /// Pops the value at the cursor, waiting out a producer (or evictor) that has claimed the

@@ -65,20 +65,27 @@ struct Model {
     owner: [Option<usize>; L],
     /// The lane of each handle slot.
     handle: [Option<usize>; HANDLES],
+    /// The consumer's turn: the lane it looks at first, and how many values in a row it took
+    /// from that lane (at `N`, the turn passes to the next lane).
     next: usize,
+    streak: usize,
 }
 
 impl Model {
-    /// The lane the consumer's turn finds a value in, starting at `next`.
-    fn turn(&self) -> Option<usize> {
-        (0..L)
-            .map(|i| (self.next + i) % L)
-            .find(|&lane| !self.lanes[lane].is_empty())
-    }
-
     fn take(&mut self) -> Option<u64> {
-        let lane = self.turn()?;
-        self.next = (lane + 1) % L;
+        let lane = (0..L)
+            .map(|i| (self.next + i) % L)
+            .find(|&lane| !self.lanes[lane].is_empty())?;
+        if lane == self.next {
+            self.streak += 1;
+        } else {
+            self.next = lane;
+            self.streak = 1;
+        }
+        if self.streak == N {
+            self.next = (lane + 1) % L;
+            self.streak = 0;
+        }
         self.lanes[lane].pop_front()
     }
 }
@@ -91,6 +98,7 @@ fn run(ops: Vec<Op>) {
         owner: [None; L],
         handle: [None; HANDLES],
         next: 0,
+        streak: 0,
     };
     let mut handles: Vec<Option<LaneProducer<'_, Tracked, N, L>>> =
         (0..HANDLES).map(|_| None).collect();
@@ -171,6 +179,7 @@ fn run(ops: Vec<Op>) {
                     }
                 }
                 model.next = (start + 1) % L;
+                model.streak = 0;
                 let got: Vec<u64> = rx.drain().take(k as usize).map(|v| v.id).collect();
                 assert_eq!(got, want);
             }
@@ -178,6 +187,7 @@ fn run(ops: Vec<Op>) {
                 drop(rx);
                 rx = lanes.consumer().unwrap();
                 model.next = 0;
+                model.streak = 0;
             }
         }
         let len: usize = model.lanes.iter().map(VecDeque::len).sum();
