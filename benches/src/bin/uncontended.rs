@@ -14,7 +14,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use ringwal_benches::no_rmw_ring;
-use ringwal_core::{EvictingRing, Ring};
+use ringwal_core::{EvictingRing, Lanes, Ring};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -40,6 +40,19 @@ fn loop_ringwal_solo(ops: u64) {
     let (mut tx, mut rx) = ring.split();
     for i in 0..ops {
         tx.try_push(black_box(i)).expect("empty ring");
+        black_box(rx.pop().expect("just pushed"));
+    }
+}
+
+/// `Lanes` (4 lanes of 1024, one used): the solo push into the handle's lane, and the
+/// consumer's turn over the lanes.
+#[inline(never)]
+fn loop_ringwal_lanes(ops: u64) {
+    let lanes: Box<Lanes<u64, { CAP / 4 }, 4>> = Box::default();
+    let mut tx = lanes.producer().expect("a free lane");
+    let mut rx = lanes.consumer().expect("first consumer");
+    for i in 0..ops {
+        tx.try_push(black_box(i)).expect("empty lane");
         black_box(rx.pop().expect("just pushed"));
     }
 }
@@ -122,9 +135,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let loops: [Loop; 9] = [
+    let loops: [Loop; 10] = [
         ("ringwal Ring", loop_ringwal),
         ("ringwal Ring::split (solo producer)", loop_ringwal_solo),
+        ("ringwal Lanes (one producer handle)", loop_ringwal_lanes),
         ("ringwal EvictingRing", loop_ringwal_evicting),
         (
             "ringwal channel(4096) (run-time capacity)",
