@@ -311,9 +311,9 @@ fn main() {
          producers' counter), a consumer with no read-modify-write; `Ring::split` (single-producer \
          scenarios only): the solo producer, no read-modify-write at all; `EvictingRing`: the ring \
          with `force_push` (the writer's under DropOldest), whose consumer claims runs by CAS; \
-         `channel`: the heap ring of run-time capacity; `Lanes` (drain): {} lanes of {} slots, \
-         one per producer handle (its push the solo push, no read-modify-write), order per \
-         producer only, drained lane after lane",
+         `channel`: the heap ring of run-time capacity; `Lanes` (pop) and (drain): {} lanes of {} \
+         slots, one per producer handle (its push the solo push, no read-modify-write), order \
+         per producer only; the consumer's `try_pop`, or its `drain` lane after lane",
         peers::LANES,
         peers::LANE_CAP
     );

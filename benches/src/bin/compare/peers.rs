@@ -184,11 +184,16 @@ pub const LANES: usize = 4;
 pub const LANE_CAP: usize = CAP / LANES;
 
 /// ringwal's `Lanes`: a ring per producer handle (each push the solo push, no read-modify-write),
-/// the consumer draining the lanes in turn. Order per producer only.
-pub struct RingwalLanes<T>(Box<Lanes<T, LANE_CAP, LANES>>);
+/// the consumer taking from the lanes in turn: one `try_pop` per call, or with `DRAIN` its
+/// `drain()` (throughput scenarios only, as `Ring (drain)`). Order per producer only.
+pub struct RingwalLanes<T, const DRAIN: bool>(Box<Lanes<T, LANE_CAP, LANES>>);
 
-impl<T: Item> Queue<T> for RingwalLanes<T> {
-    const NAME: &'static str = "ringwal Lanes (drain)";
+impl<T: Item, const DRAIN: bool> Queue<T> for RingwalLanes<T, DRAIN> {
+    const NAME: &'static str = if DRAIN {
+        "ringwal Lanes (drain)"
+    } else {
+        "ringwal Lanes (pop)"
+    };
     type Tx<'a> = LaneProducer<'a, T, LANE_CAP, LANES>;
     type Rx<'a> = LanesConsumer<'a, T, LANE_CAP, LANES>;
 
@@ -214,8 +219,18 @@ impl<T: Item> Queue<T> for RingwalLanes<T> {
         rx.try_pop().ok()
     }
     #[inline(always)]
-    fn take(rx: &mut Self::Rx<'_>, f: impl FnMut(T)) -> usize {
-        rx.drain().map(f).count()
+    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
+        if DRAIN {
+            rx.drain().map(f).count()
+        } else {
+            match rx.try_pop().ok() {
+                Some(v) => {
+                    f(v);
+                    1
+                }
+                None => 0,
+            }
+        }
     }
 }
 

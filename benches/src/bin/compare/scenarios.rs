@@ -47,7 +47,10 @@ pub fn contestants<S: Scenario>(s: &S) -> Vec<Contestant> {
         add::<S, Ringwal<S::T, true>>(&mut v, s);
     }
     add::<S, RingwalSolo<S::T>>(&mut v, s);
-    add::<S, RingwalLanes<S::T>>(&mut v, s);
+    add::<S, RingwalLanes<S::T, false>>(&mut v, s);
+    if s.with_drain() {
+        add::<S, RingwalLanes<S::T, true>>(&mut v, s);
+    }
     add::<S, RingwalEvicting<S::T>>(&mut v, s);
     add::<S, RingwalChannel<S::T>>(&mut v, s);
     add::<S, StdSync<S::T>>(&mut v, s);
