@@ -422,6 +422,13 @@ MUTATIONS = [
     '        self.lanes.consumer.store(false, Ordering::Release);\n        for (ring, cursor) in self.lanes.lanes.iter().zip(&self.cursors) {\n            ring.raw().release_consumer(cursor);\n        }\n'),
   ],
   ['lanes', 'the_consumer_changes_hands']),
+ ('M20d LanesConsumer::pop gives up on a claimed value (Lanes)',
+  [
+   ('core/src/lanes.rs',
+    '            // A producer is between its claim and its publish: no user code runs there.\n            spin_loop();',
+    '            // A producer is between its claim and its publish: no user code runs there.\n            return None;'),
+  ],
+  ['lanes', 'pop_waits_for_a_claimed_value']),
 ]
 only = sys.argv[1:]
 results = []

@@ -1,8 +1,9 @@
 //! [`Lanes`]: a multi-producer queue whose producers never share a cache line: one
 //! single-producer ring (a lane) per producer handle, one consumer for them all.
 //!
-//! Each lane is a [`Ring`] pushed to only by the solo-producer path of [`Ring::split`] (plain
-//! loads and stores, no read-modify-write). What is new here is only who may use a lane:
+//! Each lane is a [`Ring`] pushed to only by its owner, with the solo push that
+//! [`Ring::split`]'s producer uses (plain loads and stores, no read-modify-write). What is new
+//! here is only who may use a lane:
 //!
 //! - A producer handle owns one lane: [`Lanes::producer`] claims a free lane with a
 //!   compare-and-swap on its `owned` flag (Acquire), the handle's drop releases it (a Release
@@ -14,7 +15,10 @@
 //!   of them (compare-and-swap, Acquire), then each ring's own consumer claim, which cannot fail
 //!   while the flag is held (no one else claims a lane's consumer). Its drop releases each
 //!   ring's claim, then the flag (Release), in that order: the next consumer's lane claims come
-//!   after those releases. Each lane's claim carries its cursor across, as for any ring.
+//!   after those releases. Each lane's claim carries its cursor across, as for any ring. (That
+//!   the flag's Release/Acquire is needed — without it a lane claim could read a stale
+//!   "claimed" in the C++ model — is argued, not shown by loom, whose compare-and-swaps always
+//!   read the latest value; the release order itself is checked, see `loom-tests/tests/lanes.rs`.)
 //!
 //! Everything else — how a value is published, how a slot is freed — is the ring's, argued in
 //! `raw.rs` and checked there.
@@ -29,20 +33,26 @@ use crate::sync::{spin_loop, AtomicBool, Ordering};
 
 /// A bounded multi-producer, single-consumer queue made of `L` single-producer rings (lanes)
 /// of `N` slots each: every producer handle owns a lane, so a push is the solo ring's push —
-/// plain loads and stores, no read-modify-write, no cache line shared with another producer.
+/// plain loads and stores, no read-modify-write, no cache line written by another producer.
 ///
-/// The trade against [`Ring`]: **order is per producer only.** Each producer's values come
-/// out in the order it pushed them, but values of different producers are not ordered with
-/// each other: a value pushed after another producer's push (even one it learned of) may be
-/// popped first. [`Ring`] pops in claim order and lets any thread push through a shared
+/// The trade against [`Ring`]: **order is per handle only.** The values pushed through one
+/// [`LaneProducer`] come out in the order it pushed them, but values of different handles are
+/// not ordered with each other: a value pushed after another handle's push (even one its thread
+/// learned of) may be popped first. That includes two handles of one thread: a thread that
+/// drops its handle and claims another may get another lane, and its values through the two
+/// are not ordered with each other either (keep the handle to keep the order). [`Ring`] pops in claim order and lets any thread push through a shared
 /// reference; here a thread needs a [`LaneProducer`] handle, at most `L` exist at a time, and
 /// the queue holds up to `L * N` values (`N` per lane: one producer cannot fill another's
 /// lane).
 ///
 /// `N` must be a power of two and at least 2, `L` at least 1; anything else fails to compile.
-/// `const`-constructible, for a `static`. The lanes are inline: about
-/// `L * N * (size_of::<T>() + 8)` bytes, so keep large ones in a `static` or build them where
-/// they will stay (`Box::new(Lanes::new())` may build the value on the stack first).
+/// `const`-constructible, for a `static`. The lanes are inline: `L` rings of `N` slots (a slot
+/// is `T` and an 8-byte stamp, rounded up to `T`'s alignment) and a few hundred bytes of
+/// cache-padded counters each, so keep large ones in a `static` or build them where they will
+/// stay (`Box::new(Lanes::new())` may build the value on the stack first). Adjacent lanes share
+/// no cache line where crossbeam's `CachePadded` pads to the line size or more (x86-64,
+/// aarch64, powerpc64: 128 bytes); on targets where it pads less (32-bit Arm, RISC-V, MIPS: 32
+/// bytes), one lane's last slot and the next lane's counters may share a line.
 ///
 /// ```
 /// use ringwal_core::Lanes;
@@ -161,7 +171,8 @@ impl<T, const N: usize, const L: usize> Lanes<T, N, L> {
     }
 
     /// Claims the consumer side of every lane. `None` while another [`LanesConsumer`] is alive;
-    /// dropping it frees the claim, and the next consumer continues where it stopped.
+    /// dropping it frees the claim, and the next consumer continues where it stopped. (A
+    /// consumer that is never dropped, `mem::forget`, keeps the claim for good.)
     ///
     /// ```
     /// let q: ringwal_core::Lanes<u8, 4, 2> = ringwal_core::Lanes::new();
@@ -301,10 +312,11 @@ impl<T, const N: usize, const L: usize> fmt::Debug for LaneProducer<'_, T, N, L>
     }
 }
 
-/// The single consumer of [`Lanes`]: takes from every lane. Each producer's values come out in
-/// its push order; a lane keeps the consumer's turn for at most a lap of it (`N` values) while
-/// others have values, so a busy lane does not starve the others. `Send`, not `Sync`, not
-/// `Clone`.
+/// The single consumer of [`Lanes`]: takes from every lane. Each handle's values come out in
+/// its push order. `pop`, `try_pop` and `drain` share one turn: the lane of the last value
+/// taken keeps it for up to `N` values in a row (a lap of it), then the next lane with a value
+/// gets it, so a busy lane takes at most `N` values in a row while others have values.
+/// `Send`, not `Sync`, not `Clone`.
 pub struct LanesConsumer<'a, T, const N: usize = 4096, const L: usize = 8> {
     lanes: &'a Lanes<T, N, L>,
     cursors: [Cursor; L],
@@ -435,9 +447,10 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
         }
     }
 
-    /// An iterator over what is ready, never waiting: lane after lane (starting one lane
-    /// further at each call), each lane's values in order, at most `N` from each lane, so it
-    /// ends even while producers keep pushing. Dropping it early leaves the rest in the lanes.
+    /// An iterator over what is ready, never waiting, in the same turn as
+    /// [`try_pop`](Self::try_pop): it ends at the first look that finds no lane with a ready
+    /// value (and stays ended), or after `L * N` values, so it ends even while producers keep
+    /// pushing. Dropping it early leaves the rest in the lanes.
     ///
     /// ```
     /// let q: ringwal_core::Lanes<u8, 4, 2> = ringwal_core::Lanes::new();
@@ -449,20 +462,10 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// a.try_push(2).unwrap();
     /// assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2, 10]);
     /// ```
-    pub fn drain(&mut self) -> LanesDrain<'_, T, N> {
-        let start = self.next;
-        self.next = Self::after(start);
-        self.streak = 0;
-        // Lanes `start..L`, then `0..start`, each with its own cursor.
-        let (rings_before, rings_from) = self.lanes.lanes.split_at(start);
-        let (cursors_before, cursors_from) = self.cursors.split_at_mut(start);
+    pub fn drain(&mut self) -> LanesDrain<'_, 'a, T, N, L> {
         LanesDrain {
-            order: rings_from
-                .iter()
-                .zip(cursors_from.iter_mut())
-                .chain(rings_before.iter().zip(cursors_before.iter_mut())),
-            current: None,
-            remaining: 0,
+            consumer: self,
+            remaining: N * L,
         }
     }
 
@@ -491,47 +494,45 @@ impl<T, const N: usize, const L: usize> fmt::Debug for LanesConsumer<'_, T, N, L
     }
 }
 
-/// The iterator returned by [`LanesConsumer::drain`]: what is ready, lane after lane, never
-/// waiting, at most `N` values from each lane.
-pub struct LanesDrain<'b, T, const N: usize> {
-    /// The lanes still to visit, in order, each with the consumer's cursor for it.
-    order: LaneOrder<'b, T, N>,
-    /// The lane being drained.
-    current: Option<(&'b Ring<T, N>, &'b mut Cursor)>,
-    /// Values the current lane may still yield.
+/// The iterator returned by [`LanesConsumer::drain`]: what is ready, in the consumer's turn,
+/// never waiting, at most `L * N` values. Fused: after its first `None`, always `None`.
+pub struct LanesDrain<'d, 'a, T, const N: usize, const L: usize> {
+    consumer: &'d mut LanesConsumer<'a, T, N, L>,
+    /// Values it may still yield (0 once it found nothing).
     remaining: usize,
 }
 
-/// The lanes a drain visits: from its first lane to the last, then from lane 0.
-type LaneOrder<'b, T, const N: usize> = core::iter::Chain<
-    core::iter::Zip<core::slice::Iter<'b, Ring<T, N>>, core::slice::IterMut<'b, Cursor>>,
-    core::iter::Zip<core::slice::Iter<'b, Ring<T, N>>, core::slice::IterMut<'b, Cursor>>,
->;
-
-impl<T, const N: usize> Iterator for LanesDrain<'_, T, N> {
+impl<T, const N: usize, const L: usize> Iterator for LanesDrain<'_, '_, T, N, L> {
     type Item = T;
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        loop {
-            if let Some((ring, cursor)) = &mut self.current {
-                if self.remaining > 0 {
-                    if let Some(value) = ring.raw().pop_ready(cursor) {
-                        self.remaining -= 1;
-                        return Some(value);
-                    }
-                }
-            }
-            self.current = Some(self.order.next()?);
-            self.remaining = N;
+        if self.remaining == 0 {
+            return None;
         }
+        match self.consumer.take_ready() {
+            Some(value) => {
+                self.remaining -= 1;
+                Some(value)
+            }
+            None => {
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
     }
 }
 
-impl<T, const N: usize> fmt::Debug for LanesDrain<'_, T, N> {
+impl<T, const N: usize, const L: usize> core::iter::FusedIterator for LanesDrain<'_, '_, T, N, L> {}
+
+impl<T, const N: usize, const L: usize> fmt::Debug for LanesDrain<'_, '_, T, N, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LanesDrain")
-            .field("remaining_in_lane", &self.remaining)
+            .field("remaining", &self.remaining)
             .finish_non_exhaustive()
     }
 }

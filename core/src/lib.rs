@@ -40,17 +40,18 @@
 //!
 //! For many producers that never share a cache line, [`Lanes`] gives each producer handle a
 //! ring of its own (the solo push above, per lane) and one [`LanesConsumer`] takes from all of
-//! them: order is then per producer only (values of different producers are not ordered with
-//! each other), in exchange for pushes without read-modify-writes.
+//! them: order is then per handle only (values of different handles are not ordered with each
+//! other), in exchange for pushes without read-modify-writes.
 //!
 //! # Guarantees
 //! - Every value pushed is popped exactly once, returned by `force_push` exactly once, or dropped
 //!   exactly once by the `Ring`'s `Drop`. Never duplicated, never leaked, never read
 //!   uninitialised.
 //! - Values from one producer come out in the order that producer pushed them. Across
-//!   producers, the order is the order in which their pushes claimed positions: a push that
-//!   happens-before another (the second thread learned of the first push through any
-//!   synchronisation) comes out before it.
+//!   producers of a [`Ring`] (or `channel`), the order is the order in which their pushes
+//!   claimed positions: a push that happens-before another (the second thread learned of the
+//!   first push through any synchronisation) comes out before it. ([`Lanes`] orders per handle
+//!   only.)
 //! - `Ring<T, N>` is `Send + Sync` exactly when `T: Send`. [`Consumer`] is `Send`, not `Sync`,
 //!   not `Clone`, and [`Ring::consumer`] hands out at most one at a time.
 //! - Positions are counters that wrap at 2^(`usize::BITS` - 1) ([`POSITION_MASK`]); every
@@ -149,7 +150,8 @@
 //!
 //! Every ordering is checked under loom in `loom-tests/`: every pair of operations
 //! exhaustively, three-thread models up to a documented preemption bound, within what loom
-//! models of weak memory. The tests also run under Miri and ThreadSanitizer.
+//! models of weak memory (one is argued instead, because loom cannot show it failing: the
+//! `Lanes` consumer flag's Release/Acquire, see `lanes.rs`). The tests also run under Miri and ThreadSanitizer.
 #![cfg_attr(not(loom), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]

@@ -164,22 +164,10 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(rx.pop().map(|v| v.id), want);
             }
             Op::Drain(k) => {
-                let start = model.next;
-                let mut want = Vec::new();
-                for i in 0..L {
-                    let lane = (start + i) % L;
-                    for _ in 0..N {
-                        if want.len() == k as usize {
-                            break;
-                        }
-                        match model.lanes[lane].pop_front() {
-                            Some(v) => want.push(v),
-                            None => break,
-                        }
-                    }
-                }
-                model.next = (start + 1) % L;
-                model.streak = 0;
+                // The same turn as the pops, at most L * N values per drain.
+                let want: Vec<u64> = (0..(k as usize).min(L * N))
+                    .map_while(|_| model.take())
+                    .collect();
                 let got: Vec<u64> = rx.drain().take(k as usize).map(|v| v.id).collect();
                 assert_eq!(got, want);
             }

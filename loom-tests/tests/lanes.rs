@@ -12,7 +12,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use ringwal_core::Lanes;
+use ringwal_core::{Lanes, TryPopError};
 use ringwal_loom_tests::check;
 
 /// Two threads each take the only lane once if it is free (no waiting), push one value and
@@ -120,5 +120,41 @@ fn the_consumer_changes_hands() {
             [1, 2][taken.len()..],
             "the next consumer continues in order"
         );
+    });
+}
+
+/// The consumer against a producer mid-push: `try_pop` may see the value, nothing (`Empty`, the
+/// push has not claimed yet) or `Pending` (claimed, not yet published); after `Pending`, `pop`
+/// must wait and return the value, never `None`. Then the value has come out exactly once and
+/// the lanes are empty.
+///
+/// Exhaustive (no preemption bound).
+///
+/// Mutation that fails it: `LanesConsumer::pop` returning `None` instead of waiting when a lane
+/// has a claimed, unpublished value ("pop gave up on a claimed value").
+#[test]
+fn pop_waits_for_a_claimed_value() {
+    check(None, || {
+        let lanes: Arc<Lanes<u32, 2, 2>> = Arc::new(Lanes::new());
+        let producer = {
+            let lanes = lanes.clone();
+            thread::spawn(move || {
+                let mut tx = lanes.producer().unwrap();
+                tx.try_push(7).unwrap();
+            })
+        };
+        let mut rx = lanes.consumer().unwrap();
+        let mut got = Vec::new();
+        match rx.try_pop() {
+            Ok(v) => got.push(v),
+            Err(TryPopError::Pending) => {
+                got.push(rx.pop().expect("pop gave up on a claimed value"));
+            }
+            Err(TryPopError::Empty) => {}
+        }
+        producer.join().unwrap();
+        got.extend(rx.drain());
+        assert_eq!(got, [7], "the value exactly once");
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
     });
 }
