@@ -596,6 +596,8 @@ fn lanes_with_hand_offs() {
                         seq += 1;
                     }
                 }
+                // Release pairs with the consumer's Acquire load below: a producer counted
+                // as done has every push of it visible, so the last empty look is final.
                 done.fetch_add(1, Ordering::Release);
             });
         }
@@ -603,6 +605,7 @@ fn lanes_with_hand_offs() {
         let mut rx = lanes.consumer().unwrap();
         let mut round = 0u64;
         loop {
+            // Acquire: see the producers' Release increment.
             let finished = done.load(Ordering::Acquire) == PRODUCERS as usize;
             let n = got.len();
             // Every way of taking: a drain, the never-waiting pop, the pop that waits out a
