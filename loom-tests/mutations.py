@@ -422,13 +422,27 @@ MUTATIONS = [
     '        self.lanes.consumer.store(false, Ordering::Release);\n        for (ring, cursor) in self.lanes.lanes.iter().zip(&self.cursors) {\n            ring.raw().release_consumer(cursor);\n        }\n'),
   ],
   ['lanes', 'the_consumer_changes_hands']),
- ('M20d LanesConsumer::pop gives up on a claimed value (Lanes)',
+ ('M20d LanesConsumer::try_pop says Pending for a claimed lane again (Lanes)',
   [
    ('core/src/lanes.rs',
-    '            // A producer is between its claim and its publish: no user code runs there.\n            spin_loop();',
-    '            // A producer is between its claim and its publish: no user code runs there.\n            return None;'),
+    '        self.take_ready().ok_or(TryPopError::Empty)\n',
+    '        match self.take_ready() {\n            Some(v) => Ok(v),\n            None if self.lanes.lanes.iter().zip(&self.cursors).any(|(r, c)| r.raw().claimed_past(c)) => Err(TryPopError::Pending),\n            None => Err(TryPopError::Empty),\n        }\n'),
   ],
-  ['lanes', 'pop_waits_for_a_claimed_value']),
+  ['lanes', 'a_push_is_seen_once_it_happened_before_and_never_pending']),
+ ('M20e stamp publish Relaxed, against the Lanes consumer',
+  [
+   ('core/src/raw.rs',
+    'slot.stamp.store(tick | 1, Ordering::Release);',
+    'slot.stamp.store(tick | 1, Ordering::Relaxed);'),
+  ],
+  ['lanes', 'a_push_is_seen_once_it_happened_before_and_never_pending']),
+ ('M29 split leaves its consumer cursor shared (reads tail, says Pending)',
+  [
+   ('core/src/ring.rs',
+    '        cursor.solo = true;',
+    '        cursor.solo = false;'),
+  ],
+  ['ring', 'split_consumer_sees_what_happened_before_and_is_never_pending']),
 ]
 only = sys.argv[1:]
 results = []

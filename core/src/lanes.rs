@@ -29,7 +29,7 @@ use core::marker::PhantomData;
 
 use crate::raw::{Cursor, SoloCursor};
 use crate::ring::{Full, Ring, TryPopError};
-use crate::sync::{spin_loop, AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 /// A bounded multi-producer, single-consumer queue made of `L` single-producer rings (lanes)
 /// of `N` slots each: every producer handle owns a lane, so a push is the solo ring's push —
@@ -380,23 +380,11 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
         None
     }
 
-    /// Whether some lane's producer has claimed a position this consumer has not taken (a
-    /// value on its way, or one published since [`take_ready`](Self::take_ready) looked).
-    fn any_claimed(&self) -> bool {
-        self.lanes
-            .lanes
-            .iter()
-            .zip(&self.cursors)
-            .any(|(ring, cursor)| ring.raw().claimed_past(cursor))
-    }
-
     /// Pops a value that is ready, never waiting. Lanes are looked at from the lane of the last
     /// value popped, which keeps its turn for up to `N` values in a row (a lap of it), then
     /// passes it on: one busy producer costs one look per value, and cannot hold the others
-    /// off for longer than a lap. The error says why there was no value:
-    /// [`TryPopError::Pending`] if some lane's producer has claimed its next position and not
-    /// yet published it, else [`TryPopError::Empty`] (every lane was empty when it was looked
-    /// at).
+    /// off for longer than a lap. With no value ready it says [`TryPopError::Empty`], never
+    /// `Pending` (see [`pop`](Self::pop) for why that answer is exact).
     ///
     /// ```
     /// use ringwal_core::{Lanes, TryPopError};
@@ -414,17 +402,20 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// ```
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
-        match self.take_ready() {
-            Some(value) => Ok(value),
-            None if self.any_claimed() => Err(TryPopError::Pending),
-            None => Err(TryPopError::Empty),
-        }
+        self.take_ready().ok_or(TryPopError::Empty)
     }
 
-    /// Pops a value, in the same turn as [`try_pop`](Self::try_pop), waiting while no lane has
-    /// a ready value but some lane's producer has claimed its next position and not yet
-    /// published it (a few instructions; see [`Consumer::pop`](crate::Consumer::pop) for where
-    /// not to call a waiting pop). `None` when every lane was empty when it was looked at.
+    /// Pops a value, in the same turn as [`try_pop`](Self::try_pop), or `None` if no lane has
+    /// one ready. Never waits, so it is safe where the consumer can preempt a producer (an
+    /// interrupt handler).
+    ///
+    /// `None` is exact (linearizable): every lane had no value at the instant of the first
+    /// lane's look. A lane's producer is one handle at a time, and its push takes effect at
+    /// its publication: a push still writing holds back only that handle's later pushes, never
+    /// another lane's value, so there is nothing to wait for. A value stays published until the
+    /// consumer takes it, so a lane found empty later was empty at that first instant too. The
+    /// looks read only the lanes' slots, never a producer's counter: polling empty lanes does
+    /// not pull the lines every push writes away from their producers.
     ///
     /// ```
     /// let q: ringwal_core::Lanes<u8, 4, 2> = ringwal_core::Lanes::new();
@@ -435,16 +426,7 @@ impl<'a, T, const N: usize, const L: usize> LanesConsumer<'a, T, N, L> {
     /// ```
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        loop {
-            if let Some(value) = self.take_ready() {
-                return Some(value);
-            }
-            if !self.any_claimed() {
-                return None;
-            }
-            // A producer is between its claim and its publish: no user code runs there.
-            spin_loop();
-        }
+        self.take_ready()
     }
 
     /// An iterator over what is ready, never waiting, in the same turn as

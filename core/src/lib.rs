@@ -71,6 +71,9 @@
 //!   that producer; a consumer that can preempt a producer of its ring (an interrupt handler, a
 //!   higher-priority task on one core) must use `try_pop` or `drain`. Values pushed after that
 //!   position stay queued until it is published.
+//!   A solo producer ([`Ring::split`], each lane of [`Lanes`]) holds back nothing but its own
+//!   later pushes: its push takes effect when published, so those consumers never say
+//!   `Pending` and their `pop` never waits.
 //! - [`Ring::try_push`] never waits for anyone; it reports [`Full`] if the consumer has not
 //!   yet moved out the value one lap before its position. It is safe in an interrupt handler
 //!   that preempted the consumer.

@@ -62,6 +62,10 @@ pub enum TryPopError {
     /// A producer (or an evicting `force_push`) has claimed the next position and is still
     /// writing it: a value is on its way, a few instructions from now unless that thread was
     /// preempted. Values pushed after it wait behind it (the ring's order is claim order).
+    ///
+    /// Never returned with a solo producer (the consumer of [`Ring::split`], and
+    /// [`LanesConsumer`](crate::LanesConsumer)): a solo push takes effect when it is published,
+    /// and nothing waits behind it but its own producer's later pushes.
     Pending,
 }
 
@@ -323,9 +327,11 @@ impl<T, const N: usize, M: Mode> Ring<T, N, M> {
         // consumer that was leaked (`mem::forget`); its cursor is in the ring, so it is safe to
         // take over.
         raw.force_release_consumer();
-        let cursor = raw
+        let mut cursor = raw
             .claim_consumer()
             .expect("no consumer can be alive under &mut");
+        // While the halves live (`&mut self`), the solo producer is the ring's only producer.
+        cursor.solo = true;
         let solo = raw.solo_cursor();
         (
             SoloProducer {
@@ -423,6 +429,10 @@ impl<'a, T, const N: usize, M: Mode> Consumer<'a, T, N, M> {
     /// main loop pushes to, a higher-priority task on one core: it would spin forever. Use
     /// [`try_pop`](Self::try_pop) or [`drain`](Self::drain) there; neither ever waits.
     ///
+    /// The consumer of [`Ring::split`] never waits in `pop`: its ring's only producer is the
+    /// solo one, whose push takes effect when it is published and holds back nothing but that
+    /// producer's own later pushes, so an unpublished position is simply not there yet.
+    ///
     /// ```
     /// let ring: ringwal_core::Ring<u8, 4> = ringwal_core::Ring::new();
     /// let mut c = ring.consumer().unwrap();
@@ -438,6 +448,9 @@ impl<'a, T, const N: usize, M: Mode> Consumer<'a, T, N, M> {
     /// Pops the oldest value if it is ready; never waits. The error says why not:
     /// [`TryPopError::Empty`] (no value in the ring) or [`TryPopError::Pending`] (the oldest
     /// position is claimed by a producer still writing it; values behind it wait for it).
+    /// The consumer of [`Ring::split`] says only `Empty` (see [`TryPopError::Pending`]), and
+    /// then reads nothing but the slot it looked at: no read of the producer's counter, whose
+    /// line the producer writes on every push.
     ///
     /// ```
     /// use ringwal_core::{Ring, TryPopError};

@@ -377,7 +377,7 @@ fn an_invalid_capacity_is_an_error_from_try_channel_and_a_clear_panic_from_chann
 }
 
 /// The solo producer (`Ring::split`) against a consumer thread, across many laps of a small
-/// ring: every value once, in order.
+/// ring: every value once, in order; the consumer never told `Pending`.
 #[test]
 fn solo_producer_and_consumer() {
     let per = per_producer() * 3;
@@ -434,7 +434,20 @@ fn solo_producer_and_consumer() {
                 });
                 let mut next = 0;
                 while next < per {
-                    match rx.pop() {
+                    // Odd rounds `try_pop`, even ones `pop`: neither ever waits on a split ring,
+                    // and `try_pop` never says `Pending` there.
+                    let got = if next % 2 == 1 {
+                        match rx.try_pop() {
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                assert_eq!(e, TryPopError::Empty, "a split ring is never Pending");
+                                None
+                            }
+                        }
+                    } else {
+                        rx.pop()
+                    };
+                    match got {
                         Some(v) => {
                             assert_eq!(v, next);
                             next += 1;
@@ -567,7 +580,7 @@ fn close_race<M: Mode>(
 
 /// `Lanes`: more producer threads than lanes, each producer taking a lane for a stretch of its
 /// values, dropping the handle and claiming a lane again (often another thread's old one), while
-/// the consumer takes (drains, pops, waits), and is itself dropped and reclaimed now and then.
+/// the consumer takes (drains, pops), and is itself dropped and reclaimed now and then.
 /// Every value arrives exactly once, and in order within each stretch: a hand-off of a lane
 /// (the Release drop, the Acquire claim) must carry the lane's position to the next owner. A
 /// producer's next stretch may go through another lane and come out before the rest of its
@@ -611,11 +624,14 @@ fn lanes_with_hand_offs() {
             // Acquire: see the producers' Release increment.
             let finished = done.load(Ordering::Acquire) == PRODUCERS as usize;
             let n = got.len();
-            // Every way of taking: a drain, the never-waiting pop, the pop that waits out a
-            // producer mid-push.
+            // Every way of taking: a drain, `try_pop` (never `Pending`: each lane's producer is
+            // a solo one), `pop`.
             match round % 3 {
                 0 => got.extend(rx.drain()),
-                1 => got.extend(rx.try_pop().ok()),
+                1 => match rx.try_pop() {
+                    Ok(v) => got.push(v),
+                    Err(e) => assert_eq!(e, TryPopError::Empty, "a lane is never Pending"),
+                },
                 _ => got.extend(rx.pop()),
             }
             round += 1;

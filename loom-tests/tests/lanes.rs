@@ -123,34 +123,48 @@ fn the_consumer_changes_hands() {
     });
 }
 
-/// The consumer against a producer mid-push: `try_pop` may see the value, nothing (`Empty`, the
-/// push has not claimed yet) or `Pending` (claimed, not yet published); after `Pending`, `pop`
-/// must wait and return the value, never `None`. Then the value has come out exactly once and
-/// the lanes are empty.
+/// The consumer against a producer mid-push: `try_pop` and `pop` see the value or nothing,
+/// never `Pending` (a lane's producer is a solo one: its push takes effect when it is
+/// published, and nothing but its own later pushes waits behind it); once the push
+/// happened-before a look (the producer's flag, stored Release after the push and read Acquire
+/// before the look), that look sees the value. Then the value has come out exactly once.
 ///
 /// Exhaustive (no preemption bound).
 ///
-/// Mutation that fails it: `LanesConsumer::pop` returning `None` instead of waiting when a lane
-/// has a claimed, unpublished value ("pop gave up on a claimed value").
+/// Mutations that fail it: `try_pop` reading the lanes' producer counters again and saying
+/// `Pending` for a claimed, unpublished position, as it did before (M20d: "never Pending"); the
+/// publish store of a slot's stamp Relaxed (M20e, `write_and_publish`: the look after the flag
+/// may read the value unwritten, a causality violation, or miss it).
 #[test]
-fn pop_waits_for_a_claimed_value() {
+fn a_push_is_seen_once_it_happened_before_and_never_pending() {
     check(None, || {
         let lanes: Arc<Lanes<u32, 2, 2>> = Arc::new(Lanes::new());
+        let pushed = Arc::new(AtomicBool::new(false));
         let producer = {
-            let lanes = lanes.clone();
+            let (lanes, pushed) = (lanes.clone(), pushed.clone());
             thread::spawn(move || {
                 let mut tx = lanes.producer().unwrap();
                 tx.try_push(7).unwrap();
+                // Release pairs with the consumer's Acquire loads below.
+                pushed.store(true, Ordering::Release);
             })
         };
         let mut rx = lanes.consumer().unwrap();
         let mut got = Vec::new();
+        let before = pushed.load(Ordering::Acquire);
         match rx.try_pop() {
             Ok(v) => got.push(v),
-            Err(TryPopError::Pending) => {
-                got.push(rx.pop().expect("pop gave up on a claimed value"));
+            Err(e) => {
+                assert_eq!(e, TryPopError::Empty, "never Pending");
+                assert!(!before, "try_pop missed a push that happened before it");
             }
-            Err(TryPopError::Empty) => {}
+        }
+        if got.is_empty() {
+            let before = pushed.load(Ordering::Acquire);
+            match rx.pop() {
+                Some(v) => got.push(v),
+                None => assert!(!before, "pop missed a push that happened before it"),
+            }
         }
         producer.join().unwrap();
         got.extend(rx.drain());

@@ -533,6 +533,54 @@ fn solo_producer_against_consumer_across_the_wrap() {
     });
 }
 
+/// The consumer of a split ring against its producer mid-push: `try_pop` and `pop` see the
+/// value or nothing, never `Pending` (the solo producer's push takes effect when published;
+/// the consumer does not read `tail` to tell "claimed" from "empty"); once the push
+/// happened-before a look (a flag stored Release after it, read Acquire before the look), the
+/// look sees it. Then the value has come out exactly once.
+///
+/// Exhaustive (no preemption bound).
+///
+/// Mutation that fails it: `split` leaving its consumer's cursor shared (`solo` false), so
+/// that `try_pop` reads `tail` and says `Pending` while the push is between its `tail` store
+/// and its publish (M29: "never Pending").
+#[test]
+fn split_consumer_sees_what_happened_before_and_is_never_pending() {
+    check(None, || {
+        let ring: &'static mut Ring<u32, 2> = Box::leak(Box::new(Ring::new()));
+        let (mut tx, mut rx) = ring.split();
+        let pushed = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let pushed = pushed.clone();
+            thread::spawn(move || {
+                tx.try_push(7).unwrap();
+                // Release pairs with the consumer's Acquire loads below.
+                pushed.store(true, Ordering::Release);
+            })
+        };
+        let mut got = Vec::new();
+        let before = pushed.load(Ordering::Acquire);
+        match rx.try_pop() {
+            Ok(v) => got.push(v),
+            Err(e) => {
+                assert_eq!(e, TryPopError::Empty, "never Pending");
+                assert!(!before, "try_pop missed a push that happened before it");
+            }
+        }
+        if got.is_empty() {
+            let before = pushed.load(Ordering::Acquire);
+            match rx.pop() {
+                Some(v) => got.push(v),
+                None => assert!(!before, "pop missed a push that happened before it"),
+            }
+        }
+        producer.join().unwrap();
+        got.extend(rx.drain());
+        assert_eq!(got, [7], "the value exactly once");
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
+    });
+}
+
 /// The solo producer of an evicting ring force-pushing through it while the consumer pops:
 /// exactly once, in order, eviction count exact. (A solo producer claims with a plain store,
 /// and evicts with the same compare-and-swap on `head` as a shared one.)
