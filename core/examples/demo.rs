@@ -90,13 +90,8 @@ fn run<M: Mode>(
         let start_evicted = consumer.evicted();
         let mut last = [None::<u64>; PRODUCERS as usize];
         let (mut got, mut order_ok) = (0u64, true);
-        let started = Instant::now();
-        let mut done = false;
-        loop {
-            if !done && started.elapsed() >= run_for {
-                stop.store(true, Ordering::Relaxed);
-                done = true;
-            }
+        // Takes what is ready; how many.
+        let mut take = |consumer: &mut ringwal_core::Consumer<'_, u64, 4096, M>| {
             let mut n = 0;
             for v in consumer.drain() {
                 let (id, seq) = ((v >> 48) as usize, v & ((1 << 48) - 1));
@@ -108,7 +103,17 @@ fn run<M: Mode>(
                 }
             }
             got += n;
-            if done && n == 0 && producers.iter().all(|p| p.is_finished()) && ring.is_empty() {
+            n
+        };
+        let started = Instant::now();
+        let mut done = false;
+        loop {
+            if !done && started.elapsed() >= run_for {
+                stop.store(true, Ordering::Relaxed);
+                done = true;
+            }
+            let n = take(&mut consumer);
+            if done && n == 0 && producers.iter().all(|p| p.is_finished()) {
                 break;
             }
             if n == 0 {
@@ -122,6 +127,9 @@ fn run<M: Mode>(
             evicted += b;
             rejected += c;
         }
+        // `is_finished` is no synchronisation; the joins are: what the producers pushed is
+        // visible now. Take the rest (a drain stops after a ring's worth).
+        while take(&mut consumer) > 0 {}
         let gaps = consumer.evicted() - start_evicted;
         (pushed, evicted, rejected, got, gaps, order_ok)
     });

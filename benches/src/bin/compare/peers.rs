@@ -88,15 +88,15 @@ pub trait Queue<T: Item>: Sized {
     /// Takes what the consumer takes in one go, calling `f` for each value; returns how many.
     /// One `try_pop` for every peer except the "ringwal (drain)" entry.
     #[inline(always)]
-    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
-        match Self::try_pop(rx) {
-            Some(v) => {
-                f(v);
-                1
-            }
-            None => 0,
-        }
+    fn take(rx: &mut Self::Rx<'_>, f: impl FnMut(T)) -> usize {
+        take_one(Self::try_pop(rx), f)
     }
+}
+
+/// Hands `value` to `f` if there is one; how many (0 or 1).
+#[inline(always)]
+fn take_one<T>(value: Option<T>, f: impl FnMut(T)) -> usize {
+    usize::from(value.map(f).is_some())
 }
 
 /// ringwal's `Ring`: `try_push`, and the consumer's `pop` (or, with `DRAIN`, its `drain()`
@@ -132,17 +132,11 @@ impl<T: Item, const DRAIN: bool> Queue<T> for Ringwal<T, DRAIN> {
         rx.try_pop().ok()
     }
     #[inline(always)]
-    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
+    fn take(rx: &mut Self::Rx<'_>, f: impl FnMut(T)) -> usize {
         if DRAIN {
             rx.drain().map(f).count()
         } else {
-            match rx.try_pop().ok() {
-                Some(v) => {
-                    f(v);
-                    1
-                }
-                None => 0,
-            }
+            take_one(Self::try_pop(rx), f)
         }
     }
 }
@@ -219,17 +213,11 @@ impl<T: Item, const DRAIN: bool> Queue<T> for RingwalLanes<T, DRAIN> {
         rx.try_pop().ok()
     }
     #[inline(always)]
-    fn take(rx: &mut Self::Rx<'_>, mut f: impl FnMut(T)) -> usize {
+    fn take(rx: &mut Self::Rx<'_>, f: impl FnMut(T)) -> usize {
         if DRAIN {
             rx.drain().map(f).count()
         } else {
-            match rx.try_pop().ok() {
-                Some(v) => {
-                    f(v);
-                    1
-                }
-                None => 0,
-            }
+            take_one(Self::try_pop(rx), f)
         }
     }
 }
