@@ -50,3 +50,36 @@ pub fn check(preemption_bound: Option<usize>, f: impl Fn() + Sync + Send + 'stat
         "the model explored a single execution: is loom active?"
     );
 }
+
+/// The consumer's side of the "never `Pending`" models (a split ring's consumer, a `Lanes`
+/// consumer) against one producer that pushes a value, then sets `pushed` (Release): one
+/// `try_pop`, then, if it got nothing, one `pop`. Each look must give the value or nothing,
+/// never `Pending`, and must see the value once the push happened-before it (`pushed` read
+/// Acquire just before the look). Returns what the looks took.
+#[cfg(loom)]
+pub fn look_twice_never_pending<R>(
+    rx: &mut R,
+    pushed: &loom::sync::atomic::AtomicBool,
+    try_pop: fn(&mut R) -> Result<u32, ringwal_core::TryPopError>,
+    pop: fn(&mut R) -> Option<u32>,
+) -> Vec<u32> {
+    use loom::sync::atomic::Ordering;
+    let mut got = Vec::new();
+    // Acquire (both loads) pairs with the producer's Release store of `pushed`.
+    let before = pushed.load(Ordering::Acquire);
+    match try_pop(rx) {
+        Ok(v) => got.push(v),
+        Err(e) => {
+            assert_eq!(e, ringwal_core::TryPopError::Empty, "never Pending");
+            assert!(!before, "try_pop missed a push that happened before it");
+        }
+    }
+    if got.is_empty() {
+        let before = pushed.load(Ordering::Acquire);
+        match pop(rx) {
+            Some(v) => got.push(v),
+            None => assert!(!before, "pop missed a push that happened before it"),
+        }
+    }
+    got
+}

@@ -13,7 +13,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use ringwal_core::{Lanes, TryPopError};
-use ringwal_loom_tests::check;
+use ringwal_loom_tests::{check, look_twice_never_pending};
 
 /// Two threads each take the only lane once if it is free (no waiting), push one value and
 /// drop the handle, while the consumer drains; a lane of 2 slots, so both values fit. Every
@@ -150,22 +150,7 @@ fn a_push_is_seen_once_it_happened_before_and_never_pending() {
             })
         };
         let mut rx = lanes.consumer().unwrap();
-        let mut got = Vec::new();
-        let before = pushed.load(Ordering::Acquire);
-        match rx.try_pop() {
-            Ok(v) => got.push(v),
-            Err(e) => {
-                assert_eq!(e, TryPopError::Empty, "never Pending");
-                assert!(!before, "try_pop missed a push that happened before it");
-            }
-        }
-        if got.is_empty() {
-            let before = pushed.load(Ordering::Acquire);
-            match rx.pop() {
-                Some(v) => got.push(v),
-                None => assert!(!before, "pop missed a push that happened before it"),
-            }
-        }
+        let mut got = look_twice_never_pending(&mut rx, &pushed, |rx| rx.try_pop(), |rx| rx.pop());
         producer.join().unwrap();
         got.extend(rx.drain());
         assert_eq!(got, [7], "the value exactly once");

@@ -20,7 +20,7 @@ use loom::thread;
 use ringwal_core::{
     channel, evicting_channel, position_diff, EvictingRing, PushError, Ring, TryPopError,
 };
-use ringwal_loom_tests::check;
+use ringwal_loom_tests::{check, look_twice_never_pending};
 
 /// Two producers and the consumer on N = 2, across a lap and across the `usize::MAX` wrap of
 /// the counters: every value delivered exactly once, each producer's values in order.
@@ -558,22 +558,7 @@ fn split_consumer_sees_what_happened_before_and_is_never_pending() {
                 pushed.store(true, Ordering::Release);
             })
         };
-        let mut got = Vec::new();
-        let before = pushed.load(Ordering::Acquire);
-        match rx.try_pop() {
-            Ok(v) => got.push(v),
-            Err(e) => {
-                assert_eq!(e, TryPopError::Empty, "never Pending");
-                assert!(!before, "try_pop missed a push that happened before it");
-            }
-        }
-        if got.is_empty() {
-            let before = pushed.load(Ordering::Acquire);
-            match rx.pop() {
-                Some(v) => got.push(v),
-                None => assert!(!before, "pop missed a push that happened before it"),
-            }
-        }
+        let mut got = look_twice_never_pending(&mut rx, &pushed, |rx| rx.try_pop(), |rx| rx.pop());
         producer.join().unwrap();
         got.extend(rx.drain());
         assert_eq!(got, [7], "the value exactly once");
