@@ -80,18 +80,90 @@ pub struct LogOptions {
 /// assert_eq!(first.seq, last);
 /// ```
 #[derive(Clone)]
-pub struct SegmentPreamble(Arc<dyn Fn(&mut Preamble<'_>) + Send + Sync>);
+pub struct SegmentPreamble {
+    write: Arc<dyn Fn(&mut Preamble<'_>) + Send + Sync>,
+    observe: Option<Observer>,
+}
+
+/// What [`SegmentPreamble::with_observer`] calls with each record's payload.
+type Observer = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 impl SegmentPreamble {
     /// A preamble that `f` writes, into each new segment.
     pub fn new(f: impl Fn(&mut Preamble<'_>) + Send + Sync + 'static) -> SegmentPreamble {
-        SegmentPreamble(Arc::new(f))
+        SegmentPreamble {
+            write: Arc::new(f),
+            observe: None,
+        }
+    }
+
+    /// Also calls `observe` with the payload of every record the log appends, in log order,
+    /// on the thread that appends (the writer's), before the log creates the segment that
+    /// follows it: for a preamble that is a state of the records so far (say, the sessions
+    /// or spans open at that point), which `observe` keeps and the preamble's function
+    /// writes. After a failed write or sync the log may take records again that it was
+    /// given before (the writer retries from where the log says it got to): keep the state
+    /// such that seeing a record again, in order, gives the same state.
+    ///
+    /// ```
+    /// use ringwal::{Reader, SegmentPreamble};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// // Each segment starts with the last record that began with "config ".
+    /// let last_config = Arc::new(Mutex::new(None::<Vec<u8>>));
+    /// let seen = Arc::clone(&last_config);
+    /// let preamble = SegmentPreamble::new(move |p| {
+    ///     if let Some(config) = &*last_config.lock().unwrap() {
+    ///         p.push(config).unwrap();
+    ///     }
+    /// })
+    /// .with_observer(move |payload| {
+    ///     if payload.starts_with(b"config ") {
+    ///         *seen.lock().unwrap() = Some(payload.to_vec());
+    ///     }
+    /// });
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path())
+    ///     .segment_bytes(256)
+    ///     .segment_preamble(preamble)
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// emitter.emit("config level=debug".to_owned()).unwrap();
+    /// for i in 0..20 {
+    ///     emitter.emit(format!("record {i}")).unwrap();
+    /// }
+    /// writer.shutdown().unwrap();
+    ///
+    /// let reader = Reader::open(dir.path()).unwrap();
+    /// let last = reader.segments().unwrap().last().unwrap().first_seq;
+    /// let mut iter = reader.from_seq(last);
+    /// iter.next().unwrap().unwrap();
+    /// assert_eq!(iter.take_preamble(), vec![b"config level=debug".to_vec()]);
+    /// ```
+    pub fn with_observer(mut self, observe: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
+        self.observe = Some(Arc::new(observe));
+        self
+    }
+
+    /// Shows `observe` (if any) the records in `frames`, encoded frames as appended.
+    fn observe(&self, frames: &[u8]) {
+        let Some(observe) = &self.observe else {
+            return;
+        };
+        let mut rest = frames;
+        while let Ok((frame, used)) = format::decode_frame(rest) {
+            if !frame.marker && !frame.preamble {
+                observe(frame.payload);
+            }
+            rest = &rest[used..];
+        }
     }
 
     /// The frames for a segment whose first record will be `next_seq`.
     fn frames(&self, next_seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        (self.0)(&mut Preamble {
+        (self.write)(&mut Preamble {
             out: &mut out,
             next_seq,
         });
@@ -108,7 +180,12 @@ impl std::fmt::Debug for SegmentPreamble {
 /// The same function (not merely one that writes the same bytes).
 impl PartialEq for SegmentPreamble {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.write, &other.write)
+            && match (&self.observe, &other.observe) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
 
@@ -903,6 +980,10 @@ impl<V: Vfs> SegmentLog<V> {
                 .append(&mut self.active, &path, &bytes[start..end])?;
             self.segments.back_mut().expect("a segment exists").len += (end - start) as u64;
             self.next_seq += records;
+            // Before the next segment's preamble is written (the next turn's rotation).
+            if let Some(preamble) = &self.options.preamble {
+                preamble.observe(&bytes[start..end]);
+            }
         }
         Ok(())
     }
