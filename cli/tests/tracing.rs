@@ -196,12 +196,15 @@ fn cat_and_tail_decode_any_suffix_of_a_rotated_log() {
     let from = event_numbers(&lines(&ringwal(&["cat", d, "--from", &mid.to_string()])));
     assert_eq!(from.last(), Some(&599));
     assert!(from.len() < all.len());
-    // `info` shows each segment's preamble (the span's and the event's callsites, and the
-    // clock if it is the time-stamp counter).
+    // `info` shows each segment's preamble (the span's and the event's callsites, the clock
+    // if it is the time-stamp counter, and the `job` span if one was open where the segment
+    // began).
     let info = lines(&ringwal(&["info", d]));
-    let frames = format!("(preamble: {} frames)", 2 + usize::from(tsc));
+    let frames = |spans: usize| format!("(preamble: {} frames)", 2 + usize::from(tsc) + spans);
     assert_eq!(
-        info.iter().filter(|l| l.ends_with(&frames)).count(),
+        info.iter()
+            .filter(|l| l.ends_with(&frames(0)) || l.ends_with(&frames(1)))
+            .count(),
         4,
         "{info:?}"
     );

@@ -52,7 +52,8 @@ impl fmt::Display for Value {
         match self {
             Value::U64(v) => write!(f, "{v}"),
             Value::I64(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            // `1.0`, `1e20`, `NaN`: `fmt` prints an f64 with `Debug`.
+            Value::F64(v) => write!(f, "{v:?}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::Str(v) => write!(f, "{v:?}"),
             Value::Debug(v) => f.write_str(v),
@@ -74,6 +75,9 @@ pub struct Span {
     pub callsite: Arc<Callsite>,
     /// The fields recorded so far.
     pub fields: Vec<Field>,
+    /// A record of this span (its opening, or a later `record`) did not fit its reservation:
+    /// fields after the last one shown were cut.
+    pub truncated: bool,
 }
 
 /// One event.
@@ -333,11 +337,12 @@ impl Decoder {
     }
 
     /// Takes in a preamble frame's payload ([`ringwal::Iter::take_preamble`]): the callsite
-    /// metadata and the clock the writer repeats at the start of each segment, so that a
-    /// reader starting at any segment can decode the events after it. Hand each one over
-    /// before the record it was read with. A callsite or clock record is learned (as
-    /// [`decode`](Self::decode) would); anything else — another program's preamble, a
-    /// session — changes nothing.
+    /// metadata, the clock and the spans open at that point, which the writer repeats at the
+    /// start of each segment, so that a reader starting at any segment can decode the events
+    /// after it and show them in their spans. Hand each one over before the record it was
+    /// read with. A callsite, clock or open span (as last recorded) is learned, as
+    /// [`decode`](Self::decode) would; anything else — another program's preamble, a session
+    /// — changes nothing.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -381,7 +386,7 @@ impl Decoder {
                 if wire::is_tracing_record(payload)
                     && matches!(
                         kind & !wire::TRUNCATED,
-                        wire::KIND_CALLSITE | wire::KIND_CLOCK
+                        wire::KIND_CALLSITE | wire::KIND_CLOCK | wire::KIND_SPAN_NEW
                     ) =>
             {
                 self.decode(payload).map(drop)
@@ -459,6 +464,7 @@ impl Decoder {
                 let callsite = self.callsite(id)?;
                 let time_ns = self.time(version, time)?;
                 let fields = fields(&mut c, &callsite)?;
+                let (callsite, fields) = from_log_tracer(callsite, fields);
                 Ok(Record::Event(Event {
                     scope: self.scope(span),
                     callsite,
@@ -481,6 +487,7 @@ impl Decoder {
                     parent,
                     callsite,
                     fields,
+                    truncated,
                 });
                 self.spans.insert(id, span.clone());
                 Ok(Record::SpanOpened(span))
@@ -493,6 +500,7 @@ impl Decoder {
                 };
                 let new = fields(&mut c, &span.callsite)?;
                 let s = Arc::make_mut(span);
+                s.truncated |= truncated;
                 for (name, value) in new {
                     match s.fields.iter_mut().find(|(n, _)| *n == name) {
                         Some(slot) => slot.1 = value,
@@ -575,6 +583,38 @@ impl Decoder {
         scope.reverse();
         scope
     }
+}
+
+/// A `log` record bridged by `tracing_log::LogTracer` arrives as an event of target `log`
+/// whose `log.target`, `log.module_path`, `log.file` and `log.line` fields say where it came
+/// from: as `fmt` does, show it with that metadata, without those fields (so `--target`
+/// filters on the `log` record's own target). Other events are returned as they are.
+fn from_log_tracer(callsite: Arc<Callsite>, fields: Vec<Field>) -> (Arc<Callsite>, Vec<Field>) {
+    if callsite.target != "log" || !fields.iter().any(|(n, _)| n == "log.target") {
+        return (callsite, fields);
+    }
+    let mut meta = Callsite::clone(&callsite);
+    let mut kept = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        let text = match &value {
+            Value::Str(s) | Value::Debug(s) => Some(s.clone()),
+            _ => None,
+        };
+        match (name.as_str(), text) {
+            ("log.target", Some(t)) => meta.target = t,
+            ("log.module_path", Some(m)) => meta.module_path = Some(m),
+            ("log.file", Some(f)) => meta.file = Some(f),
+            ("log.line", _) => {
+                if let Value::U64(line) = value {
+                    meta.line = u32::try_from(line).ok();
+                }
+            }
+            (n, _) if n.starts_with("log.") => {}
+            _ => kept.push((name, value)),
+        }
+    }
+    meta.fields.retain(|n| !n.starts_with("log."));
+    (Arc::new(meta), kept)
 }
 
 fn fields(c: &mut Cur<'_>, callsite: &Callsite) -> Result<Vec<Field>, DecodeError> {

@@ -19,8 +19,9 @@ pub const DEFAULT_RING_BYTES: usize = 4 << 20;
 /// shutdown timeout, ring size) are ringwal's own [`ringwal::Builder`]: pass one to
 /// [`Builder::with_writer`], or adjust the default with [`Builder::writer`].
 ///
-/// Every segment starts with the metadata of every callsite seen so far (its preamble: one
-/// record of about 100 to 300 bytes per callsite), so that it can be read on its own: keep
+/// Every segment starts with the metadata of every callsite seen so far and the spans open
+/// there (its preamble: one record of about 100 to 300 bytes per callsite, and one per open
+/// span the size of its fields), so that it can be read on its own: keep
 /// the segment size well above that (the default, 64 MiB, is; a segment smaller than its
 /// preamble holds one record).
 ///

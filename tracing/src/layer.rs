@@ -3,12 +3,13 @@
 
 use crate::callsites::Callsites;
 use crate::clock::{unix_ns, Anchor, Clock};
+use crate::open_spans::OpenSpans;
 use crate::wire::{self, Enc};
 use ringwal::ByteEmitter;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Metadata, Subscriber};
@@ -99,10 +100,16 @@ fn version(clock: &Clock) -> u8 {
 /// counter) and a metadata record for each callsite `callsites` has described so far, so that
 /// a reader starting at any segment (after rotation, or retention) can decode the events after
 /// it and convert their times. Runs on the writer's thread.
+///
+/// Then the spans open at that point of the log ([`OpenSpans`], kept from the records the
+/// writer appends), so the events after it show in their spans.
 pub(crate) fn segment_preamble(
     callsites: Arc<Callsites>,
     clock: Arc<Clock>,
 ) -> ringwal::SegmentPreamble {
+    // Both closures run on the writer's thread: the lock is never contended.
+    let spans = Arc::new(Mutex::new(OpenSpans::default()));
+    let observed = Arc::clone(&spans);
     ringwal::SegmentPreamble::new(move |preamble| {
         let mut buf = vec![0u8; CALLSITE_BYTES];
         let version = version(&clock);
@@ -115,6 +122,17 @@ pub(crate) fn segment_preamble(
             // At most CALLSITE_BYTES: far below the frame limit.
             let _ = preamble.push(&buf[..n]);
         }
+        let spans = spans.lock().unwrap_or_else(PoisonError::into_inner);
+        // A span's record is at most its fields' records' sizes: far below the frame limit.
+        spans.write(|record| {
+            let _ = preamble.push(record);
+        });
+    })
+    .with_observer(move |payload| {
+        observed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(payload);
     })
 }
 
@@ -242,6 +260,35 @@ impl Visit for Enc<'_> {
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.field_bool(field.index(), value);
+    }
+    /// As `fmt` shows an error: its `Display`, then its chain of sources,
+    /// `failed error.sources=[disk gone, ...]`, as text.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.field(field.index(), wire::T_DEBUG, 4) {
+            self.text(|w| {
+                use std::fmt::Write as _;
+                write!(w, "{value}")?;
+                let mut source = value.source();
+                if source.is_some() {
+                    write!(w, " {}.sources=[", field.name())?;
+                }
+                // Bounded: a `source` chain may loop (an error may name itself); the
+                // record's room would end it too.
+                let mut shown = 0;
+                while let Some(e) = source.filter(|_| shown < 64) {
+                    if shown > 0 {
+                        w.write_str(", ")?;
+                    }
+                    write!(w, "{e}")?;
+                    shown += 1;
+                    source = e.source();
+                }
+                if shown > 0 {
+                    w.write_char(']')?;
+                }
+                Ok(())
+            });
+        }
     }
 }
 

@@ -8,8 +8,9 @@
 //! the emitting thread. Timestamps are read from the CPU's time-stamp counter where the kernel
 //! keeps time with it, and tied to Unix time by clock records in the log ([`Builder::tsc`]). Each callsite's static metadata (level, target, name, file, line,
 //! field names) is written once, the first time it is seen, and again at the start of every
-//! segment the writer creates (its preamble), so a reader starting at any segment — after
-//! rotation, or once retention deleted the oldest — decodes what follows. The writer thread persists the
+//! segment the writer creates (its preamble), with the spans open at that point, so a reader
+//! starting at any segment — after rotation, or once retention deleted the oldest — decodes
+//! what follows and shows it in its spans. The writer thread persists the
 //! records to ringwal's crash-safe segmented log; `ringwal cat DIR` renders them as
 //! `tracing_subscriber::fmt` would (text or JSON), and [`Decoder`] reads them in programs.
 //! Nothing is lost silently: what the ring refuses is counted in the log where it happened.
@@ -42,6 +43,8 @@ mod layer;
 mod logger;
 #[cfg(feature = "subscriber")]
 mod make_writer;
+#[cfg(feature = "subscriber")]
+mod open_spans;
 mod render;
 mod wire;
 

@@ -1,7 +1,7 @@
 //! Rendering decoded events as `tracing_subscriber::fmt` does: its default text format and
 //! its JSON shape.
 
-use crate::decode::{Event, Field, Value};
+use crate::decode::{Event, Field, Span, Value};
 use std::fmt::Write as _;
 
 /// `2024-05-01T12:00:00.123456Z`: RFC 3339, UTC, microseconds (as `fmt`'s default timer).
@@ -29,6 +29,42 @@ pub fn write_timestamp(time_ns: u64, out: &mut String) {
     );
 }
 
+/// `s` with the characters a terminal could act on written as escapes, as `fmt` does for
+/// messages (ESC, BEL, BS, FF, DEL as `\x1b`.., the C1 controls as `\u{9b}`..): a log line
+/// cannot retitle, clear or recolour the terminal that shows it. ringwal applies it to every
+/// text it did not quote, field values included.
+pub(crate) fn write_escaped(s: &str, out: &mut String) {
+    let mut rest = s;
+    while let Some(at) = rest.find(|c: char| is_terminal_control(c)) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or_default();
+        let _ = match c {
+            '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' => write!(out, "\\x{:02x}", c as u32),
+            c => write!(out, "\\u{{{:x}}}", c as u32),
+        };
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.push_str(rest);
+}
+
+fn is_terminal_control(c: char) -> bool {
+    matches!(
+        c,
+        '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+    )
+}
+
+/// A field's value as `fmt` prints it (see [`Value`]'s `Display`), with unquoted text
+/// escaped ([`write_escaped`]).
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Debug(s) => write_escaped(s, out),
+        v => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
 fn write_fields(fields: &[Field], skip_message: bool, out: &mut String) {
     let mut first = true;
     for (name, value) in fields {
@@ -39,7 +75,10 @@ fn write_fields(fields: &[Field], skip_message: bool, out: &mut String) {
             out.push(' ');
         }
         first = false;
-        let _ = write!(out, "{name}={value}");
+        // `r#type = 1` is recorded as `r#type`; `fmt` prints it `type=1`.
+        out.push_str(name.strip_prefix("r#").unwrap_or(name));
+        out.push('=');
+        write_value(value, out);
     }
 }
 
@@ -67,9 +106,16 @@ impl Event {
         let _ = write!(out, " {:>5} ", self.level().as_str());
         for span in &self.scope {
             out.push_str(&span.callsite.name);
-            if !span.fields.is_empty() {
+            if !span.fields.is_empty() || span.truncated {
                 out.push('{');
                 write_fields(&span.fields, false, out);
+                if span.truncated {
+                    out.push_str(if span.fields.is_empty() {
+                        "[truncated]"
+                    } else {
+                        " [truncated]"
+                    });
+                }
                 out.push('}');
             }
             out.push(':');
@@ -80,8 +126,11 @@ impl Event {
         out.push_str(self.target());
         out.push_str(": ");
         let message = self.message();
-        if let Some(m) = message {
-            let _ = write!(out, "{m}");
+        // The message is shown as text, never quoted (`message = "..."` records a `str`).
+        match message {
+            Some(Value::Str(m)) => write_escaped(m, out),
+            Some(m) => write_value(m, out),
+            None => {}
         }
         if self.fields.len() > usize::from(message.is_some()) {
             if message.is_some() {
@@ -110,13 +159,13 @@ impl Event {
         json_str(self.target(), out);
         if let Some(last) = self.scope.last() {
             out.push_str(",\"span\":");
-            json_object(&last.fields, Some(&last.callsite.name), out);
+            json_span(last, out);
             out.push_str(",\"spans\":[");
             for (i, span) in self.scope.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                json_object(&span.fields, Some(&span.callsite.name), out);
+                json_span(span, out);
             }
             out.push(']');
         }
@@ -128,6 +177,16 @@ impl Event {
     }
 }
 
+/// A span as `fmt().json()` shows it: its fields and its `name` (and `"truncated":true` when
+/// a record of it did not fit).
+fn json_span(span: &Span, out: &mut String) {
+    json_object(&span.fields, Some(&span.callsite.name), out);
+    if span.truncated {
+        out.pop();
+        out.push_str(",\"truncated\":true}");
+    }
+}
+
 fn json_object(fields: &[Field], name: Option<&str>, out: &mut String) {
     out.push('{');
     let mut first = true;
@@ -136,7 +195,7 @@ fn json_object(fields: &[Field], name: Option<&str>, out: &mut String) {
             out.push(',');
         }
         first = false;
-        json_str(k, out);
+        json_str(k.strip_prefix("r#").unwrap_or(k), out);
         out.push(':');
         json_value(v, out);
     }
@@ -154,11 +213,10 @@ fn json_value(v: &Value, out: &mut String) {
     let _ = match v {
         Value::U64(v) => write!(out, "{v}"),
         Value::I64(v) => write!(out, "{v}"),
-        Value::F64(v) if v.is_finite() => write!(out, "{v}"),
-        Value::F64(v) => {
-            json_str(&v.to_string(), out);
-            Ok(())
-        }
+        // As serde_json writes an f64 (`1.0`, `1e20`); NaN and the infinities have no JSON
+        // number: `null`, as in `fmt().json()`.
+        Value::F64(v) if v.is_finite() => write!(out, "{v:?}"),
+        Value::F64(_) => write!(out, "null"),
         Value::Bool(v) => write!(out, "{v}"),
         Value::Str(s) | Value::Debug(s) => {
             json_str(s, out);
@@ -177,7 +235,9 @@ pub fn json_str(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // The C0 controls must be escaped; DEL and the C1 controls may be, and are, so
+            // that a line shown on a terminal cannot drive it.
+            c if (c as u32) < 0x20 || is_terminal_control(c) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),

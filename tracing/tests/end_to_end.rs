@@ -196,3 +196,171 @@ fn a_suffix_without_the_metadata_is_an_error_in_place_not_a_panic() {
         Ok(Record::Session { .. })
     ));
 }
+
+/// An error with a source, as services log them.
+#[derive(Debug)]
+struct Failed(std::io::Error);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("write failed")
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// `Vec<u8>` behind a lock, as fmt's writer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The same events through `tracing_subscriber::fmt` and through the Layer: `write_text`
+/// gives fmt's lines (after the timestamp, which fmt's test writer leaves out).
+#[test]
+fn text_is_fmt_s_text_for_the_same_events() {
+    fn emit() {
+        let outer = tracing::info_span!("conn", peer = "10.0.0.7", tries = 2u64);
+        let _o = outer.enter();
+        let inner = tracing::debug_span!("req", r#type = "get", state = tracing::field::Empty);
+        let _i = inner.enter();
+        inner.record("state", "sent");
+        tracing::info!(user = 42, order = %"A-17", "order filled");
+        tracing::info!(message = "explicit str message", k = 1);
+        tracing::warn!("title \u{1b}]0;pwned\u{7} bell \u{7f} c1 \u{9b}31m end");
+        tracing::info!(s = "quote \" nl \n esc \u{1b}", d = ?"dbg", shown = %"disp");
+        tracing::info!(
+            one = 1.0,
+            big = 1e20,
+            small = 1e-7,
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            neg = -0.0
+        );
+        tracing::info!(b = true, i = -5i64, u = 7u64);
+        let e = Failed(std::io::Error::other("disk gone"));
+        tracing::error!(
+            error = &e as &(dyn std::error::Error + 'static),
+            "op failed"
+        );
+        let bare = std::io::Error::other("no source");
+        tracing::error!(error = &bare as &(dyn std::error::Error + 'static));
+        tracing::info!(no_message = 3);
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let fmt = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(fmt, emit);
+    let fmt_text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+    guard.shutdown().unwrap();
+    let ours: Vec<String> = events(read(dir.path()))
+        .iter()
+        .map(|e| {
+            let mut line = String::new();
+            e.write_text(&mut line);
+            // fmt without a timer starts at the level.
+            line[27..].trim_start().to_owned()
+        })
+        .collect();
+    let theirs: Vec<&str> = fmt_text.lines().map(str::trim_start).collect();
+    assert_eq!(ours.len(), 9);
+    // fmt writes a value with a newline in it (a `str`'s, quoted and escaped by Debug, has
+    // none): one line per event.
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn json_is_valid_and_shaped_like_fmt_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!("conn", big = tracing::field::Empty);
+        let _e = span.enter();
+        span.record("big", "x".repeat(1_000).as_str());
+        tracing::info!(
+            one = 1.0,
+            nan = f64::NAN,
+            inf = f64::NEG_INFINITY,
+            c1 = "\u{9b}31m",
+            del = "\u{7f}",
+            esc = %"\u{1b}[2J",
+            "m"
+        );
+    });
+    guard.shutdown().unwrap();
+    let events = events(read(dir.path()));
+    let mut json = String::new();
+    events[0].write_json(&mut json);
+    let fields = &json[json.find("\"fields\"").unwrap()..json.find(",\"target\"").unwrap()];
+    assert_eq!(
+        fields,
+        r#""fields":{"message":"m","one":1.0,"nan":null,"inf":null,"c1":"\u009b31m","del":"\u007f","esc":"\u001b[2J"}"#
+    );
+    // The span's record was cut (the default 512-byte room): said in the span, as the
+    // text says `[truncated]` inside its braces.
+    assert!(events[0].scope[0].truncated);
+    assert!(
+        json.contains(",\"name\":\"conn\",\"truncated\":true}"),
+        "{json}"
+    );
+    let mut text = String::new();
+    events[0].write_text(&mut text);
+    assert!(text.contains("x\" [truncated]}: end_to_end: m"), "{text}");
+    // Nothing a terminal acts on, in either.
+    for c in ['\u{1b}', '\u{7f}', '\u{9b}'] {
+        assert!(!json.contains(c) && !text.contains(c), "{c:?}");
+    }
+}
+
+#[test]
+fn log_records_bridged_by_log_tracer_show_their_own_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // What `tracing_log::LogTracer` makes of `log::info!(target: "legacy", "hello")`.
+        tracing::event!(
+            target: "log",
+            tracing::Level::INFO,
+            log.target = "legacy",
+            log.module_path = "app::db",
+            log.file = "src/db.rs",
+            log.line = 12u64,
+            "hello"
+        );
+    });
+    guard.shutdown().unwrap();
+    let events = events(read(dir.path()));
+    let e = &events[0];
+    assert_eq!(e.target(), "legacy");
+    assert_eq!(e.callsite.module_path.as_deref(), Some("app::db"));
+    assert_eq!(e.callsite.file.as_deref(), Some("src/db.rs"));
+    assert_eq!(e.callsite.line, Some(12));
+    assert_eq!(
+        e.fields,
+        vec![("message".to_owned(), Value::Debug("hello".into()))]
+    );
+    let mut text = String::new();
+    e.write_text(&mut text);
+    assert!(text.ends_with("  INFO legacy: hello"), "{text}");
+}

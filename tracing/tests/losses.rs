@@ -189,3 +189,80 @@ fn what_retention_keeps_decodes_from_its_first_record() {
     assert_eq!(got.last(), Some(&2_999));
     assert_eq!(got, (got[0]..3_000).collect::<Vec<_>>());
 }
+
+#[test]
+fn every_segment_read_alone_shows_its_events_in_their_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = Builder::new(dir.path())
+        .writer(|w| {
+            w.segment_bytes(4 << 10)
+                .overflow(ringwal::Overflow::Block(None))
+        })
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Open for the whole run, a field recorded late and then changed.
+        let service =
+            tracing::info_span!("service", name = "orders", state = tracing::field::Empty);
+        let _s = service.enter();
+        for i in 0..2_000u64 {
+            if i == 500 {
+                service.record("state", "warm");
+            }
+            if i == 1_500 {
+                service.record("state", "draining");
+            }
+            // A span per 50 events: many open and close while the log rotates.
+            let batch = tracing::info_span!("batch", n = i / 50);
+            let _b = batch.enter();
+            tracing::info!(i, "row");
+        }
+    });
+    guard.shutdown().unwrap();
+    let segments = ringwal::Reader::open(dir.path())
+        .unwrap()
+        .segments()
+        .unwrap();
+    // `service` opened in the first segment and its state was recorded in others: in every
+    // later one, only the preamble can say so.
+    assert!(segments.len() > 10, "{segments:?}");
+    for seg in &segments {
+        let items = common::read_from(
+            dir.path(),
+            &mut ringwal_tracing::Decoder::new(),
+            seg.first_seq,
+            true,
+        );
+        let events = common::events(items);
+        assert!(!events.is_empty(), "from {seg:?}");
+        for e in &events {
+            let Some(ringwal_tracing::Value::U64(i)) = e.field("i") else {
+                panic!("no i: {e:?}")
+            };
+            let i = *i;
+            let state = match i {
+                0..500 => None,
+                500..1_500 => Some("warm"),
+                _ => Some("draining"),
+            };
+            let names: Vec<_> = e.scope.iter().map(|s| s.callsite.name.as_str()).collect();
+            assert_eq!(names, ["service", "batch"], "event {i} from {seg:?}");
+            let mut service = vec![(
+                "name".to_owned(),
+                ringwal_tracing::Value::Str("orders".into()),
+            )];
+            if let Some(state) = state {
+                service.push((
+                    "state".to_owned(),
+                    ringwal_tracing::Value::Str(state.into()),
+                ));
+            }
+            assert_eq!(e.scope[0].fields, service, "event {i} from {seg:?}");
+            assert_eq!(
+                e.scope[1].fields,
+                vec![("n".to_owned(), ringwal_tracing::Value::U64(i / 50))],
+                "event {i} from {seg:?}"
+            );
+        }
+    }
+}
