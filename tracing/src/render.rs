@@ -75,10 +75,23 @@ fn write_fields(fields: &[Field], skip_message: bool, out: &mut String) {
             out.push(' ');
         }
         first = false;
+        if name == "message" {
+            // A span's `message` field: bare, as `fmt` prints every `message`.
+            write_message(value, out);
+            continue;
+        }
         // `r#type = 1` is recorded as `r#type`; `fmt` prints it `type=1`.
         out.push_str(name.strip_prefix("r#").unwrap_or(name));
         out.push('=');
         write_value(value, out);
+    }
+}
+
+/// A `message` as text, never quoted (`message = "..."` records a `str`).
+fn write_message(value: &Value, out: &mut String) {
+    match value {
+        Value::Str(m) => write_escaped(m, out),
+        m => write_value(m, out),
     }
 }
 
@@ -126,11 +139,8 @@ impl Event {
         out.push_str(self.target());
         out.push_str(": ");
         let message = self.message();
-        // The message is shown as text, never quoted (`message = "..."` records a `str`).
-        match message {
-            Some(Value::Str(m)) => write_escaped(m, out),
-            Some(m) => write_value(m, out),
-            None => {}
+        if let Some(m) = message {
+            write_message(m, out);
         }
         if self.fields.len() > usize::from(message.is_some()) {
             if message.is_some() {

@@ -237,6 +237,8 @@ fn text_is_fmt_s_text_for_the_same_events() {
         let inner = tracing::debug_span!("req", r#type = "get", state = tracing::field::Empty);
         let _i = inner.enter();
         inner.record("state", "sent");
+        let named = tracing::trace_span!("named", name = "nm", message = "span message");
+        let _n = named.enter();
         tracing::info!(user = 42, order = %"A-17", "order filled");
         tracing::info!(message = "explicit str message", k = 1);
         tracing::warn!("title \u{1b}]0;pwned\u{7} bell \u{7f} c1 \u{9b}31m end");
