@@ -91,8 +91,8 @@ struct FilterArgs {
     /// tracing logs: only events whose target starts with this.
     #[arg(long)]
     target: Option<String>,
-    /// tracing logs: only events at or after this time (seconds since the epoch, or
-    /// RFC 3339 UTC such as 2024-05-01T12:00:00Z).
+    /// tracing logs: only events at or after this time (seconds since the epoch, RFC 3339
+    /// such as 2024-05-01T12:00:00Z or 2024-05-01 14:00:00.5+02:00, or a date).
     #[arg(long, value_parser = tracing_view::parse_time)]
     since: Option<u64>,
     /// tracing logs: only events before this time (as --since).
