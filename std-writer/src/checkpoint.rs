@@ -23,6 +23,10 @@
 //! deletes regardless (the shipper then reports and ships the gap). A shipper you no longer
 //! run holds segments back for ever: delete its checkpoint file.
 //!
+//! Each of these files must be a regular file of at most 64 KiB: a FIFO, a symbolic link
+//! (never followed) or anything else in its place is an `InvalidData` error naming it, found
+//! without blocking or reading without end.
+//!
 //! ```
 //! use ringwal::checkpoint::{Checkpoint, LogId, Position};
 //!
@@ -42,7 +46,7 @@
 //! ```
 
 use crate::format::crc32c;
-use crate::log::annotate;
+use crate::log::{annotate, open_regular};
 use crate::reader::Gap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -95,11 +99,12 @@ impl LogId {
     /// after a long outage send nothing twice).
     pub fn read(dir: &Path) -> io::Result<Option<LogId>> {
         let path = dir.join(LOG_ID_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match read_small(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(annotate(&path, e)),
+            Err(e) => return Err(e),
         };
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid(&path, "not UTF-8 text"))?;
         text.trim_end_matches('\n')
             .parse()
             .map(Some)
@@ -201,12 +206,12 @@ impl Checkpoint {
     /// mistaken for "no checkpoint".
     pub fn load(dir: &Path, name: &str) -> io::Result<Option<Checkpoint>> {
         let path = Checkpoint::path(dir, name)?;
-        match fs::read(&path) {
+        match read_small(&path) {
             Ok(bytes) => Checkpoint::decode(&bytes)
                 .map(Some)
                 .map_err(|e| invalid(&path, format!("bad checkpoint: {e}"))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(annotate(&path, e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -333,7 +338,9 @@ pub fn dead_letter_path(dir: &Path, name: &str) -> io::Result<PathBuf> {
     Ok(dir.join(format!("ship-{name}.dead")))
 }
 
-/// Every checkpoint in `dir` by name (a damaged one as its error), sorted by name.
+/// Every checkpoint in `dir` by name (a damaged or unreadable one as its error: one that is
+/// not a regular file, such as a FIFO or a symbolic link, or is larger than any checkpoint),
+/// sorted by name.
 pub fn checkpoints(dir: &Path) -> io::Result<Vec<(String, io::Result<Checkpoint>)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| annotate(dir, e))? {
@@ -391,6 +398,30 @@ impl FloorCache {
             }
         }
     }
+}
+
+/// The most [`read_small`] reads: a checkpoint or `LOG-ID` is well under a kilobyte (a
+/// checkpoint's longest line is its destination), so anything larger is not one.
+const SMALL_FILE_CAP: u64 = 64 * 1024;
+
+/// The bytes of `path`, a checkpoint or `LOG-ID`: only a regular file (a FIFO would block
+/// the open, and a link to `/dev/zero` would read until memory runs out: see
+/// [`open_regular`]), and at most [`SMALL_FILE_CAP`] bytes (more is an `InvalidData` error,
+/// found without reading more than one byte past the cap). Errors name the path; a missing
+/// file is `NotFound`.
+fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    let file = open_regular(path, OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(SMALL_FILE_CAP + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| annotate(path, e))?;
+    if bytes.len() as u64 > SMALL_FILE_CAP {
+        return Err(invalid(
+            path,
+            format!("larger than {SMALL_FILE_CAP} bytes: not a file a shipper wrote"),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn invalid(path: &Path, what: impl fmt::Display) -> io::Error {

@@ -432,6 +432,93 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
+/// `open(2)` flags that keep [`open_regular`] from blocking or following a link:
+/// `O_NONBLOCK | O_NOFOLLOW`. The crate does not depend on `libc`, so the values are
+/// written out per platform (they differ: `O_NOFOLLOW` is 0o400000 on most Linux
+/// architectures but 0o100000 on ARM and PowerPC; the BSDs share one set; values as in the
+/// `libc` crate's definitions). Elsewhere it is
+/// 0 and only [`open_regular`]'s `lstat` beforehand keeps such files out (a rename racing
+/// between the two could still make the open block).
+#[cfg(unix)]
+const NONBLOCK_NOFOLLOW: i32 = if cfg!(any(target_os = "linux", target_os = "android")) {
+    if cfg!(any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "riscv32",
+        target_arch = "riscv64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )) {
+        0o4000 | 0o400000
+    } else if cfg!(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "m68k"
+    )) {
+        0o4000 | 0o100000
+    } else {
+        0
+    }
+} else if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    0x4 | 0x100
+} else {
+    0
+};
+
+/// Opens `path` with `options`, only if it is a regular file. A file a log directory names
+/// (`LOCK`, `LOG-ID`, a checkpoint) may be anything a hostile or careless hand put there:
+/// opening a FIFO blocks until its other end opens (for ever), and a symbolic link to
+/// `/dev/zero` reads without end. So the name is first checked with `lstat`, then opened
+/// with `O_NONBLOCK | O_NOFOLLOW` (so a FIFO or link swapped in meanwhile neither blocks
+/// nor is followed; `O_NONBLOCK` has no effect on a regular file's reads, writes or
+/// locks), and what was opened is checked again with `fstat`. Anything not a regular file
+/// is an `InvalidData` error naming the path and saying what it is; a missing file is
+/// `NotFound` (with `create`, it is created). Every error names the path.
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() => return Err(not_regular(path, meta.file_type())),
+        Ok(_) => {}
+        // Missing: `create` makes it (O_NOFOLLOW and O_CREAT refuse a dangling link made
+        // meanwhile), otherwise the open reports it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(annotate(path, e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(NONBLOCK_NOFOLLOW);
+    }
+    let file = options.open(path).map_err(|e| annotate(path, e))?;
+    let kind = file.metadata().map_err(|e| annotate(path, e))?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(path, kind));
+    }
+    Ok(file)
+}
+
+/// The error for a name that is not a regular file.
+fn not_regular(path: &Path, kind: fs::FileType) -> io::Error {
+    let what = describe(kind);
+    let is = if what.starts_with("a ") {
+        format!("is {what}, not a regular file")
+    } else {
+        "not a regular file".to_string()
+    };
+    invalid(path, format!("{is}; refused"))
+}
+
 /// What a non-regular file is, for error messages.
 fn describe(kind: fs::FileType) -> &'static str {
     if kind.is_dir() {
@@ -499,6 +586,9 @@ impl SegmentLog {
     /// [`recovery`](Self::recovery). Damage the mode does not cut, a bad header, or a file
     /// from a newer format version is an `InvalidData` error naming the file (and offset);
     /// nothing is changed then.
+    ///
+    /// The lock file `dir/LOCK` must be a regular file: a FIFO or a symbolic link (never
+    /// followed) there is an `InvalidData` error naming it.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> io::Result<Self> {
         SegmentLog::open_with(StdFs, dir, options)
     }
@@ -529,12 +619,12 @@ impl<V: Vfs> SegmentLog<V> {
         let dir_handle = File::open(&dir).map_err(|e| annotate(&dir, e))?;
         lock_exclusive(&dir_handle, &dir, &dir)?;
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| annotate(&lock_path, e))?;
+        // Not followed if a link, and refused if not a regular file: a FIFO named LOCK
+        // would block this write-only open until something read it.
+        let lock = open_regular(
+            &lock_path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )?;
         lock_exclusive(&lock, &lock_path, &dir)?;
 
         let mut next_seq_if_empty = 0;
@@ -1333,5 +1423,49 @@ impl<V: Vfs> Sink for SegmentLog<V> {
 
     fn segments(&self) -> usize {
         self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written `O_NONBLOCK | O_NOFOLLOW` are right for this platform: with them, a
+    /// FIFO opens at once (without them the open blocks) and a link is not followed (the
+    /// `lstat` in `open_regular` catches both first, so only this shows the flags work).
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    #[test]
+    fn the_open_flags_do_not_block_on_a_fifo_nor_follow_a_link() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(made);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let opened = OpenOptions::new()
+                .read(true)
+                .custom_flags(NONBLOCK_NOFOLLOW)
+                .open(&fifo)
+                .map(|f| f.metadata().unwrap().is_file());
+            let _ = tx.send(opened.map_err(|e| e.to_string()));
+        });
+        let opened = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the open did not block");
+        assert_eq!(opened, Ok(false));
+        let target = dir.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let followed = OpenOptions::new()
+            .read(true)
+            .custom_flags(NONBLOCK_NOFOLLOW)
+            .open(&link);
+        assert!(followed.is_err(), "the link was followed");
     }
 }

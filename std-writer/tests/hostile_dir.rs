@@ -1,0 +1,200 @@
+//! A log directory holding things that are not what their names say: a FIFO or a symbolic
+//! link named as a shipper checkpoint, `LOG-ID` or `LOCK` (opening a FIFO blocks until the
+//! other end opens; a link to `/dev/zero` reads until memory runs out), segments whose
+//! headers a point-in-time recovery would have deleted unread, and sizes near `u64::MAX`.
+//! Every operation here must end (each runs on a thread with a deadline) and refuse clearly.
+#![cfg(unix)]
+
+use ringwal::checkpoint::{checkpoints, Checkpoint, LogId, LOG_ID_FILE};
+use ringwal::{format, Batch, LogOptions, Retain, SegmentLog, Sink};
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `f`'s result, or a panic naming `what` if it does not return within 10 s (the thread
+/// is left behind: a hang is the failure being tested).
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: hung"))
+}
+
+fn mkfifo(p: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", p.display());
+}
+
+/// A segment starting at `first` with `n` records.
+fn seg(first: u64, n: u64) -> Vec<u8> {
+    let mut b = format::encode_header(first).to_vec();
+    for s in first..first + n {
+        format::encode_frame(&mut b, s, 0, b"payload");
+    }
+    b
+}
+
+fn seg_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format::segment_file_name(first))
+}
+
+/// Appends one 60-byte record and syncs.
+fn append_one(log: &mut SegmentLog) {
+    let next = log.next_seq();
+    let mut f = Vec::new();
+    format::encode_frame(&mut f, next, 0, &[7u8; 60]);
+    log.append(&Batch::new(&f, next, 1).unwrap()).unwrap();
+    log.sync().unwrap();
+}
+
+fn assert_not_regular(e: &io::Error, names: &str) {
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("not a regular file"), "{text}");
+    assert!(text.contains(names), "{text}");
+}
+
+/// A FIFO named as a checkpoint: retention's floor lookup used to block in `open`, hanging
+/// the writer's append. Now the checkpoint is unreadable, and an unreadable checkpoint keeps
+/// everything (as a damaged one does).
+#[test]
+fn a_fifo_checkpoint_keeps_everything_and_does_not_hang_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join("ship-x.checkpoint"));
+    let p = dir.path().to_path_buf();
+    let segments = within("appends under retention", move || {
+        let opts = LogOptions {
+            segment_bytes: 128,
+            retain: Retain::Segments(1),
+            ..LogOptions::default()
+        };
+        let mut log = SegmentLog::open(&p, opts).unwrap();
+        for _ in 0..10 {
+            append_one(&mut log);
+        }
+        log.segments()
+    });
+    assert_eq!(segments, 10, "an unreadable checkpoint keeps every segment");
+    let p = dir.path().to_path_buf();
+    let list = within("checkpoints()", move || checkpoints(&p).unwrap());
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].0, "x");
+    assert_not_regular(list[0].1.as_ref().unwrap_err(), "ship-x.checkpoint");
+}
+
+/// A symbolic link named as a checkpoint is not followed, even to a valid checkpoint: it
+/// is refused like a FIFO (a link to `/dev/zero` would otherwise read without end).
+#[test]
+fn a_symlinked_checkpoint_is_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let log = LogId::get_or_create(dir.path()).unwrap();
+    let checkpoint = Checkpoint {
+        log,
+        next_seq: 5,
+        position: None,
+        gap_shipped: Default::default(),
+        destination: String::new(),
+    };
+    checkpoint.store(elsewhere.path(), "x").unwrap();
+    symlink(
+        Checkpoint::path(elsewhere.path(), "x").unwrap(),
+        Checkpoint::path(dir.path(), "x").unwrap(),
+    )
+    .unwrap();
+    symlink("/dev/zero", Checkpoint::path(dir.path(), "zero").unwrap()).unwrap();
+    let p = dir.path().to_path_buf();
+    let list = within("checkpoints()", move || checkpoints(&p).unwrap());
+    assert_eq!(list.len(), 2);
+    for (name, loaded) in &list {
+        assert_not_regular(
+            loaded.as_ref().unwrap_err(),
+            &format!("ship-{name}.checkpoint"),
+        );
+    }
+}
+
+/// A checkpoint is a few hundred bytes; a huge (here sparse) one is refused without being
+/// read into memory.
+#[test]
+fn an_oversized_checkpoint_or_log_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [
+        Checkpoint::path(dir.path(), "big").unwrap(),
+        dir.path().join(LOG_ID_FILE),
+    ] {
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(1 << 30).unwrap();
+    }
+    let e = Checkpoint::load(dir.path(), "big").unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+    let e = LogId::read(dir.path()).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+}
+
+/// A FIFO named `LOG-ID` used to block `LogId::read` (and so `ringwal info`); a link to
+/// `/dev/zero` read until memory ran out.
+#[test]
+fn a_fifo_or_symlinked_log_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join(LOG_ID_FILE));
+    let p = dir.path().to_path_buf();
+    let e = within("LogId::read on a FIFO", move || LogId::read(&p)).unwrap_err();
+    assert_not_regular(&e, LOG_ID_FILE);
+    let p = dir.path().to_path_buf();
+    let e = within("LogId::get_or_create on a FIFO", move || {
+        LogId::get_or_create(&p)
+    })
+    .unwrap_err();
+    assert_not_regular(&e, LOG_ID_FILE);
+
+    let dir = tempfile::tempdir().unwrap();
+    symlink("/dev/zero", dir.path().join(LOG_ID_FILE)).unwrap();
+    let p = dir.path().to_path_buf();
+    let e = within("LogId::read on a link to /dev/zero", move || {
+        LogId::read(&p)
+    })
+    .unwrap_err();
+    assert_not_regular(&e, LOG_ID_FILE);
+}
+
+/// A FIFO named `LOCK` used to block `SegmentLog::open` in its write-only open; a symbolic
+/// link is not followed either. Both are refused, naming the file, and nothing is written.
+#[test]
+fn a_fifo_or_symlinked_lock_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(seg_path(dir.path(), 0), seg(0, 3)).unwrap();
+    mkfifo(&dir.path().join("LOCK"));
+    let p = dir.path().to_path_buf();
+    let e = within("open with a FIFO LOCK", move || {
+        SegmentLog::open(&p, LogOptions::default()).map(|_| ())
+    })
+    .unwrap_err();
+    assert_not_regular(&e, "LOCK");
+
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("target");
+    symlink(&target, dir.path().join("LOCK")).unwrap();
+    let p = dir.path().to_path_buf();
+    let e = within("open with a symlinked LOCK", move || {
+        SegmentLog::open(&p, LogOptions::default()).map(|_| ())
+    })
+    .unwrap_err();
+    assert_not_regular(&e, "LOCK");
+    assert!(
+        !target.exists(),
+        "the link was followed and its target created"
+    );
+}
