@@ -633,6 +633,8 @@ impl<V: Vfs> SegmentLog<V> {
         let mut sealed_newest = false;
         let mut recovery = Recovery::default();
         let mut listed = list_segments(&dir)?;
+        // The cut-short newest segment, once found: removed before the first other change.
+        let mut short_newest: Option<PathBuf> = None;
         // The newest segment first: a crash while it was being created leaves it shorter than
         // a header (or a header of zeros, on a file system that extended the file before
         // writing it); it holds no record and goes.
@@ -648,8 +650,9 @@ impl<V: Vfs> SegmentLog<V> {
                 _ => None,
             };
             if let Some((n, what)) = short {
-                vfs.remove_file(path).map_err(|e| annotate(path, e))?;
-                sync_dir(&vfs, &dir)?;
+                // Removed only once nothing below can refuse the open: a failed open changes
+                // nothing (the removal would otherwise stay, though the open failed).
+                short_newest = Some(path.clone());
                 recovery.bytes_cut = n;
                 recovery.truncated = Some(path.clone());
                 recovery.reason = Some(if what == "cut short" {
@@ -665,6 +668,30 @@ impl<V: Vfs> SegmentLog<V> {
                 }
             }
         }
+        // Every header is checked before anything is changed. A point-in-time cut removes the
+        // segments after the damage without scanning them, and a bad header or a newer format
+        // version there must refuse the open in every mode (as documented), not be deleted
+        // with the records after it.
+        let mut lens = Vec::with_capacity(listed.len());
+        for (name_seq, path) in &listed {
+            let (first, len, _) = read_header(path)?;
+            if first != *name_seq {
+                return Err(invalid(
+                    path,
+                    format!("header says first record {first}, file name says {name_seq}"),
+                ));
+            }
+            lens.push(len);
+        }
+        // Removes the cut-short newest segment found above, if not yet done; called before
+        // any other change, and once the scan below has accepted the log.
+        let remove_short = |vfs: &V, pending: &mut Option<PathBuf>| -> io::Result<()> {
+            if let Some(path) = pending.take() {
+                vfs.remove_file(&path).map_err(|e| annotate(&path, e))?;
+                sync_dir(vfs, &dir)?;
+            }
+            Ok(())
+        };
         // Which segments are read frame by frame: the newest (the only one a power loss can
         // damage when durable: the others were fsynced before the next one was created);
         // when not durable, every one (none was fsynced before the shutdown's sync).
@@ -673,16 +700,10 @@ impl<V: Vfs> SegmentLog<V> {
         let mut last_scan = None;
         for (i, (name_seq, path)) in listed.iter().enumerate() {
             if i < newest && options.durable {
-                let (first, len, _) = read_header(path)?;
-                if first != *name_seq {
-                    return Err(invalid(
-                        path,
-                        format!("header says first record {first}, file name says {name_seq}"),
-                    ));
-                }
+                // Its header was checked above.
                 segments.push_back(Seg {
-                    first_seq: first,
-                    len,
+                    first_seq: *name_seq,
+                    len: lens[i],
                 });
                 continue;
             }
@@ -773,6 +794,7 @@ impl<V: Vfs> SegmentLog<V> {
                 // acknowledged sync (see `RecoveryMode`). Later segments go first, newest
                 // first, each deletion made durable before the next, so a crash meanwhile
                 // leaves a log whose recovery cuts at the same place.
+                remove_short(&vfs, &mut short_newest)?;
                 let mut cut = file_len - offset;
                 for (_, later_path) in listed[i + 1..].iter().rev() {
                     let len = fs::metadata(later_path)
@@ -805,6 +827,7 @@ impl<V: Vfs> SegmentLog<V> {
             segments.push_back(seg);
             last_scan = Some(scan);
         }
+        remove_short(&vfs, &mut short_newest)?;
         let mut next_seq = next_seq_if_empty;
         let mut last_len = None;
         // The newest segment's format version and what it holds: an older version than 2 is

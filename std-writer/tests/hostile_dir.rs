@@ -6,7 +6,7 @@
 #![cfg(unix)]
 
 use ringwal::checkpoint::{checkpoints, Checkpoint, LogId, LOG_ID_FILE};
-use ringwal::{format, Batch, LogOptions, Retain, SegmentLog, Sink};
+use ringwal::{format, Batch, LogOptions, RecoveryMode, Retain, SegmentLog, Sink};
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
@@ -45,6 +45,25 @@ fn seg(first: u64, n: u64) -> Vec<u8> {
 
 fn seg_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format::segment_file_name(first))
+}
+
+/// Every file in `dir` with its bytes, sorted by name (symlinks and FIFOs as their kind).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let kind = e.file_type().unwrap();
+            let bytes = if kind.is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                format!("{kind:?}").into_bytes()
+            };
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Appends one 60-byte record and syncs.
@@ -197,4 +216,69 @@ fn a_fifo_or_symlinked_lock_file_is_refused() {
         !target.exists(),
         "the link was followed and its target created"
     );
+}
+
+/// Segment 0 with records 0..3 and a torn tail, then segment 3 with 5 records.
+fn torn_then(dir: &Path, later: Vec<u8>) {
+    let mut s0 = seg(0, 3);
+    s0.extend_from_slice(&[0xAB; 10]);
+    fs::write(seg_path(dir, 0), &s0).unwrap();
+    fs::write(seg_path(dir, 3), later).unwrap();
+}
+
+/// Not durable, a point-in-time cut in segment 0 used to delete segment 3 unread, though its
+/// header is from a newer format (or not a segment's): the docs promise an `InvalidData`
+/// error in every mode, with nothing changed.
+#[test]
+fn a_non_durable_point_in_time_cut_refuses_a_later_bad_header_and_changes_nothing() {
+    let mut newer = seg(3, 5);
+    newer[8..12].copy_from_slice(&9u32.to_le_bytes());
+    let crc = format::crc32c(&newer[..28]);
+    newer[28..32].copy_from_slice(&crc.to_le_bytes());
+    let mut bad_magic = seg(3, 5);
+    bad_magic[0] = b'X';
+    for (later, says) in [(newer, "version 9"), (bad_magic, "bad magic")] {
+        let dir = tempfile::tempdir().unwrap();
+        torn_then(dir.path(), later);
+        let before = snapshot(dir.path());
+        let opts = LogOptions {
+            durable: false,
+            recovery: RecoveryMode::PointInTime,
+            ..LogOptions::default()
+        };
+        let e = SegmentLog::open(dir.path(), opts)
+            .map(|l| l.recovery().clone())
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(e.to_string().contains(&format::segment_file_name(3)), "{e}");
+        // LOCK is made by every open, before recovery; nothing else may change.
+        let after: Vec<_> = snapshot(dir.path())
+            .into_iter()
+            .filter(|(n, _)| n != "LOCK")
+            .collect();
+        assert_eq!(after, before, "the failed open changed the directory");
+    }
+}
+
+/// Durable, a cut-short newest segment used to be removed before an older segment's bad
+/// header refused the open: a failed open changed the directory.
+#[test]
+fn a_failed_durable_open_does_not_remove_a_cut_short_newest_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s0 = seg(0, 3);
+    s0[0] = b'X';
+    fs::write(seg_path(dir.path(), 0), &s0).unwrap();
+    fs::write(seg_path(dir.path(), 3), b"0123456789").unwrap();
+    let before = snapshot(dir.path());
+    let e = SegmentLog::open(dir.path(), LogOptions::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("bad magic"), "{e}");
+    let after: Vec<_> = snapshot(dir.path())
+        .into_iter()
+        .filter(|(n, _)| n != "LOCK")
+        .collect();
+    assert_eq!(after, before, "the failed open changed the directory");
 }
