@@ -654,6 +654,32 @@ fn lag_bytes(
         .iter()
         .filter(|s| s.first_seq >= from)
         .map(|s| s.bytes)
-        .sum::<u64>()
+        // Saturating: segment sizes are the file system's, and sparse files (2^63 - 1 bytes
+        // each on tmpfs) can add up past `u64::MAX` (a panic in debug, a wrap in release).
+        .fold(0u64, u64::saturating_add)
         .saturating_sub(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segment sizes are the file system's: sparse files of 2^63 - 1 bytes (tmpfs allows
+    /// them) add up past `u64::MAX`; the lag saturates instead of panicking or wrapping.
+    #[test]
+    fn lag_bytes_saturates_on_huge_segments() {
+        let seg = |first_seq| ringwal::SegmentInfo {
+            path: std::path::PathBuf::from(format!("{first_seq}")),
+            first_seq,
+            bytes: i64::MAX as u64,
+        };
+        let segments = [seg(0), seg(1), seg(2), seg(3)];
+        assert_eq!(lag_bytes(&segments, 0, None), u64::MAX);
+        let at = ringwal::checkpoint::Position {
+            segment: 1,
+            offset: 10,
+        };
+        // Segments 1 to 3 saturate; the offset into segment 1 is then taken off.
+        assert_eq!(lag_bytes(&segments, 1, Some(at)), u64::MAX - 10);
+    }
 }

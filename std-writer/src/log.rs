@@ -477,6 +477,13 @@ const NONBLOCK_NOFOLLOW: i32 = if cfg!(any(target_os = "linux", target_os = "and
     0
 };
 
+/// The sum of byte counts, saturating at `u64::MAX`: a file's length comes from the file
+/// system, and sparse files (tmpfs allows 2^63 - 1 bytes each) can add up past `u64::MAX`;
+/// a wrapped sum would read as small (retention would delete nothing), a panic in debug.
+pub(crate) fn total(lens: impl IntoIterator<Item = u64>) -> u64 {
+    lens.into_iter().fold(0, u64::saturating_add)
+}
+
 /// Opens `path` with `options`, only if it is a regular file. A file a log directory names
 /// (`LOCK`, `LOG-ID`, a checkpoint) may be anything a hostile or careless hand put there:
 /// opening a FIFO blocks until its other end opens (for ever), and a symbolic link to
@@ -795,7 +802,7 @@ impl<V: Vfs> SegmentLog<V> {
                 // first, each deletion made durable before the next, so a crash meanwhile
                 // leaves a log whose recovery cuts at the same place.
                 remove_short(&vfs, &mut short_newest)?;
-                let mut cut = file_len - offset;
+                let mut cut = file_len.saturating_sub(offset);
                 for (_, later_path) in listed[i + 1..].iter().rev() {
                     let len = fs::metadata(later_path)
                         .map_err(|e| annotate(later_path, e))?
@@ -803,7 +810,7 @@ impl<V: Vfs> SegmentLog<V> {
                     vfs.remove_file(later_path)
                         .map_err(|e| annotate(later_path, e))?;
                     sync_dir(&vfs, &dir)?;
-                    cut += len;
+                    cut = cut.saturating_add(len);
                     recovery.segments_removed += 1;
                 }
                 if file_len > offset {
@@ -812,7 +819,9 @@ impl<V: Vfs> SegmentLog<V> {
                         .map_err(|e| annotate(path, e))?;
                     vfs.sync_all(&file, path).map_err(|e| annotate(path, e))?;
                 }
-                recovery.bytes_cut += cut;
+                // Saturating: the lengths are the file system's, and sparse files can add up
+                // past `u64::MAX`.
+                recovery.bytes_cut = recovery.bytes_cut.saturating_add(cut);
                 recovery.truncated = Some(path.clone());
                 let removed = match later {
                     0 => String::new(),
@@ -1109,7 +1118,7 @@ impl<V: Vfs> SegmentLog<V> {
             let excess = match self.options.retain {
                 Retain::All => false,
                 Retain::Segments(n) => self.segments.len() > n.max(1),
-                Retain::Bytes(b) => self.segments.iter().map(|s| s.len).sum::<u64>() > b,
+                Retain::Bytes(b) => total(self.segments.iter().map(|s| s.len)) > b,
             };
             let oldest = match self.segments.front() {
                 Some(s) => *s,
@@ -1490,5 +1499,13 @@ mod tests {
             .custom_flags(NONBLOCK_NOFOLLOW)
             .open(&link);
         assert!(followed.is_err(), "the link was followed");
+    }
+
+    /// Sizes near `u64::MAX` (sparse files on tmpfs) add up without overflow.
+    #[test]
+    fn total_saturates() {
+        assert_eq!(total([u64::MAX / 2 + 1, u64::MAX / 2 + 1, 5]), u64::MAX);
+        assert_eq!(total([1, 2, 3]), 6);
+        assert_eq!(total([]), 0);
     }
 }

@@ -282,3 +282,62 @@ fn a_failed_durable_open_does_not_remove_a_cut_short_newest_segment() {
         .collect();
     assert_eq!(after, before, "the failed open changed the directory");
 }
+
+/// Sparse files of 2^63 - 1 bytes (tmpfs allows them; ext4 stops at 16 TiB, so this runs
+/// in `/dev/shm`, and fails, not skips, without it): a point-in-time cut summing the bytes
+/// of the segments it removes used to overflow (a panic in debug, a wrapped count in
+/// release).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_point_in_time_cut_over_huge_sparse_segments_saturates_its_byte_count() {
+    let dir = tempfile::tempdir_in("/dev/shm").expect("tmpfs at /dev/shm");
+    let mut s0 = seg(0, 3);
+    s0.extend_from_slice(&[0xAB; 10]);
+    fs::write(seg_path(dir.path(), 0), &s0).unwrap();
+    for first in [3u64, 4] {
+        let p = seg_path(dir.path(), first);
+        fs::write(&p, seg(first, 1)).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(i64::MAX as u64)
+            .expect("a sparse 2^63 - 1 byte file on tmpfs");
+    }
+    let opts = LogOptions {
+        durable: false,
+        ..LogOptions::default()
+    };
+    let rec = SegmentLog::open(dir.path(), opts)
+        .unwrap()
+        .recovery()
+        .clone();
+    assert_eq!(rec.bytes_cut, u64::MAX, "{rec:?}");
+    assert_eq!(rec.segments_removed, 2, "{rec:?}");
+}
+
+/// The same sizes as sealed segments under `Retain::Bytes`: the total used to overflow
+/// (a panic in debug; in release it wrapped to a small number and nothing was deleted).
+#[cfg(target_os = "linux")]
+#[test]
+fn retain_bytes_over_huge_sparse_segments_still_deletes() {
+    let dir = tempfile::tempdir_in("/dev/shm").expect("tmpfs at /dev/shm");
+    for first in [0u64, 1] {
+        let p = seg_path(dir.path(), first);
+        fs::write(&p, seg(first, 1)).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(i64::MAX as u64)
+            .expect("a sparse 2^63 - 1 byte file on tmpfs");
+    }
+    fs::write(seg_path(dir.path(), 2), seg(2, 1)).unwrap();
+    let opts = LogOptions {
+        retain: Retain::Bytes(1 << 20),
+        ..LogOptions::default()
+    };
+    let mut log = SegmentLog::open(dir.path(), opts).unwrap();
+    append_one(&mut log);
+    assert_eq!(log.segments(), 1, "retention saw a wrapped (small) total");
+}
