@@ -766,3 +766,47 @@ fn cat_and_verify_read_a_byte_writers_log() {
     );
     assert!(out.contains("result:     clean"), "{out}");
 }
+
+/// A FIFO named as a shipper checkpoint or `LOG-ID` used to hang `info` (opening a FIFO
+/// blocks until something writes to it); each is now reported as not a regular file.
+#[cfg(unix)]
+#[test]
+fn info_reports_a_fifo_checkpoint_or_log_id_as_unreadable_and_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), &[b"a", b"b"], &[], 4096);
+    for name in ["ship-x.checkpoint", "LOG-ID"] {
+        let made = Command::new("mkfifo")
+            .arg(dir.path().join(name))
+            .status()
+            .expect("mkfifo runs")
+            .success();
+        assert!(made, "mkfifo {name}");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["info", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ringwal info hung on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("log id: unreadable:")
+            && out.contains("LOG-ID: is a FIFO, not a regular file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("shipper x: unreadable checkpoint:")
+            && out.contains("ship-x.checkpoint: is a FIFO, not a regular file"),
+        "{out}"
+    );
+}
