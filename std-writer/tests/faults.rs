@@ -1014,7 +1014,17 @@ fn failed_sync_under_interval_policy_is_reported_and_rewritten() {
     control.with(|p| p.syncs_broken = true);
     emit_accepted(&emitter, 10..20, &mut accepted);
     assert_flush_io_err(&emitter, EIO);
-    assert!(!emitter.stats().healthy);
+    // Unhealthy for as long as syncs fail, not only until the next re-append succeeds (it
+    // used to flicker back to true between each re-append and the next failing sync), and
+    // retried with a growing backoff (it used to start again at 1 ms after each re-append).
+    let before = control.lock().injected_syncs;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(300) {
+        assert!(!emitter.stats().healthy, "healthy while syncs fail");
+        std::thread::yield_now();
+    }
+    let tried = control.lock().injected_syncs - before;
+    assert!(tried <= 12, "{tried} failing syncs in 300 ms: no backoff");
     control.with(|p| p.syncs_broken = false);
     flush_after_lift(&emitter);
     assert!(emitter.stats().healthy);

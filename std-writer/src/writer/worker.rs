@@ -353,9 +353,16 @@ impl<T, S: Sink> Worker<T, S> {
                     }
                     if whole {
                         self.piece = None;
-                        // The sink takes writes again (a later sync failure makes it unhealthy
-                        // anew).
-                        self.healthy();
+                        if self.policy == SyncPolicy::Never {
+                            // The append is the whole job: the sink works again.
+                            self.healthy();
+                        } else {
+                            // Written, not yet durable: healthy once a sync succeeds (`sync`).
+                            // Marking it here made the flag flicker to true between each
+                            // re-append and the next failing sync, and reset the backoff, so
+                            // a disk whose syncs keep failing was retried every millisecond.
+                            self.retry_at = None;
+                        }
                         return;
                     }
                     // A piece got in: the disk takes something. Retry soon, with a bigger piece.
