@@ -123,6 +123,42 @@ impl ReadAt for FileSource {
         self.len
     }
 
+    /// From the file system's map of the file's holes (`lseek(SEEK_DATA)`, on Linux and
+    /// Android, 64-bit): a hostile sparse segment of 2^62 bytes is stepped over, not read.
+    /// Elsewhere, or where the file system does not say, `offset` (the search reads on).
+    fn data_from(&mut self, offset: u64) -> io::Result<u64> {
+        if offset >= self.len {
+            return Ok(offset);
+        }
+        #[cfg(all(
+            any(target_os = "linux", target_os = "android"),
+            target_pointer_width = "64"
+        ))]
+        {
+            use std::os::fd::AsRawFd as _;
+            let Some(at) = self
+                .start
+                .checked_add(offset)
+                .and_then(|at| libc::off_t::try_from(at).ok())
+            else {
+                return Ok(offset);
+            };
+            // SAFETY: `lseek` on a descriptor `self.file` owns and keeps open for the call;
+            // it touches no memory of ours. It moves the file's position, which every read
+            // here sets first (`read_file` seeks).
+            let data = unsafe { libc::lseek(self.file.as_raw_fd(), at, libc::SEEK_DATA) };
+            if let Ok(data) = u64::try_from(data) {
+                return Ok(data.saturating_sub(self.start).clamp(offset, self.len));
+            }
+            // ENXIO: no data from `at` to the end of the file (a hole to the end). Anything
+            // else (say EINVAL, a file system without the call): nothing known.
+            if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                return Ok(self.len);
+            }
+        }
+        Ok(offset)
+    }
+
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
         let window_end = self.window_at + self.filled as u64;

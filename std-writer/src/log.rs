@@ -432,50 +432,9 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
-/// `open(2)` flags that keep [`open_regular`] from blocking or following a link:
-/// `O_NONBLOCK | O_NOFOLLOW`. The crate does not depend on `libc`, so the values are
-/// written out per platform (they differ: `O_NOFOLLOW` is 0o400000 on most Linux
-/// architectures but 0o100000 on ARM and PowerPC; the BSDs share one set; values as in the
-/// `libc` crate's definitions). Elsewhere it is
-/// 0 and only [`open_regular`]'s `lstat` beforehand keeps such files out (a rename racing
-/// between the two could still make the open block).
+/// `open(2)` flags that keep [`open_regular`] from blocking or following a link.
 #[cfg(unix)]
-const NONBLOCK_NOFOLLOW: i32 = if cfg!(any(target_os = "linux", target_os = "android")) {
-    if cfg!(any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "riscv32",
-        target_arch = "riscv64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )) {
-        0o4000 | 0o400000
-    } else if cfg!(any(
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "powerpc",
-        target_arch = "powerpc64",
-        target_arch = "m68k"
-    )) {
-        0o4000 | 0o100000
-    } else {
-        0
-    }
-} else if cfg!(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "visionos",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)) {
-    0x4 | 0x100
-} else {
-    0
-};
+const NONBLOCK_NOFOLLOW: i32 = libc::O_NONBLOCK | libc::O_NOFOLLOW;
 
 /// The sum of byte counts, saturating at `u64::MAX`: a file's length comes from the file
 /// system, and sparse files (tmpfs allows 2^63 - 1 bytes each) can add up past `u64::MAX`;
@@ -1462,7 +1421,7 @@ impl<V: Vfs> Sink for SegmentLog<V> {
 mod tests {
     use super::*;
 
-    /// The hand-written `O_NONBLOCK | O_NOFOLLOW` are right for this platform: with them, a
+    /// `O_NONBLOCK | O_NOFOLLOW` do what `open_regular` needs of them: with them, a
     /// FIFO opens at once (without them the open blocks) and a link is not followed (the
     /// `lstat` in `open_regular` catches both first, so only this shows the flags work).
     #[cfg(any(target_os = "linux", target_os = "macos"))]

@@ -140,6 +140,16 @@ pub trait ReadAt {
     /// [`len`](Self::len); a source that cannot deliver them (a file cut shorter meanwhile)
     /// returns an error.
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Where the bytes from `offset` (below [`len`](Self::len)) on may stop being zero: an
+    /// offset at or after `offset` such that every byte between is zero, or
+    /// [`len`](Self::len) if all are. A file answers from the file system's map of a sparse
+    /// file's holes, so the search for a frame after damage steps over a hole without reading
+    /// it (a hole of 2^62 bytes would otherwise take years to read). The default, `offset`,
+    /// says nothing.
+    fn data_from(&mut self, offset: u64) -> Result<u64, Self::Error> {
+        Ok(offset)
+    }
 }
 
 impl ReadAt for &[u8] {
@@ -167,6 +177,10 @@ impl<S: ReadAt + ?Sized> ReadAt for &mut S {
 
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), S::Error> {
         (**self).read_exact_at(offset, buf)
+    }
+
+    fn data_from(&mut self, offset: u64) -> Result<u64, S::Error> {
+        (**self).data_from(offset)
     }
 }
 
@@ -452,7 +466,15 @@ fn resync<S: ReadAt + ?Sized>(
             0
         };
         if zeros >= header {
-            at += (zeros - header + 1) as u64;
+            // Zeros from `at` to `run_end`; to the end of what was read, the source may know
+            // how far they go on (a sparse file's hole), without reading them.
+            let mut run_end = at + zeros as u64;
+            if zeros == here.len() && run_end < len {
+                let data = src.data_from(run_end)?;
+                run_end = data.clamp(run_end, len);
+            }
+            // The first frame header not all zeros starts past `run_end - header`.
+            at = run_end - header as u64 + 1;
             continue;
         }
         let seq = super::le64(here, 8);

@@ -397,3 +397,88 @@ fn preamble_frames_are_version_3_only_and_never_markers() {
         (0, 0, HEADER_LEN as u64)
     );
 }
+
+/// A source with a hole it knows of: `head`, then zeros up to `tail_at`, then `tail`. It
+/// counts the bytes read.
+struct Holey {
+    head: Vec<u8>,
+    tail_at: u64,
+    tail: Vec<u8>,
+    read: u64,
+}
+
+impl ReadAt for Holey {
+    type Error = core::convert::Infallible;
+
+    fn len(&self) -> u64 {
+        self.tail_at + self.tail.len() as u64
+    }
+
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.read += buf.len() as u64;
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = offset + i as u64;
+            *b = if at < self.head.len() as u64 {
+                self.head[at as usize]
+            } else if at >= self.tail_at {
+                self.tail[(at - self.tail_at) as usize]
+            } else {
+                0
+            };
+        }
+        Ok(())
+    }
+
+    fn data_from(&mut self, offset: u64) -> Result<u64, Self::Error> {
+        Ok(
+            if (self.head.len() as u64..self.tail_at).contains(&offset) {
+                self.tail_at
+            } else {
+                offset
+            },
+        )
+    }
+}
+
+/// A hole of 2^62 bytes after damage (a hostile sparse file) is stepped over with what the
+/// source knows of it, not read: a torn tail if nothing follows, the frame after it found.
+#[test]
+fn a_hole_the_source_maps_is_stepped_over_unread() {
+    let mut head = Vec::new();
+    encode_frame(&mut head, 0, 0, b"first");
+    head.push(0xFF); // a torn byte
+    let head = segment(Version::V2, 0, &head);
+    let hole_end = 1u64 << 62;
+    let mut src = Holey {
+        head: head.clone(),
+        tail_at: hole_end,
+        tail: Vec::new(),
+        read: 0,
+    };
+    let scan = scan_segment_in(&mut src).unwrap();
+    assert!(matches!(scan.end, ScanEnd::Torn { .. }), "{:?}", scan.end);
+    assert_eq!(scan.records, 1);
+    assert!(src.read < 1 << 20, "read {} bytes", src.read);
+
+    let mut tail = Vec::new();
+    encode_frame(&mut tail, 1, 0, b"after the hole");
+    let mut src = Holey {
+        head,
+        tail_at: hole_end,
+        tail,
+        read: 0,
+    };
+    let scan = scan_segment_in(&mut src).unwrap();
+    assert!(
+        matches!(
+            scan.end,
+            ScanEnd::Corrupt {
+                reason: Corruption::ValidFrameFollows { at, .. },
+                ..
+            } if at == hole_end
+        ),
+        "{:?}",
+        scan.end
+    );
+    assert!(src.read < 1 << 20, "read {} bytes", src.read);
+}
