@@ -261,12 +261,22 @@ fn main() {
     let mut seconds = 1.0;
     // `--only TEXT` (repeatable): the designs whose name contains TEXT.
     let mut only: Vec<String> = Vec::new();
+    let usage = |why: &str| -> ! {
+        eprintln!("{why}\nusage: tracing_compare [--seconds S] [--only TEXT]...");
+        std::process::exit(2)
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(1.0),
-            "--only" => only.push(args.next().expect("--only NAME")),
-            other => panic!("unknown argument {other}"),
+            "--seconds" => {
+                seconds = match args.next().map(|s| s.parse::<f64>()) {
+                    Some(Ok(s)) if s > 0.0 && s.is_finite() => s,
+                    _ => usage("--seconds takes a positive number"),
+                }
+            }
+            "--only" => only.push(args.next().unwrap_or_else(|| usage("--only takes a name"))),
+            "-h" | "--help" => usage("every design side by side (see the module docs)"),
+            other => usage(&format!("unknown argument {other}")),
         }
     }
     println!(
