@@ -173,6 +173,16 @@ impl Reader {
 ///
 /// It lists the directory once, and again only where the listing it has ends (a live
 /// writer may have added segments): reading a log takes time linear in its size.
+///
+/// A segment file rewritten while it is read is read again from its start, returning only
+/// the records after those returned already: a writer restarting with another
+/// [`SegmentPreamble`](crate::SegmentPreamble) rebuilds its newest segment in place when it
+/// holds no record, and a segment may be deleted and written again under its name (a copy).
+/// The iterator looks for this where it shows (at the end, at bytes that are not the
+/// expected frame, at a segment's first record), with a `stat` of the file, not on every
+/// record. A new preamble is returned again ([`take_preamble`](Iter::take_preamble)); a
+/// rewritten file whose last record returned is not the same record is an error (another
+/// log), and one holding fewer records than were returned is waited on.
 #[derive(Debug)]
 pub struct Iter {
     dir: PathBuf,
@@ -199,6 +209,28 @@ pub struct Iter {
     preamble: Vec<Vec<u8>>,
     /// Just past the last entry returned.
     position: Option<crate::checkpoint::Position>,
+    /// The frame header of the last entry returned (its checksum covers the record): to tell
+    /// whether a rewritten segment still holds that record ([`Iter::reopen_current`]).
+    last_frame: Option<(u64, [u8; format::FRAME_HEADER_LEN])>,
+    /// The current segment was found rewritten and is to be read again from its start.
+    reopen: Option<Reopen>,
+    /// Reading a rewritten segment again: its records before this one were returned already.
+    skip_to: Option<u64>,
+}
+
+/// What a follower keeps of a segment it found rewritten ([`Iter::reopen_current`]) until it has
+/// read the new file's start.
+#[derive(Debug)]
+struct Reopen {
+    first_seq: u64,
+    /// The next record to return.
+    expected: u64,
+    /// The old file's preamble frames, as read.
+    start: Vec<u8>,
+    /// Its preamble frames not taken yet.
+    untaken: Vec<Vec<u8>>,
+    /// The new file's preamble is still being read.
+    reading_preamble: bool,
 }
 
 /// Events lost at one place in the log: what a record's `dropped_before`/`refused_before`
@@ -225,6 +257,15 @@ struct Open {
     len: u64,
     /// A newer segment has been seen, so no record will be appended to this one.
     sealed: bool,
+    /// A record or gap marker has been read from this file. Until then recovery may rebuild
+    /// it in place (a restarted writer with another preamble): same file, new bytes.
+    records: bool,
+    /// The preamble frames read from this file, as they are on disk: to tell an in-place
+    /// rebuild from the file we read, and a new preamble from the same one again.
+    start: Vec<u8>,
+    /// The losses from gap markers before this file (at the end of the segment before): what
+    /// a reopen of it starts from.
+    carried: Gap,
 }
 
 fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error {
@@ -235,7 +276,8 @@ fn damaged(path: &Path, offset: u64, what: impl std::fmt::Display) -> io::Error 
 }
 
 enum Step {
-    Entry(Entry),
+    /// A record, and its frame header (zero-padded for version 1).
+    Entry(Entry, [u8; format::FRAME_HEADER_LEN]),
     /// A gap marker: losses with no record of their own.
     Marker(Gap),
     /// A preamble frame's payload.
@@ -266,6 +308,9 @@ impl Iter {
             pending: Gap::default(),
             preamble: Vec::new(),
             position: None,
+            last_frame: None,
+            reopen: None,
+            skip_to: None,
         }
     }
 
@@ -276,7 +321,9 @@ impl Iter {
     /// point with the context the log gives there, start at the first record of that point's
     /// segment ([`Reader::segments`]) and skip up to the point yourself: the records
     /// [`Reader::from_seq`] steps over within the segment are not returned (the preamble
-    /// is). If not taken, only the current segment's are kept.
+    /// is). If not taken, only the current segment's are kept. A segment rewritten while read
+    /// (see [`Iter`]) with another preamble gives its new preamble frames here, before its
+    /// next record; with the same preamble, nothing again.
     pub fn take_preamble(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.preamble)
     }
@@ -399,6 +446,13 @@ impl Iter {
                 format!("header says first record {header_seq}, file name says {first_seq}"),
             ));
         }
+        let reopen = self.reopen.take().filter(|r| r.first_seq == first_seq);
+        if let Some(reopen) = &reopen {
+            // The segment we were reading, rewritten: from its start again, returning only
+            // the records after those returned (`skip_to`).
+            self.expected = Some(first_seq);
+            self.skip_to = Some(reopen.expected).filter(|&to| to > first_seq);
+        }
         if let Some(expected) = self.expected {
             if first_seq > expected {
                 // Retention deletes the oldest segments: if nothing older than this one is
@@ -431,6 +485,10 @@ impl Iter {
         let file = File::open(&path).map_err(|e| annotate(&path, e))?;
         self.expected = Some(first_seq);
         self.preamble.clear();
+        if let Some(mut reopen) = reopen {
+            reopen.reading_preamble = true;
+            self.reopen = Some(reopen);
+        }
         self.current = Some(Open {
             first_seq,
             version,
@@ -440,6 +498,9 @@ impl Iter {
             needs_seek: true,
             len: 0,
             sealed: false,
+            records: false,
+            start: Vec::new(),
+            carried: self.pending,
         });
         Ok(())
     }
@@ -507,6 +568,7 @@ impl Iter {
                 }))
             }
             Ok((f, _)) if f.seq == expected && f.preamble => {
+                open.start.extend_from_slice(&frame);
                 frame.drain(..header_len);
                 open.offset += size as u64;
                 Ok(Step::Preamble(frame))
@@ -514,14 +576,19 @@ impl Iter {
             Ok((f, _)) if f.seq == expected => {
                 let (seq, dropped_before, refused_before) =
                     (f.seq, f.dropped_before, f.refused_before);
+                let mut fingerprint = [0u8; format::FRAME_HEADER_LEN];
+                fingerprint[..header_len].copy_from_slice(&frame[..header_len]);
                 frame.drain(..header_len);
                 open.offset += size as u64;
-                Ok(Step::Entry(Entry {
-                    seq,
-                    dropped_before,
-                    refused_before,
-                    payload: frame,
-                }))
+                Ok(Step::Entry(
+                    Entry {
+                        seq,
+                        dropped_before,
+                        refused_before,
+                        payload: frame,
+                    },
+                    fingerprint,
+                ))
             }
             Ok((f, _)) => {
                 open.needs_seek = true;
@@ -542,6 +609,9 @@ impl Iter {
         // bounded number of times.
         let mut gone = 0;
         let mut reread = false;
+        // Rewrites of the current segment found in this call: a file replaced again and again
+        // is looked at in a later call.
+        let mut reopened = 0;
         loop {
             if self.current.is_none() {
                 let Some((seq, path)) = self.pick_segment()? else {
@@ -565,17 +635,67 @@ impl Iter {
             }
             let expected = self.expected.expect("set when a segment is opened");
             let open = self.current.as_mut().expect("opened above");
+            let (at, fresh) = (open.offset, !open.records);
             let step = Self::step(open, expected, self.max_record)?;
+            // Whether the file is still the one read so far, looked at where a rewrite shows
+            // (not on every record): at the end (where a follower waits, and a file deleted
+            // and written again, or cut shorter, leaves it), at bytes that are not the
+            // expected frame (a segment rebuilt in place under the old offset), and at the
+            // first record or marker after the header and preamble (rebuilt in place with a
+            // preamble of the same length).
+            let deep = match step {
+                Step::End => Some(false),
+                Step::Bad(_) | Step::Break(_) => Some(true),
+                Step::Entry(..) | Step::Marker(_) if fresh => Some(true),
+                Step::Entry(..) | Step::Marker(_) | Step::Preamble(_) => None,
+            };
+            if let Some(deep) = deep {
+                if reopened < 8 && rewritten(open, deep)? {
+                    reopened += 1;
+                    self.reopen_current();
+                    continue;
+                }
+            }
+            let open = self.current.as_mut().expect("opened above");
             let (offset, path, version) = (open.offset, open.path.clone(), open.version);
+            if matches!(step, Step::Entry(..) | Step::Marker(_)) {
+                open.records = true;
+            }
+            if !matches!(step, Step::Preamble(_)) {
+                self.preamble_read();
+            }
             match step {
                 Step::Marker(gap) => {
                     self.pending.dropped = self.pending.dropped.saturating_add(gap.dropped);
                     self.pending.refused = self.pending.refused.saturating_add(gap.refused);
                 }
                 Step::Preamble(payload) => self.preamble.push(payload),
-                Step::Entry(mut entry) => {
+                Step::Entry(mut entry, frame) => {
                     self.expected = Some(self.after(expected));
                     let pending = std::mem::take(&mut self.pending);
+                    if let Some(to) = self.skip_to {
+                        if entry.seq < to {
+                            // Returned before the segment was rewritten. The last one returned
+                            // must be the same record (its header's checksum covers it), or
+                            // the new file is not a copy of what was read.
+                            if self
+                                .last_frame
+                                .is_some_and(|(seq, old)| seq == entry.seq && old != frame)
+                            {
+                                return Err(damaged(
+                                    &path,
+                                    at,
+                                    format!(
+                                        "segment rewritten while read, and its record {} is \
+                                         not the one this reader returned",
+                                        entry.seq
+                                    ),
+                                ));
+                            }
+                            continue;
+                        }
+                        self.skip_to = None;
+                    }
                     if self.from.is_some_and(|from| entry.seq < from) {
                         continue;
                     }
@@ -585,6 +705,7 @@ impl Iter {
                         segment: o.first_seq,
                         offset: o.offset,
                     });
+                    self.last_frame = Some((entry.seq, frame));
                     return Ok(Some(entry));
                 }
                 Step::Bad(reason) => {
@@ -615,12 +736,110 @@ impl Iter {
                         open.sealed = true;
                         continue;
                     }
+                    // A rewritten segment holding fewer records than were returned from it:
+                    // the next segment goes on after those returned.
+                    if let Some(to) = self.skip_to.take() {
+                        self.expected = Some(to);
+                    }
                     self.current = None;
                     self.next_segment = Some(seq);
                 }
             }
         }
     }
+
+    /// The current segment's file was found rewritten ([`rewritten`]): read it again from its
+    /// start, through the same path as the move to the next segment (`pick_segment`,
+    /// `being_created`, `open_segment`), returning only the records after those returned.
+    fn reopen_current(&mut self) {
+        let Some(open) = self.current.take() else {
+            return;
+        };
+        let expected = self.expected.unwrap_or(open.first_seq);
+        // Still skipping what an earlier rewrite's reading returned already.
+        let next = self.skip_to.take().map_or(expected, |to| to.max(expected));
+        // The preamble the caller last had: that of a rewrite not fully read yet, if any.
+        let (start, untaken) = match self.reopen.take() {
+            Some(earlier) => (earlier.start, earlier.untaken),
+            None => (open.start, std::mem::take(&mut self.preamble)),
+        };
+        self.reopen = Some(Reopen {
+            first_seq: open.first_seq,
+            expected: next,
+            start,
+            untaken,
+            reading_preamble: false,
+        });
+        self.next_segment = Some(open.first_seq);
+        // The gap markers read from the old file are read again from the new one.
+        self.pending = open.carried;
+        // It may be gone again: the listing is checked before use.
+        self.stale = true;
+    }
+
+    /// At the first frame after a reopened segment's preamble (or its end): a preamble that is
+    /// the one read before is not returned again (its frames not taken yet still are); a new
+    /// one replaces them, as a new segment's does, so a decoder gets it before its records.
+    fn preamble_read(&mut self) {
+        if !self.reopen.as_ref().is_some_and(|r| r.reading_preamble) {
+            return;
+        }
+        let Some(reopen) = self.reopen.take() else {
+            return;
+        };
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|o| o.start == reopen.start)
+        {
+            self.preamble = reopen.untaken;
+        }
+    }
+}
+
+/// Whether the file at `open.path` is no longer the one `open` has read: another file there
+/// (the segment deleted and written again: a new inode), this one shorter than what was read
+/// (cut and written again), or, if `deep`, while only its header and preamble were read,
+/// other preamble bytes: recovery rebuilds a restarted writer's newest segment in place, same
+/// inode and maybe longer, when it holds no record and its preamble is not the new writer's.
+/// One `stat` and one `fstat`, plus, if `deep` and still at the preamble, one read of it.
+fn rewritten(open: &mut Open, deep: bool) -> io::Result<bool> {
+    let path = &open.path;
+    let named = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // Deleted (retention, recovery), not replaced: the listing says where to go on.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(annotate(path, e)),
+    };
+    let ours = open
+        .reader
+        .get_ref()
+        .metadata()
+        .map_err(|e| annotate(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (named.dev(), named.ino()) != (ours.dev(), ours.ino()) {
+            return Ok(true);
+        }
+    }
+    // Elsewhere an open file cannot be deleted and replaced: its length and bytes tell.
+    #[cfg(not(unix))]
+    let _ = named;
+    if ours.len() < open.offset {
+        return Ok(true);
+    }
+    if !deep || open.records || open.start.is_empty() {
+        return Ok(false);
+    }
+    let mut now = vec![0u8; open.start.len()];
+    // Read past the buffer, which the next step's seek to `offset` discards.
+    open.needs_seek = true;
+    let file = open.reader.get_mut();
+    file.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(|e| annotate(path, e))?;
+    let n = read_up_to(file, &mut now).map_err(|e| annotate(path, e))?;
+    Ok(n < now.len() || now != open.start)
 }
 
 /// Whether a valid frame with a sequence number at or after `expected` follows `offset` in
