@@ -154,6 +154,70 @@ fn a_segment_replaced_by_a_shorter_copy_is_waited_on() {
     assert_eq!(next_items(&mut iter, 10), vec![Ok(3), Ok(4)]);
 }
 
+/// `ringwal tail -f` across a writer's restart: a live `Follow` waiting on a log whose last
+/// run wrote no record gets the next run's preamble and records (it used to end on an error).
+#[test]
+fn a_live_follow_goes_on_across_a_writer_restart_that_rebuilds_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SegmentLog::open(dir.path(), with_preamble(&[b'A'; 100])).unwrap());
+    let mut follow = Reader::open(dir.path())
+        .unwrap()
+        .follow()
+        .poll_interval(std::time::Duration::from_millis(5));
+    let path = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut log = SegmentLog::open(&path, with_preamble(b"B")).unwrap();
+        for seq in 0..3 {
+            log.append(&Batch::new(&records(seq, 1, b"live"), seq, 1).unwrap())
+                .unwrap();
+        }
+        log.sync().unwrap();
+    });
+    // On a thread, so that a follower that stalls fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let entry = follow.next_blocking().expect("goes on").unwrap();
+            if entry.seq == 0 {
+                // The new preamble comes before the first record it describes.
+                assert_eq!(follow.take_preamble().last(), Some(&b"B".to_vec()));
+            }
+            got.push(entry.seq);
+        }
+        let _ = tx.send((got, follow.as_iter().has_failed()));
+    });
+    writer.join().unwrap();
+    let (got, failed) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the follower stalled (or panicked)");
+    assert_eq!(got, [0, 1, 2]);
+    assert!(!failed);
+}
+
+/// Losses recorded by gap markers are counted once, though a replaced segment's markers are
+/// read again.
+#[test]
+fn gap_markers_of_a_replaced_segment_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format::segment_file_name(0));
+    // A run that lost 5 events and wrote no record.
+    let mut old = seg(0, 0, b"");
+    old.extend_from_slice(&format::encode_marker(0, 5, 0));
+    fs::write(&path, &old).unwrap();
+    let mut iter = Reader::open(dir.path()).unwrap().iter();
+    assert!(iter.next().is_none());
+    assert_eq!(iter.trailing_gap().dropped, 5);
+
+    let mut new = old.clone();
+    format::encode_frame(&mut new, 0, 0, b"r");
+    replace(&path, &new);
+    let entry = iter.next().unwrap().unwrap();
+    assert_eq!((entry.seq, entry.dropped_before), (0, 5));
+    assert!(iter.next().is_none());
+}
+
 /// Deleted and created again (a new inode), as `rm` and a copy do.
 fn replace(path: &Path, bytes: &[u8]) {
     fs::remove_file(path).unwrap();
