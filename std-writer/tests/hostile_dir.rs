@@ -5,24 +5,20 @@
 //! Every operation here must end (each runs on a thread with a deadline) and refuse clearly.
 #![cfg(unix)]
 
+#[path = "support/deadline.rs"]
+mod deadline;
+
 use ringwal::checkpoint::{checkpoints, Checkpoint, LogId, LOG_ID_FILE};
 use ringwal::{format, Batch, LogOptions, RecoveryMode, Retain, SegmentLog, Sink};
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
-/// `f`'s result, or a panic naming `what` if it does not return within 10 s (the thread
-/// is left behind: a hang is the failure being tested).
+/// `f`'s result, or a panic naming `what` if it does not return within 10 s.
 fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{what}: hung"))
+    deadline::within(what, Duration::from_secs(10), f)
 }
 
 fn mkfifo(p: &Path) {
@@ -283,6 +279,18 @@ fn a_failed_durable_open_does_not_remove_a_cut_short_newest_segment() {
     assert_eq!(after, before, "the failed open changed the directory");
 }
 
+/// A segment of one record `first`, extended with a hole to 2^63 - 1 bytes (tmpfs only).
+fn huge_sparse_segment(dir: &Path, first: u64) {
+    let p = seg_path(dir, first);
+    fs::write(&p, seg(first, 1)).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(i64::MAX as u64)
+        .expect("a sparse 2^63 - 1 byte file on tmpfs");
+}
+
 /// Sparse files of 2^63 - 1 bytes (tmpfs allows them; ext4 stops at 16 TiB, so this runs
 /// in `/dev/shm`, and fails, not skips, without it): a point-in-time cut summing the bytes
 /// of the segments it removes used to overflow (a panic in debug, a wrapped count in
@@ -295,14 +303,7 @@ fn a_point_in_time_cut_over_huge_sparse_segments_saturates_its_byte_count() {
     s0.extend_from_slice(&[0xAB; 10]);
     fs::write(seg_path(dir.path(), 0), &s0).unwrap();
     for first in [3u64, 4] {
-        let p = seg_path(dir.path(), first);
-        fs::write(&p, seg(first, 1)).unwrap();
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_len(i64::MAX as u64)
-            .expect("a sparse 2^63 - 1 byte file on tmpfs");
+        huge_sparse_segment(dir.path(), first);
     }
     let opts = LogOptions {
         durable: false,
@@ -323,14 +324,7 @@ fn a_point_in_time_cut_over_huge_sparse_segments_saturates_its_byte_count() {
 fn retain_bytes_over_huge_sparse_segments_still_deletes() {
     let dir = tempfile::tempdir_in("/dev/shm").expect("tmpfs at /dev/shm");
     for first in [0u64, 1] {
-        let p = seg_path(dir.path(), first);
-        fs::write(&p, seg(first, 1)).unwrap();
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_len(i64::MAX as u64)
-            .expect("a sparse 2^63 - 1 byte file on tmpfs");
+        huge_sparse_segment(dir.path(), first);
     }
     fs::write(seg_path(dir.path(), 2), seg(2, 1)).unwrap();
     let opts = LogOptions {

@@ -5,8 +5,10 @@
 //! No timed assertions: "promptly" is checked as "at all, under a watchdog far shorter than the
 //! poll interval" (an hour here), so a writer that only served them on its timer would trip it.
 
+#[path = "support/deadline.rs"]
+mod deadline;
+
 use ringwal::{Idle, Overflow, Reader, Writer};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -26,14 +28,7 @@ fn strategies() -> [Idle; 4] {
 
 /// Runs `f` on a thread and returns its result, panicking if it takes longer than the watchdog.
 fn within_watchdog<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(r) => r,
-        Err(_) => panic!("{what} did not return within {WATCHDOG:?}: the writer was not woken"),
-    }
+    deadline::within(&format!("{what} (the writer was not woken)"), WATCHDOG, f)
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //!
 //! Every test that runs a writer checks conservation (`emitted == persisted + dropped`).
 
+#[path = "support/deadline.rs"]
+mod deadline;
+
 use proptest::prelude::*;
 use ringwal::format::{self, ScanEnd, FRAME_HEADER_LEN, HEADER_LEN};
 use ringwal::{
@@ -1483,12 +1486,7 @@ fn writer_does_not_wrap_sequence_numbers_past_u64_max() {
 /// Runs `f` on another thread; a hang (the bug: `open()` of a FIFO blocks forever) fails the
 /// test instead of wedging the run.
 fn without_hanging<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("{what}: hung"))
+    deadline::within(what, Duration::from_secs(60), f)
 }
 
 fn assert_refused_entry(dir: &Path, entry: &Path, kind: &str) {

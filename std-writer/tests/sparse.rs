@@ -3,6 +3,9 @@
 //! 11, item 5). Memory is measured by a counting global allocator: the peak of live heap
 //! bytes while the operation runs.
 
+#[path = "support/deadline.rs"]
+mod deadline;
+
 use ringwal::format::encode_frame;
 use ringwal::{Batch, LogOptions, Reader, SegmentLog, Sink};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -248,50 +251,33 @@ fn a_hole_of_4_eib_after_damage_is_stepped_over_not_read() {
         file.set_len(1 << 62).unwrap();
         before
     };
-    let within = |what: &'static str, f: Box<dyn FnOnce() + Send>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            f();
-            let _ = tx.send(());
-        });
-        rx.recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{what} did not end within 60 s: it reads the hole"));
-    };
+    let limit = std::time::Duration::from_secs(60);
     let d = dir.path().to_owned();
-    within(
-        "the Reader",
-        Box::new(move || {
-            let entries: Vec<_> = Reader::open(&d)
-                .unwrap()
-                .iter()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert_eq!(entries.len(), 20);
-        }),
-    );
+    deadline::within("the Reader", limit, move || {
+        let entries: Vec<_> = Reader::open(&d)
+            .unwrap()
+            .iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(entries.len(), 20);
+    });
     let path = newest.clone();
-    within(
-        "a segment scan",
-        Box::new(move || {
-            let mut src = ringwal::format::FileSource::open(&path).unwrap();
-            let scan = ringwal::format::scan_segment_in(&mut src).unwrap();
-            assert!(
-                matches!(scan.end, ringwal::format::ScanEnd::Torn { .. }),
-                "{:?}",
-                scan.end
-            );
-        }),
-    );
+    deadline::within("a segment scan", limit, move || {
+        let mut src = ringwal::format::FileSource::open(&path).unwrap();
+        let scan = ringwal::format::scan_segment_in(&mut src).unwrap();
+        assert!(
+            matches!(scan.end, ringwal::format::ScanEnd::Torn { .. }),
+            "{:?}",
+            scan.end
+        );
+    });
     let d = dir.path().to_owned();
     let n = newest.clone();
-    within(
-        "recovery",
-        Box::new(move || {
-            let log = SegmentLog::open(&d, LogOptions::default()).unwrap();
-            let rec = log.recovery();
-            assert_eq!(rec.next_seq, 20, "{rec:?}");
-            assert_eq!(rec.bytes_cut, (1 << 62) - valid, "{rec:?}");
-            assert_eq!(std::fs::metadata(&n).unwrap().len(), valid);
-        }),
-    );
+    deadline::within("recovery", limit, move || {
+        let log = SegmentLog::open(&d, LogOptions::default()).unwrap();
+        let rec = log.recovery();
+        assert_eq!(rec.next_seq, 20, "{rec:?}");
+        assert_eq!(rec.bytes_cut, (1 << 62) - valid, "{rec:?}");
+        assert_eq!(std::fs::metadata(&n).unwrap().len(), valid);
+    });
 }
