@@ -59,16 +59,27 @@ fn a_refusal_storm_is_counted_in_the_log() {
     assert!(events > 0);
 }
 
-#[test]
-fn rotation_mid_stream_keeps_the_log_decodable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = Builder::new(dir.path())
+/// A layer whose writer rotates every `segment_bytes`, keeps what `retain` says, and blocks
+/// when its ring is full (so every event is in the log).
+fn rotating(
+    dir: &std::path::Path,
+    segment_bytes: u64,
+    retain: ringwal::Retain,
+) -> (ringwal_tracing::Layer, ringwal_tracing::Guard) {
+    Builder::new(dir)
         .writer(|w| {
-            w.segment_bytes(8 << 10)
+            w.segment_bytes(segment_bytes)
+                .retain(retain)
                 .overflow(ringwal::Overflow::Block(None))
         })
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn rotation_mid_stream_keeps_the_log_decodable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = rotating(dir.path(), 8 << 10, ringwal::Retain::All);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..5_000u64 {
             let span = tracing::info_span!("batch", n = i / 100);
@@ -92,14 +103,7 @@ fn rotation_mid_stream_keeps_the_log_decodable() {
 
 /// Writes 3,000 events from three callsites (one in a span) into 8 KiB segments.
 fn rotated_log(dir: &std::path::Path, retain: ringwal::Retain) -> ringwal::Report {
-    let (layer, guard) = Builder::new(dir)
-        .writer(|w| {
-            w.segment_bytes(8 << 10)
-                .retain(retain)
-                .overflow(ringwal::Overflow::Block(None))
-        })
-        .build()
-        .unwrap();
+    let (layer, guard) = rotating(dir, 8 << 10, retain);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..3_000u64 {
             match i % 3 {
@@ -193,13 +197,7 @@ fn what_retention_keeps_decodes_from_its_first_record() {
 #[test]
 fn every_segment_read_alone_shows_its_events_in_their_spans() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = Builder::new(dir.path())
-        .writer(|w| {
-            w.segment_bytes(4 << 10)
-                .overflow(ringwal::Overflow::Block(None))
-        })
-        .build()
-        .unwrap();
+    let (layer, guard) = rotating(dir.path(), 4 << 10, ringwal::Retain::All);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         // Open for the whole run, a field recorded late and then changed.
         let service =
