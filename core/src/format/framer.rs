@@ -123,7 +123,9 @@ impl Framer {
         write(&header).map_err(FramerError::Write)?;
         write(payload).map_err(FramerError::Write)?;
         let seq = self.next_seq;
-        self.next_seq += 1;
+        // Wrapping, as the format's sequence numbers are (`SegmentScan::next_seq`): a framer
+        // continuing a log at `u64::MAX` (a number read back from flash) must not panic.
+        self.next_seq = self.next_seq.wrapping_add(1);
         self.dropped = 0;
         self.refused = 0;
         Ok(seq)

@@ -482,3 +482,27 @@ fn a_hole_the_source_maps_is_stepped_over_unread() {
     );
     assert!(src.read < 1 << 20, "read {} bytes", src.read);
 }
+
+/// Sequence numbers wrap at `u64::MAX` in the format (`SegmentScan::next_seq` and the resync
+/// search use wrapping arithmetic), so a framer continuing a log whose last sequence number
+/// (read back from flash, say) is `u64::MAX` must wrap too, not panic on overflow in a build
+/// with overflow checks (a firmware's dev profile).
+#[test]
+fn a_framer_wraps_its_sequence_number_as_the_scan_does() {
+    let mut out = Vec::new();
+    let mut sink = |b: &[u8]| -> Result<(), core::convert::Infallible> {
+        out.extend_from_slice(b);
+        Ok(())
+    };
+    let mut framer = Framer::new(u64::MAX);
+    assert_eq!(framer.write_record(b"last", &mut sink), Ok(u64::MAX));
+    assert_eq!(framer.next_seq(), 0);
+    assert_eq!(framer.write_record(b"first again", &mut sink), Ok(0));
+    framer.note_lost(1, 2);
+    framer.finish(&mut sink).unwrap();
+    let scan = scan_segment(&out).unwrap();
+    assert_eq!(scan.end, ScanEnd::Clean);
+    assert_eq!((scan.records, scan.markers), (2, 1));
+    assert_eq!((scan.dropped, scan.refused), (1, 2));
+    assert_eq!(scan.next_seq(), 1);
+}
