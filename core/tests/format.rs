@@ -296,3 +296,82 @@ proptest! {
         prop_assert!(src.largest <= 4096, "a read of {} bytes", src.largest);
     }
 }
+
+/// Hostile length fields for [`decoders_never_panic_on_hostile_bytes`]: the edges of the valid
+/// range, the flag bits, and values that would overflow a 32-bit `usize` if added carelessly.
+const HOSTILE_LENGTHS: [u32; 10] = [
+    0,
+    1,
+    31,
+    32,
+    format::MAX_PAYLOAD as u32,
+    format::MAX_PAYLOAD as u32 + 1,
+    u32::MAX - 31,
+    u32::MAX,
+    1 << 31,
+    (1 << 31) | (1 << 30),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 2048 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// What a firmware reading frames from flash or a UART must be able to rely on: every
+    /// decoder returns an error, never panics, on any bytes — truncated frames, length fields
+    /// at and past the limits (with a checksum forged to match, so the length is what is
+    /// tested), zero-length frames — and whatever it accepts lies inside the bytes given.
+    /// Run on a 32-bit target too (`--target i686-unknown-linux-gnu`).
+    #[test]
+    fn decoders_never_panic_on_hostile_bytes(
+        version in prop::sample::select(vec![Version::V1, Version::V2, Version::V3]),
+        mut bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        length in proptest::option::of(prop::sample::select(HOSTILE_LENGTHS.to_vec())),
+        forge_crc in any::<bool>(),
+        with_header in any::<bool>(),
+        from in any::<usize>(),
+        cut in any::<prop::sample::Index>(),
+        expected in any::<u64>(),
+    ) {
+        let header = version.frame_header_len();
+        if let (Some(len), true) = (length, bytes.len() >= 4) {
+            bytes[..4].copy_from_slice(&len.to_le_bytes());
+        }
+        if forge_crc && bytes.len() >= header {
+            // The frame CRC over bytes 0..4 and 8.. of what a length field claims (or of all
+            // the bytes, if it claims more than there are).
+            let claimed = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & 0x3fff_ffff;
+            let end = (header as u64 + u64::from(claimed)).min(bytes.len() as u64) as usize;
+            let crc = format::crc32c_append(format::crc32c(&bytes[..4]), &bytes[8..end]);
+            bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+        }
+        let bytes = &bytes[..cut.index(bytes.len() + 1)];
+
+        if let Ok(size) = version.frame_size(bytes) {
+            prop_assert!(size >= header && size - header <= format::MAX_PAYLOAD);
+        }
+        if let Ok((frame, used)) = version.decode_frame(bytes) {
+            prop_assert!(used <= bytes.len());
+            prop_assert_eq!(frame.payload.len(), used - header);
+            prop_assert!(!frame.marker || frame.payload.is_empty());
+        }
+        let _ = format::decode_frame(bytes);
+        let _ = format::frame_size(bytes);
+        let _ = (format::is_marker(bytes), format::is_preamble(bytes));
+        let _ = format::decode_segment_header(bytes);
+        let _ = format::valid_frame_after(version, bytes, from, expected);
+        let _ = format::valid_frame_after(version, bytes, from % (bytes.len() + 1), expected);
+
+        let mut seg = format::encode_header_version(version, expected).to_vec();
+        if with_header {
+            seg.extend_from_slice(bytes);
+        } else {
+            seg = bytes.to_vec();
+        }
+        if let Ok(scan) = format::scan_segment(&seg) {
+            prop_assert!(scan.valid_len <= seg.len() as u64);
+        }
+    }
+}
