@@ -18,9 +18,21 @@
 //!   (`Consumer::pop`, which waits out such a position, is for consumers that cannot preempt
 //!   the producer.)
 //!
-//! On chips without compare-and-swap (Cortex-M0/M0+, `thumbv6m-none-eabi`), enable
-//! `ringwal-core`'s `portable-atomic` feature and provide a `critical-section`
-//! implementation.
+//! On chips without compare-and-swap (Cortex-M0/M0+, `thumbv6m-none-eabi`; RV32IMC) the
+//! ring's atomics come from portable-atomic. Either enable `ringwal-core`'s `critical-section`
+//! feature and link a `critical-section` implementation (from your HAL or runtime crate), or,
+//! on a single-core chip, enable its `portable-atomic` feature and build with
+//! `--cfg portable_atomic_unsafe_assume_single_core`, as this example does with its
+//! `single-core` feature (CI builds it so for `thumbv6m-none-eabi`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg portable_atomic_unsafe_assume_single_core" cargo build --release \
+//!     --target thumbv6m-none-eabi --features single-core
+//! ```
+//!
+//! (`portable-atomic` alone, without one of the two, does not build there.) The example's own
+//! counters need no read-modify-write: each has one writer, the handler, which does not
+//! preempt itself, so a load and a store do (`fetch_add` does not exist on such chips).
 #![no_std]
 #![no_main]
 
@@ -52,13 +64,17 @@ const UART_DR: *mut u8 = 0x4000_4404 as *mut u8;
 /// The timer interrupt handler.
 #[no_mangle]
 pub extern "C" fn TIM2() {
-    // Relaxed: a counter only this handler writes.
-    let tick = TICKS.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: a counter only this handler writes (a load and a store, no read-modify-write:
+    // the handler does not preempt itself, and chips without CAS have no `fetch_add`).
+    let tick = TICKS.load(Ordering::Relaxed);
+    TICKS.store(tick.wrapping_add(1), Ordering::Relaxed);
     // SAFETY: a memory-mapped register, aligned and always readable on the target.
     let adc = unsafe { core::ptr::read_volatile(ADC_DR) };
     if READINGS.try_push(Reading { tick, adc }).is_err() {
-        // Relaxed: read by the main loop as a count; no other memory depends on it.
-        REFUSED.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: read by the main loop as a count; no other memory depends on it. Only this
+        // handler writes it, so a load and a store (see `TICKS`).
+        let refused = REFUSED.load(Ordering::Relaxed);
+        REFUSED.store(refused.wrapping_add(1), Ordering::Relaxed);
     }
 }
 
