@@ -506,3 +506,68 @@ fn a_framer_wraps_its_sequence_number_as_the_scan_does() {
     assert_eq!((scan.dropped, scan.refused), (1, 2));
     assert_eq!(scan.next_seq(), 1);
 }
+
+/// `Framer::write_to` over an `embedded_io::Write` that takes a few bytes per call (as a UART
+/// FIFO does) writes the same stream as a closure sink, and a failing writer's error comes
+/// back as `FramerError::Write`.
+#[cfg(feature = "embedded-io")]
+#[test]
+fn framer_writes_through_embedded_io() {
+    struct Uart {
+        out: Vec<u8>,
+        per_call: usize,
+        fail_after: usize,
+    }
+    #[derive(Debug, PartialEq)]
+    struct Broken;
+    impl embedded_io::Error for Broken {
+        fn kind(&self) -> embedded_io::ErrorKind {
+            embedded_io::ErrorKind::Other
+        }
+    }
+    impl embedded_io::ErrorType for Uart {
+        type Error = Broken;
+    }
+    impl embedded_io::Write for Uart {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+            if self.out.len() >= self.fail_after {
+                return Err(Broken);
+            }
+            let n = buf.len().min(self.per_call);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> Result<(), Broken> {
+            Ok(())
+        }
+    }
+
+    let mut uart = Uart {
+        out: Vec::new(),
+        per_call: 3,
+        fail_after: usize::MAX,
+    };
+    let mut framer = Framer::new(5);
+    let mut sink = Framer::write_to(&mut uart);
+    assert_eq!(framer.write_record(b"boot", &mut sink), Ok(5));
+    assert_eq!(framer.write_record(b"", &mut sink), Ok(6));
+    framer.note_lost(0, 1);
+    framer.finish(&mut sink).unwrap();
+    drop(sink);
+    let scan = scan_segment(&uart.out).unwrap();
+    assert_eq!(scan.end, ScanEnd::Clean);
+    assert_eq!((scan.first_seq, scan.records, scan.refused), (5, 2, 1));
+
+    let mut broken = Uart {
+        out: Vec::new(),
+        per_call: 64,
+        fail_after: HEADER_LEN,
+    };
+    let mut framer = Framer::new(0);
+    let mut sink = Framer::write_to(&mut broken);
+    assert_eq!(
+        framer.write_record(b"x", &mut sink),
+        Err(FramerError::Write(Broken))
+    );
+    assert_eq!(framer.next_seq(), 0);
+}
