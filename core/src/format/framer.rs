@@ -62,7 +62,8 @@ pub struct Framer {
 
 impl Framer {
     /// A framer for a new segment whose first record gets `first_seq`. Name the file (or
-    /// tell the host) [`segment_file_name`](super::segment_file_name)`(first_seq)`.
+    /// tell the host) [`segment_file_name_into`](super::segment_file_name_into)`(first_seq, ..)`
+    /// (no allocation; `segment_file_name` with the `alloc` feature).
     pub const fn new(first_seq: u64) -> Self {
         Framer {
             first_seq,
