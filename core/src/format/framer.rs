@@ -16,6 +16,11 @@ pub enum FramerError<E> {
     /// A payload longer than [`MAX_PAYLOAD`], or than the encode buffer: nothing was written;
     /// the record counts as dropped (the next record's `dropped_before` says so).
     TooLarge(usize),
+    /// The sequence numbers are used up: record `u64::MAX`, the last a log can hold (the
+    /// std `Reader` ends there), was written. Nothing was written; the record counts as
+    /// dropped. Only a framer started near `u64::MAX` gets here (a number read back from
+    /// corrupt flash, say): start a new log.
+    Exhausted,
 }
 
 impl<E: fmt::Display> fmt::Display for FramerError<E> {
@@ -23,6 +28,7 @@ impl<E: fmt::Display> fmt::Display for FramerError<E> {
         match self {
             FramerError::Write(e) => write!(f, "writing a frame failed: {e}"),
             FramerError::TooLarge(n) => write!(f, "a record of {n} bytes is too large to frame"),
+            FramerError::Exhausted => f.write_str("sequence numbers exhausted (u64::MAX written)"),
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct Framer {
     first_seq: u64,
     next_seq: u64,
     started: bool,
+    /// Record `u64::MAX` was written: no sequence number is left.
+    exhausted: bool,
     dropped: u64,
     refused: u64,
 }
@@ -69,6 +77,7 @@ impl Framer {
             first_seq,
             next_seq: first_seq,
             started: false,
+            exhausted: false,
             dropped: 0,
             refused: 0,
         }
@@ -79,9 +88,16 @@ impl Framer {
         self.first_seq
     }
 
-    /// The sequence number the next record gets.
+    /// The sequence number the next record gets (`u64::MAX` once
+    /// [`exhausted`](Self::exhausted)).
     pub const fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Whether record `u64::MAX`, the last a log can hold, was written: every later
+    /// [`write_record`](Self::write_record) is [`FramerError::Exhausted`].
+    pub const fn exhausted(&self) -> bool {
+        self.exhausted
     }
 
     /// Counts events lost before the next record: `dropped` evicted (or not encodable),
@@ -101,7 +117,8 @@ impl Framer {
     }
 
     /// Writes one record (the segment header first, if this is the first write). Returns the
-    /// record's sequence number.
+    /// record's sequence number. Never panics: after record `u64::MAX` it refuses
+    /// ([`FramerError::Exhausted`]).
     pub fn write_record<E>(
         &mut self,
         payload: &[u8],
@@ -110,6 +127,10 @@ impl Framer {
         if payload.len() > MAX_PAYLOAD {
             self.dropped = self.dropped.saturating_add(1);
             return Err(FramerError::TooLarge(payload.len()));
+        }
+        if self.exhausted {
+            self.dropped = self.dropped.saturating_add(1);
+            return Err(FramerError::Exhausted);
         }
         self.start(write).map_err(FramerError::Write)?;
         let mut header = [0u8; FRAME_HEADER_LEN];
@@ -124,9 +145,12 @@ impl Framer {
         write(&header).map_err(FramerError::Write)?;
         write(payload).map_err(FramerError::Write)?;
         let seq = self.next_seq;
-        // Wrapping, as the format's sequence numbers are (`SegmentScan::next_seq`): a framer
-        // continuing a log at `u64::MAX` (a number read back from flash) must not panic.
-        self.next_seq = self.next_seq.wrapping_add(1);
+        // Record `u64::MAX` is the last (as for the std reader and writer): no wrap to 0, whose
+        // records a reader would never return, and no overflow panic.
+        match seq.checked_add(1) {
+            Some(next) => self.next_seq = next,
+            None => self.exhausted = true,
+        }
         self.dropped = 0;
         self.refused = 0;
         Ok(seq)
@@ -151,7 +175,8 @@ impl Framer {
                 Some(n) if n <= buf.len() => match self.write_record(&buf[..n], write) {
                     Ok(_) => wrote += 1,
                     Err(FramerError::Write(e)) => return Err(e),
-                    Err(FramerError::TooLarge(_)) => {}
+                    // Counted as dropped by `write_record`.
+                    Err(FramerError::TooLarge(_) | FramerError::Exhausted) => {}
                 },
                 _ => self.dropped = self.dropped.saturating_add(1),
             }
@@ -161,10 +186,11 @@ impl Framer {
 
     /// Writes a gap marker for losses counted since the last record, if any (and the header,
     /// if nothing was written yet): call it before the stream ends, so the log's gaps add up
-    /// to every loss.
+    /// to every loss. Once [`exhausted`](Self::exhausted) there is no sequence number left for
+    /// a marker to name: the losses are not written (they stay counted here).
     pub fn finish<E>(&mut self, write: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         self.start(write)?;
-        if self.dropped > 0 || self.refused > 0 {
+        if !self.exhausted && (self.dropped > 0 || self.refused > 0) {
             write(&encode_marker(self.next_seq, self.dropped, self.refused))?;
             self.dropped = 0;
             self.refused = 0;
