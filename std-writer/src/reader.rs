@@ -202,6 +202,8 @@ pub struct Iter {
     next_segment: Option<u64>,
     expected: Option<u64>,
     failed: bool,
+    /// Record `u64::MAX`, the last a log can hold, was returned: any frame after it is damage.
+    exhausted: bool,
     /// Losses read from gap markers, not yet attached to a record.
     pending: Gap,
     /// Preamble frames' payloads read and not taken yet ([`Iter::take_preamble`]): only those
@@ -305,6 +307,7 @@ impl Iter {
             next_segment: None,
             expected: None,
             failed: false,
+            exhausted: false,
             pending: Gap::default(),
             preamble: Vec::new(),
             position: None,
@@ -377,10 +380,10 @@ impl Iter {
     }
 
     /// The sequence number after `seq`. Record `u64::MAX` is the last a log can hold: after
-    /// it the iterator ends.
+    /// it the log ends, and a frame found there is an error (`advance`).
     fn after(&mut self, seq: u64) -> u64 {
         seq.checked_add(1).unwrap_or_else(|| {
-            self.failed = true;
+            self.exhausted = true;
             0
         })
     }
@@ -658,6 +661,9 @@ impl Iter {
             }
             let open = self.current.as_mut().expect("opened above");
             let (offset, path, version) = (open.offset, open.path.clone(), open.version);
+            if self.exhausted && !matches!(step, Step::End | Step::Bad(_)) {
+                return Err(damaged(&path, at, format::Corruption::PastLastRecord));
+            }
             if matches!(step, Step::Entry(..) | Step::Marker(_)) {
                 open.records = true;
             }

@@ -239,3 +239,42 @@ fn a_live_reader_behind_a_writer_with_retention_sees_every_record_or_is_told() {
     assert!(reported > 0, "the reader never fell behind retention");
     writer.shutdown().unwrap();
 }
+
+/// Record `u64::MAX` is the last a log can hold. A crafted segment whose frames go on after it
+/// (numbered 0, 1, ...) is damage the reader reports where it starts: before, the reader
+/// ended there with no error, so `cat` showed a shorter log as if it were whole. Only the
+/// frames after the last record are refused; those before are returned, and the scan used by
+/// `verify` and recovery agrees (`Corruption::PastLastRecord` at the same offset).
+#[test]
+fn frames_after_record_u64_max_are_an_error_not_a_silent_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = u64::MAX - 1;
+    let mut bytes = format::encode_header(first).to_vec();
+    format::encode_frame(&mut bytes, u64::MAX - 1, 0, b"next to last");
+    format::encode_frame(&mut bytes, u64::MAX, 0, b"last");
+    let past = bytes.len() as u64;
+    format::encode_frame(&mut bytes, 0, 0, b"wrapped");
+    format::encode_frame(&mut bytes, 1, 0, b"wrapped too");
+    fs::write(dir.path().join(format::segment_file_name(first)), &bytes).unwrap();
+
+    let mut it = Reader::open(dir.path()).unwrap().iter();
+    let seqs: Vec<u64> = it.by_ref().take(2).map(|e| e.unwrap().seq).collect();
+    assert_eq!(seqs, [u64::MAX - 1, u64::MAX]);
+    let err = it.next().expect("an error, not the end").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("at offset {past}")) && msg.contains("the last a log can hold"),
+        "{msg}"
+    );
+    assert!(it.next().is_none());
+
+    let scan = format::scan_segment(&bytes).unwrap();
+    assert_eq!(
+        scan.end,
+        format::ScanEnd::Corrupt {
+            offset: past,
+            reason: format::Corruption::PastLastRecord
+        }
+    );
+}

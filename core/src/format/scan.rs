@@ -29,6 +29,10 @@ pub enum Corruption {
         /// Why the frame at the damage is invalid.
         error: FrameError,
     },
+    /// A valid frame after record `u64::MAX`, the last sequence number a log can hold: no
+    /// writer puts one there (the std writer stops far below it, a firmware's `Framer` stops
+    /// at it), and the std `Reader` would not return it.
+    PastLastRecord,
 }
 
 impl fmt::Display for Corruption {
@@ -45,6 +49,13 @@ impl fmt::Display for Corruption {
             }
             Corruption::Unverifiable { error } => {
                 write!(f, "{error}; too much data after it to rule out damage")
+            }
+            Corruption::PastLastRecord => {
+                write!(
+                    f,
+                    "a frame after record {}, the last a log can hold",
+                    u64::MAX
+                )
             }
         }
     }
@@ -272,7 +283,17 @@ pub fn scan_segment_in<S: ReadAt + ?Sized>(
     let mut offset = HEADER_LEN as u64;
     while offset < len {
         let expected = scan.next_seq();
+        // Record `u64::MAX` was the last: any valid frame after it (its number wrapped to 0,
+        // which the check below would accept) is not one a writer made.
+        let exhausted = scan.records > 0 && expected == 0;
         match check_frame(src, version, offset).map_err(ScanError::Read)? {
+            Ok(_) if exhausted => {
+                scan.end = ScanEnd::Corrupt {
+                    offset,
+                    reason: Corruption::PastLastRecord,
+                };
+                return Ok(scan);
+            }
             Ok(frame) if frame.seq == expected => {
                 if frame.marker {
                     scan.markers += 1;

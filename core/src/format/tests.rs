@@ -520,6 +520,29 @@ fn a_framer_stops_after_sequence_number_u64_max() {
     assert_eq!(scan.valid_len, out.len() as u64);
 }
 
+/// A segment whose frames go on past record `u64::MAX` (numbered 0 after it: a crafted file,
+/// no writer makes one) is corrupt where the first of them starts, not clean: the std `Reader`
+/// would not return them. Before the check the scan wrapped and called it clean.
+#[test]
+fn frames_after_record_u64_max_are_corruption() {
+    let mut seg = encode_header(u64::MAX - 1).to_vec();
+    encode_frame(&mut seg, u64::MAX - 1, 0, b"a");
+    encode_frame(&mut seg, u64::MAX, 0, b"last");
+    let last_end = seg.len() as u64;
+    let clean = scan_segment(&seg).unwrap();
+    assert_eq!((clean.end, clean.records), (ScanEnd::Clean, 2));
+    encode_frame(&mut seg, 0, 0, b"wrapped");
+    let scan = scan_segment(&seg).unwrap();
+    assert_eq!(
+        scan.end,
+        ScanEnd::Corrupt {
+            offset: last_end,
+            reason: Corruption::PastLastRecord
+        }
+    );
+    assert_eq!((scan.records, scan.valid_len), (2, last_end));
+}
+
 /// `Framer::write_to` over an `embedded_io::Write` that takes a few bytes per call (as a UART
 /// FIFO does) writes the same stream as a closure sink, and a failing writer's error comes
 /// back as `FramerError::Write`.
