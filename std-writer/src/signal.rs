@@ -373,12 +373,25 @@ impl Signal {
         self.flushed.notify();
     }
 
-    /// Sets or clears `UNHEALTHY`.
+    /// Sets or clears `UNHEALTHY`. Setting it wakes the emitters waiting for space (blocked
+    /// threads and tasks): a failing writer leaves the ring alone, so no space frees, and under
+    /// `reject_when_unhealthy` they must now be refused with `Unhealthy` instead of waiting for
+    /// the disk to recover.
     pub fn set_unhealthy(&self, unhealthy: bool) {
         // Relaxed: health is advisory; the emit path reads it after its fence, and being one
         // emit late about a health change is fine.
         if unhealthy {
-            self.state.fetch_or(UNHEALTHY, Ordering::Relaxed);
+            let prev = self.state.fetch_or(UNHEALTHY, Ordering::Relaxed);
+            if prev & UNHEALTHY == 0 {
+                // The change waiters for space look at (`Emitter::attempt`,
+                // `ByteEmitter::attempt` read `UNHEALTHY` in their `ready` check): the
+                // `Waiters` handshake makes a waiter that registered before `notify`'s fence
+                // get woken, and one that registers after see the flag (its SeqCst fence,
+                // then the Relaxed load in `attempt`, pairs with `notify`'s fence, which
+                // follows the RMW above). Only on the change: a waiter that registers later
+                // sees the flag itself.
+                self.space.notify();
+            }
         } else {
             self.state.fetch_and(!UNHEALTHY, Ordering::Relaxed);
         }
