@@ -278,3 +278,81 @@ fn a_blocked_emit_returns_unhealthy_when_the_disk_starts_failing() {
     assert!(matches!(got, Err(EmitError::Unhealthy(42))), "{got:?}");
     drop(writer);
 }
+
+// ---- a discarded byte grant and a parked writer ----
+
+/// A byte writer of 64 bytes (records of at most 24 bytes: two fill it), parked (`Idle::Park`
+/// and nothing to do for a while).
+fn parked_bytes(overflow: Overflow) -> (tempfile::TempDir, Writer<ringwal::Bytes>, ByteEmitter) {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path())
+        .overflow(overflow)
+        .capacity(64)
+        .start_bytes()
+        .unwrap();
+    assert_eq!(emitter.max_record_len(), 24);
+    // The writer polls for tens of microseconds, then parks.
+    std::thread::sleep(Duration::from_millis(50));
+    (dir, writer, emitter)
+}
+
+/// Two `emit_with_async` whose closures panic (each caught, as a task's panic is by its
+/// runtime): their grants, half the ring each, are discarded.
+fn discard_the_whole_ring(emitter: &ByteEmitter) {
+    for _ in 0..2 {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            futures_executor::block_on(emitter.emit_with_async(24, |_| panic!("the closure fails")))
+        }));
+        assert!(panicked.is_err());
+    }
+}
+
+/// A parked writer is woken by the emit that gives it work (`Signal::pushed`, after the
+/// commit). An `emit_with` whose closure panics discards its grant, but its space is freed only
+/// when the writer steps over it: the discard must wake the writer too. Without that, a ring
+/// filled by discarded grants stayed full while the writer slept, and a `Block` emit waited
+/// for ever (under `Idle::Park` nothing else wakes the writer for it).
+#[test]
+fn a_discarded_grant_wakes_the_parked_writer_so_a_waiting_emit_gets_room() {
+    let (_dir, writer, emitter) = parked_bytes(Overflow::Block(None));
+    discard_the_whole_ring(&emitter);
+    let (count, waker) = counting_waker();
+    let mut emit = pin!(emitter.emit_async(b"after"));
+    if poll_once(emit.as_mut(), &waker).is_pending() {
+        wait_until("the waiting emit woken by freed space", || {
+            count.wakes() > 0
+        });
+        let deadline = Instant::now() + SOON;
+        while poll_once(emit.as_mut(), &waker).is_pending() {
+            assert!(Instant::now() < deadline, "never got room");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    futures_executor::block_on(emitter.flush_async()).unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!((report.persisted, report.rejected), (1, 2));
+}
+
+/// The same under `Reject`: a ring filled by discarded grants must not refuse every later emit
+/// while the writer sleeps.
+#[test]
+fn a_discarded_grant_does_not_leave_a_reject_ring_full() {
+    let (_dir, writer, emitter) = parked_bytes(Overflow::Reject);
+    discard_the_whole_ring(&emitter);
+    let deadline = Instant::now() + SOON;
+    loop {
+        match futures_executor::block_on(emitter.emit_async(b"after")) {
+            Ok(()) => break,
+            Err(ByteEmitError::Full) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the ring stayed full of discarded grants"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let report = writer.shutdown().unwrap();
+    assert_eq!(report.persisted, 1);
+}

@@ -95,6 +95,17 @@ impl Drop for RefuseOnUnwind<'_> {
     fn drop(&mut self) {
         // Only reached while unwinding: a completed call forgets the guard.
         let _ = self.0.refuse(ByteEmitError::Closed);
+        // The grant is discarded next (it is dropped after this guard), and its space comes
+        // back only when the writer steps over it: wake a parked writer, as a commit does.
+        // Otherwise a ring filled by discarded grants stays full while the writer sleeps, and
+        // every later emit is refused (`Reject`) or waits for ever (`Block`: under
+        // `Idle::Park` a waiting emit relies on the filling emit's wake). The same handshake
+        // as after a commit (`signal`'s module docs): our claim was the reservation's SeqCst
+        // compare-and-swap, and `pushed` loads the state with SeqCst after it, so either we
+        // see SLEEPING and wake the writer, or the writer's SeqCst load of `tail` sees our
+        // claim and it does not park; it treats the claim, not yet discarded, as work to come
+        // (it looks again until the discard is visible, then frees the space).
+        self.0.shared.signal.pushed();
     }
 }
 
