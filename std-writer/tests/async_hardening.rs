@@ -9,7 +9,10 @@
 #[path = "support/deadline.rs"]
 mod deadline;
 
-use ringwal::{Batch, ByteEmitError, ByteEmitter, EmitError, Emitter, Overflow, Sink, Writer};
+use ringwal::{
+    Batch, ByteEmitError, ByteEmitter, EmitError, Emitter, Entry, FlushError, Overflow, Reader,
+    Sink, SyncPolicy, Writer,
+};
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -38,6 +41,8 @@ struct GateState {
     waiting: bool,
     /// Appends fail (ENOSPC-like) after the gate.
     fail: bool,
+    /// Appends panic after the gate (the writer thread dies).
+    panic: bool,
     payloads: Vec<Vec<u8>>,
 }
 
@@ -60,6 +65,10 @@ impl Gate {
     fn writer_stuck(&self) -> bool {
         self.state().waiting
     }
+
+    fn payloads(&self) -> Vec<Vec<u8>> {
+        self.state().payloads.clone()
+    }
 }
 
 impl Sink for GateSink {
@@ -75,6 +84,10 @@ impl Sink for GateSink {
             state = cv.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.waiting = false;
+        if state.panic {
+            drop(state);
+            panic!("the test's sink panics");
+        }
         if state.fail {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "injected"));
         }
@@ -355,4 +368,229 @@ fn a_discarded_grant_does_not_leave_a_reject_ring_full() {
     }
     let report = writer.shutdown().unwrap();
     assert_eq!(report.persisted, 1);
+}
+
+// ---- wakers, a dying writer, a runtime thread that must stay free ----
+
+/// A waiting emit polled again with another task's waker is woken on that one (the node's
+/// stored waker is replaced), not on the first.
+#[test]
+fn a_waiting_emit_is_woken_on_its_latest_waker() {
+    let gate = Gate::shut();
+    let (writer, emitter) = gated(&gate, None, false);
+    fill(&emitter, &gate);
+    let (first, waker1) = counting_waker();
+    let (second, waker2) = counting_waker();
+    let mut emit = pin!(emitter.emit_async(5));
+    assert!(poll_once(emit.as_mut(), &waker1).is_pending());
+    assert!(poll_once(emit.as_mut(), &waker2).is_pending());
+    gate.open();
+    wait_until("woken on the second waker", || second.wakes() > 0);
+    assert_eq!(first.wakes(), 0, "the replaced waker was woken");
+    assert!(matches!(
+        poll_once(emit.as_mut(), &waker2),
+        Poll::Ready(Ok(()))
+    ));
+    writer.shutdown().unwrap();
+    assert!(gate.payloads().contains(&5u64.to_le_bytes().to_vec()));
+}
+
+/// The same for a waiting flush.
+#[test]
+fn a_waiting_flush_is_woken_on_its_latest_waker() {
+    let gate = Gate::shut();
+    let (writer, emitter) = gated(&gate, None, false);
+    emitter.emit(1).unwrap();
+    let (first, waker1) = counting_waker();
+    let (second, waker2) = counting_waker();
+    let mut flush = pin!(emitter.flush_async());
+    assert!(poll_once(flush.as_mut(), &waker1).is_pending());
+    assert!(poll_once(flush.as_mut(), &waker2).is_pending());
+    gate.open();
+    wait_until("woken on the second waker", || second.wakes() > 0);
+    assert_eq!(first.wakes(), 0, "the replaced waker was woken");
+    let deadline = Instant::now() + SOON;
+    loop {
+        match poll_once(flush.as_mut(), &waker2) {
+            Poll::Ready(r) => break r.unwrap(),
+            Poll::Pending => assert!(Instant::now() < deadline, "the flush never completed"),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    writer.shutdown().unwrap();
+}
+
+/// The writer thread dies (its sink panics) while a task waits for space and another for a
+/// flush: both complete, with `Closed`, instead of waiting for a writer that is gone.
+#[test]
+fn a_panicking_writer_releases_waiting_tasks_with_closed() {
+    let gate = Gate::shut();
+    let (writer, emitter) = gated(&gate, None, false);
+    fill(&emitter, &gate);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (emitted, flushed) = rt.block_on(async {
+        let emit = {
+            let emitter = emitter.clone();
+            tokio::spawn(async move { emitter.emit_async(7).await })
+        };
+        let flush = {
+            let emitter = emitter.clone();
+            tokio::spawn(async move { emitter.flush_async().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!emit.is_finished() && !flush.is_finished());
+        gate.state().panic = true;
+        gate.open();
+        let emitted = tokio::time::timeout(SOON, emit).await.expect("emit hung");
+        let flushed = tokio::time::timeout(SOON, flush).await.expect("flush hung");
+        (emitted.unwrap(), flushed.unwrap())
+    });
+    assert!(matches!(emitted, Err(EmitError::Closed(7))), "{emitted:?}");
+    assert!(matches!(flushed, Err(FlushError::Closed)), "{flushed:?}");
+    assert!(writer.shutdown().is_err());
+}
+
+/// `flush_async` on a `current_thread` runtime with the sink stalled: the runtime thread stays
+/// free (a timer on it fires while the flush waits), so a flush that blocked the thread would
+/// show as a timeout that could not elapse.
+#[test]
+fn flush_async_leaves_a_current_thread_runtime_free() {
+    let gate = Gate::shut();
+    let (writer, emitter) = gated(&gate, None, false);
+    emitter.emit(1).unwrap();
+    let opener = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            gate.open();
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let waited = tokio::time::timeout(Duration::from_millis(20), emitter.flush_async()).await;
+        assert!(
+            waited.is_err(),
+            "the flush returned while the sink was stalled: {waited:?}"
+        );
+        tokio::time::timeout(SOON, emitter.flush_async())
+            .await
+            .expect("the flush never completed")
+            .unwrap();
+    });
+    opener.join().unwrap();
+    writer.shutdown().unwrap();
+}
+
+/// A clean shutdown flushes everything accepted: a flush made afterwards has nothing left to
+/// wait for and succeeds (`Closed` means "stopped without writing them").
+#[test]
+fn a_flush_after_a_clean_shutdown_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, emitter) = Writer::builder(dir.path()).start::<u64>().unwrap();
+    for i in 0..10 {
+        emitter.emit(i).unwrap();
+    }
+    writer.shutdown().unwrap();
+    let flushed = futures_executor::block_on(emitter.flush_async());
+    assert!(matches!(flushed, Ok(())), "{flushed:?}");
+}
+
+// ---- many tasks cancelling at random ----
+
+/// 64 tasks on a `multi_thread` runtime emit through a ring of 2 under `Block`, each emit
+/// bounded by a timeout of 0 to 200 µs (so many are cancelled while waiting, some before
+/// their first poll). Checked: every emit that
+/// returned `Ok` is in the log exactly once, no cancelled or refused one is; the report counts
+/// the accepted as persisted and every cancellation before the close as rejected; the log's
+/// gaps add up to those refusals; an emit after the shutdown gets `Closed`, counted once.
+#[test]
+fn random_cancellations_keep_the_accounting_exact() {
+    for round in 0..2u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, emitter) = Writer::builder(dir.path())
+            .overflow(Overflow::Block(None))
+            .capacity(2)
+            .sync(SyncPolicy::Never)
+            .start::<u64>()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..64u64)
+                .map(|t| {
+                    let (emitter, accepted, cancelled) =
+                        (emitter.clone(), accepted.clone(), cancelled.clone());
+                    tokio::spawn(async move {
+                        for i in 0..200u64 {
+                            let v = t << 32 | i;
+                            let micros = (v ^ round).wrapping_mul(0x9E37_79B9) % 200;
+                            let bound = Duration::from_micros(micros);
+                            match tokio::time::timeout(bound, emitter.emit_async(v)).await {
+                                Ok(Ok(())) => accepted.lock().unwrap().push(v),
+                                Ok(Err(e)) => panic!("refused: {e}"),
+                                Err(_) => {
+                                    cancelled.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                tokio::time::timeout(Duration::from_secs(60), task)
+                    .await
+                    .expect("a task hung")
+                    .unwrap();
+            }
+        });
+        let report = writer.shutdown().unwrap();
+        let late = futures_executor::block_on(emitter.emit_async(u64::MAX));
+        assert!(matches!(late, Err(EmitError::Closed(u64::MAX))), "{late:?}");
+
+        let mut accepted = accepted.lock().unwrap().clone();
+        let cancelled = cancelled.load(Ordering::SeqCst) as u64;
+        println!(
+            "round {round}: {} accepted, {cancelled} cancelled",
+            accepted.len()
+        );
+        assert!(
+            cancelled > 0 && !accepted.is_empty(),
+            "the scenario did not happen: {} accepted, {cancelled} cancelled",
+            accepted.len()
+        );
+        assert_eq!(report.persisted, accepted.len() as u64);
+        assert_eq!(report.emitted, report.persisted);
+        assert_eq!(report.rejected, cancelled);
+        assert_eq!(
+            emitter.stats().rejected,
+            cancelled + 1,
+            "the late emit counts once"
+        );
+        let entries: Vec<Entry> = Reader::open(dir.path())
+            .unwrap()
+            .iter()
+            .map(|e| e.unwrap())
+            .collect();
+        let refused: u64 = entries.iter().map(|e| e.refused_before).sum();
+        assert_eq!(refused, cancelled, "the log's gaps");
+        let mut written: Vec<u64> = entries
+            .iter()
+            .map(|e| u64::from_le_bytes(e.payload[..].try_into().unwrap()))
+            .collect();
+        written.sort_unstable();
+        accepted.sort_unstable();
+        assert_eq!(written, accepted);
+    }
 }
