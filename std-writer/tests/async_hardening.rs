@@ -594,3 +594,38 @@ fn random_cancellations_keep_the_accounting_exact() {
         assert_eq!(written, accepted);
     }
 }
+
+// ---- auto traits ----
+
+/// Compiles only if `T` is not `Unpin` (two impls apply to an `Unpin` type, so the call is
+/// ambiguous then).
+trait AmbiguousIfUnpin<A> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
+impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+
+fn is_send<T: Send>() {}
+
+/// A record that is `Send` but not `Sync`, as `Record` allows.
+struct NotSync(std::cell::Cell<u32>);
+
+impl ringwal::Record for NotSync {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.get().to_le_bytes());
+    }
+}
+
+/// The futures are `Send` (a task holding one across an `.await` can be spawned on a
+/// `multi_thread` runtime), also for a record that is not `Sync`, and not `Unpin`, as their
+/// documentation says (a waiting task's registration lives inside them).
+#[test]
+fn the_futures_are_send_and_not_unpin() {
+    is_send::<ringwal::EmitFuture<'static, u64>>();
+    is_send::<ringwal::EmitFuture<'static, NotSync>>();
+    is_send::<ringwal::FlushFuture<'static, NotSync>>();
+    is_send::<ringwal::ByteEmitFuture<'static, fn(&mut [u8]) -> usize>>();
+    <ringwal::EmitFuture<'static, u64> as AmbiguousIfUnpin<_>>::check();
+    <ringwal::FlushFuture<'static, u64> as AmbiguousIfUnpin<_>>::check();
+    <ringwal::ByteEmitFuture<'static, fn(&mut [u8]) -> usize> as AmbiguousIfUnpin<_>>::check();
+}
