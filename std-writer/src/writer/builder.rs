@@ -95,6 +95,8 @@ impl Builder {
 
     /// Whether `emit` refuses events with [`EmitError::Unhealthy`](crate::EmitError::Unhealthy) while the disk is failing
     /// (default false: they queue in the ring, and the overflow policy applies when it fills).
+    /// An emit already waiting for space under [`Overflow::Block`] (a blocked `emit`, or an
+    /// `emit_async` task) when the disk starts failing is woken and refused too.
     pub fn reject_when_unhealthy(mut self, reject: bool) -> Self {
         self.reject_when_unhealthy = reject;
         self
