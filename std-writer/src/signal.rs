@@ -177,6 +177,17 @@ impl Waiters {
     }
 }
 
+/// How a flush's wait ended ([`Signal::flush_outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// The writer's done position reached the flush's target.
+    Done,
+    /// A write or sync failed since the flush began.
+    Failed,
+    /// The writer thread exited without reaching the target.
+    Exited,
+}
+
 /// The shared handshake state of one writer.
 #[derive(Debug)]
 pub struct Signal {
@@ -354,6 +365,27 @@ impl Signal {
     pub fn failures(&self) -> u64 {
         // Acquire pairs with the Release increment in `record_failure`.
         self.failures.load(Ordering::Acquire)
+    }
+
+    /// Whether a flush up to `target`, begun when [`failures`](Self::failures) was `failures`,
+    /// is over, and how: the condition `Emitter::flush` and `flush_async` wait for.
+    pub fn flush_outcome(&self, target: usize, failures: u64) -> Option<FlushOutcome> {
+        // Read first, Acquire: pairs with the Release RMW in `exited`, which the writer thread
+        // makes after its last `publish_done` (and `record_failure`). So once we see EXITED,
+        // the loads of `done` and `failures` below see the writer's final values, and a flush
+        // the writer completed is `Done`, never `Exited`. (Read after `done`, a stale `done`
+        // and a fresh EXITED told a flush whose records were written that the writer stopped
+        // without writing them: `loom-tests/tests/flush_exit.rs`.)
+        let exited = self.state_acquire() & EXITED != 0;
+        if Self::reached(self.done(), target) {
+            Some(FlushOutcome::Done)
+        } else if self.failures() != failures {
+            Some(FlushOutcome::Failed)
+        } else if exited {
+            Some(FlushOutcome::Exited)
+        } else {
+            None
+        }
     }
 
     // ---- writer side ----

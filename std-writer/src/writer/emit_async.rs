@@ -7,7 +7,7 @@
 
 use super::emitter::Attempt;
 use super::{Emitter, Shared};
-use crate::signal::{Signal, Waiter, Waiters, EXITED};
+use crate::signal::{Signal, Waiter, Waiters};
 use crate::{EmitError, FlushError, Overflow};
 use std::future::Future;
 use std::pin::Pin;
@@ -280,23 +280,5 @@ impl<T> Future for FlushFuture<'_, T> {
             }
         };
         waiter.poll_until(cx.waker(), || sh.flush_outcome(target, failures))
-    }
-}
-
-impl<T> Shared<T> {
-    /// Whether a flush up to `target`, begun when the writer's failure count was `failures`,
-    /// is over, and how: the condition `Emitter::flush` waits on (`flush_until`), for the
-    /// async flush.
-    fn flush_outcome(&self, target: usize, failures: u64) -> Option<Result<(), FlushError>> {
-        let sig = &self.signal;
-        if Signal::reached(sig.done(), target) {
-            Some(Ok(()))
-        } else if sig.failures() != failures {
-            Some(Err(FlushError::Io(self.last_error())))
-        } else if sig.state_acquire() & EXITED != 0 {
-            Some(Err(FlushError::Closed))
-        } else {
-            None
-        }
     }
 }

@@ -33,7 +33,7 @@ pub use emitter::Emitter;
 pub use guard::FlushGuard;
 
 use crate::record::Record;
-use crate::signal::{Signal, EXITED, UNHEALTHY};
+use crate::signal::{FlushOutcome, Signal, UNHEALTHY};
 use crate::{FlushError, Overflow, Recovery, Report, ShutdownError, Stats};
 use exit::Exit;
 use ringwal_core::{ByteProducer, Evict, Producer, Receiver};
@@ -217,6 +217,21 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Whether a flush up to `target`, begun when the writer's failure count was `failures`,
+    /// is over, and what it returns then: the condition of `flush` (`flush_until`) and of
+    /// `flush_async`.
+    pub(super) fn flush_outcome(
+        &self,
+        target: usize,
+        failures: u64,
+    ) -> Option<Result<(), FlushError>> {
+        Some(match self.signal.flush_outcome(target, failures)? {
+            FlushOutcome::Done => Ok(()),
+            FlushOutcome::Failed => Err(FlushError::Io(self.last_error())),
+            FlushOutcome::Exited => Err(FlushError::Closed),
+        })
+    }
+
     /// `flush` and `flush_timeout` of both emitters: waits until the writer's done position
     /// reaches the producers' position now (or `deadline` passes).
     fn flush_until(&self, deadline: Option<Instant>) -> Result<(), FlushError> {
@@ -227,17 +242,9 @@ impl<T> Shared<T> {
         }
         let failures = sig.failures();
         sig.request_flush(target);
-        let outcome = sig.flushed.wait(deadline, || {
-            if Signal::reached(sig.done(), target) {
-                Some(Ok(()))
-            } else if sig.failures() != failures {
-                Some(Err(FlushError::Io(self.last_error())))
-            } else if sig.state_acquire() & EXITED != 0 {
-                Some(Err(FlushError::Closed))
-            } else {
-                None
-            }
-        });
+        let outcome = sig
+            .flushed
+            .wait(deadline, || self.flush_outcome(target, failures));
         outcome.unwrap_or(Err(FlushError::Timeout))
     }
 }
