@@ -701,3 +701,34 @@ fn a_shutdown_completes_every_waiting_task() {
         "each refused task counted once"
     );
 }
+
+// ---- `Block`'s timeout ----
+
+/// `Block`'s timeout bounds the blocking `emit` only (documented): an `emit_async` under
+/// `Block(Some(1 ms))` is still waiting well past it, is not refused, and completes once space
+/// frees.
+#[test]
+fn block_timeout_does_not_bound_an_async_emit() {
+    let gate = Gate::shut();
+    let (writer, emitter) = gated(&gate, Some(Duration::from_millis(1)), false);
+    fill(&emitter, &gate);
+    let rejected = emitter.stats().rejected;
+    let (count, waker) = counting_waker();
+    let mut emit = pin!(emitter.emit_async(9));
+    assert!(poll_once(emit.as_mut(), &waker).is_pending());
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(poll_once(emit.as_mut(), &waker).is_pending());
+    assert_eq!(emitter.stats().rejected, rejected);
+    gate.open();
+    wait_until("woken when space freed", || count.wakes() > 0);
+    let deadline = Instant::now() + SOON;
+    loop {
+        match poll_once(emit.as_mut(), &waker) {
+            Poll::Ready(r) => break r.unwrap(),
+            Poll::Pending => assert!(Instant::now() < deadline, "never got room"),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    writer.shutdown().unwrap();
+    assert!(gate.payloads().contains(&9u64.to_le_bytes().to_vec()));
+}
