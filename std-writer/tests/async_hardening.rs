@@ -732,3 +732,52 @@ fn block_timeout_does_not_bound_an_async_emit() {
     writer.shutdown().unwrap();
     assert!(gate.payloads().contains(&9u64.to_le_bytes().to_vec()));
 }
+
+// ---- idle strategies ----
+
+/// Under `Idle::Poll` with an interval of a minute and under `Idle::Spin`, emitters never wake
+/// the writer; a task that must wait for space wakes it itself (`nudge`), and `flush_async`
+/// too. Four tasks pushing 200 events each through a ring of 4, then a flush, end long before
+/// the interval.
+#[test]
+fn waiting_tasks_wake_a_polling_writer() {
+    for idle in [
+        ringwal::Idle::Poll(Duration::from_secs(60)),
+        ringwal::Idle::Spin,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, emitter) = Writer::builder(dir.path())
+            .overflow(Overflow::Block(None))
+            .capacity(4)
+            .idle(idle)
+            .start::<u64>()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let emitter = emitter.clone();
+                    tokio::spawn(async move {
+                        for i in 0..200 {
+                            emitter.emit_async(t << 32 | i).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                tokio::time::timeout(SOON, task)
+                    .await
+                    .unwrap_or_else(|_| panic!("{idle:?}: a waiting task was never woken"))
+                    .unwrap();
+            }
+            tokio::time::timeout(SOON, emitter.flush_async())
+                .await
+                .unwrap_or_else(|_| panic!("{idle:?}: the flush never completed"))
+                .unwrap();
+        });
+        assert_eq!(writer.shutdown().unwrap().persisted, 800, "{idle:?}");
+    }
+}
