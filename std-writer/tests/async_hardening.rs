@@ -197,12 +197,15 @@ fn fill(emitter: &Emitter<u64>, gate: &Gate) {
     }
 }
 
-/// [`fill`] for the byte writer, with 8-byte records.
+/// The records [`fill_bytes`] emits.
+const FILL: &[u8] = b"fill.....";
+
+/// [`fill`] for the byte writer, with records of [`FILL`].
 fn fill_bytes(emitter: &ByteEmitter, gate: &Gate) {
     let (_, waker) = counting_waker();
     loop {
         let stuck = gate.writer_stuck();
-        let mut emit = pin!(emitter.emit_async(b"fill....."));
+        let mut emit = pin!(emitter.emit_async(FILL));
         match poll_once(emit.as_mut(), &waker) {
             Poll::Ready(r) => r.unwrap(),
             Poll::Pending => {
@@ -251,7 +254,8 @@ fn a_waiting_byte_emit_is_woken_when_the_disk_starts_failing() {
     fill_bytes(&emitter, &gate);
     let (count, waker) = counting_waker();
     let ran = AtomicUsize::new(0);
-    let mut emit = pin!(emitter.emit_with_async(8, |buf| {
+    // As long as `fill_bytes`' records: the ring, unchanged since, has no room for it.
+    let mut emit = pin!(emitter.emit_with_async(FILL.len(), |buf| {
         ran.fetch_add(1, Ordering::SeqCst);
         buf.len()
     }));
@@ -462,10 +466,12 @@ fn flush_async_leaves_a_current_thread_runtime_free() {
     let gate = Gate::shut();
     let (writer, emitter) = gated(&gate, None, false);
     emitter.emit(1).unwrap();
-    let opener = {
+    // A backstop, so that a flush that blocked the thread returns (and the assertion below
+    // fails) instead of hanging the test; the test itself opens the gate long before.
+    let backstop = {
         let gate = gate.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_secs(5));
             gate.open();
         })
     };
@@ -474,18 +480,20 @@ fn flush_async_leaves_a_current_thread_runtime_free() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let waited = tokio::time::timeout(Duration::from_millis(20), emitter.flush_async()).await;
+        let mut flush = pin!(emitter.flush_async());
+        let waited = tokio::time::timeout(Duration::from_millis(20), flush.as_mut()).await;
         assert!(
             waited.is_err(),
             "the flush returned while the sink was stalled: {waited:?}"
         );
-        tokio::time::timeout(SOON, emitter.flush_async())
+        gate.open();
+        tokio::time::timeout(SOON, flush)
             .await
             .expect("the flush never completed")
             .unwrap();
     });
-    opener.join().unwrap();
     writer.shutdown().unwrap();
+    drop(backstop); // detached: it only opens an open gate
 }
 
 /// A clean shutdown flushes everything accepted: a flush made afterwards has nothing left to
