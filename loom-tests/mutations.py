@@ -443,6 +443,13 @@ MUTATIONS = [
     '        cursor.solo = false;'),
   ],
   ['ring', 'split_consumer_sees_what_happened_before_and_is_never_pending']),
+ ('M30 flush_outcome loads done before EXITED',
+  [
+   ('std-writer/src/signal.rs',
+    '        let exited = self.state_acquire() & EXITED != 0;\n        if Self::reached(self.done(), target) {',
+    '        let done = self.done();\n        let exited = self.state_acquire() & EXITED != 0;\n        if Self::reached(done, target) {'),
+  ],
+  ['flush_exit', 'a_flush_written_before_the_exit_is_never_closed']),
 ]
 only = sys.argv[1:]
 results = []

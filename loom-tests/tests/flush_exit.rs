@@ -3,8 +3,8 @@
 //! the writer wrote before it exited must not be told `Closed` ("the writer stopped without
 //! writing them").
 //!
-//! Mutation that fails it: `flush_outcome` loading `done` before the state (as it did: a stale
-//! `done`, then a fresh `EXITED`). Run with
+//! Mutation that fails it (M30 in `mutations.py`): `flush_outcome` loading `done` before the
+//! state, as it did (a stale `done`, then a fresh `EXITED`). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p ringwal-loom-tests --release --test flush_exit`.
 #![cfg(loom)]
 
