@@ -374,9 +374,18 @@ impl<D: Destination> Shipper<D> {
                     match result {
                         Ok(acked) => run.acked(flight.pending, acked),
                         Err(e) if e.kind == SendErrorKind::Refused => {
-                            if let Err(e) = run.dead_letter(flight.pending, &e.message) {
-                                break 'run Err(ShipError::Log(e));
+                            // `dead_letter` moves the cursor only once the line is written.
+                            // If it cannot be, the flight goes back to the front, so that the
+                            // acks taken below stop there: the cursor must not pass a record
+                            // that is neither in the destination nor in the dead-letter file.
+                            if let Err(io) = run.dead_letter_ref(&flight.pending, &e.message) {
+                                run.inflight.push_front(Flight {
+                                    pending: flight.pending,
+                                    ack: FlightAck::Failed(e),
+                                });
+                                break 'run Err(ShipError::Log(io));
                             }
+                            run.advance(flight.pending);
                         }
                         Err(e) if e.kind == SendErrorKind::Fatal => {
                             run.inflight.push_front(flight);
@@ -528,13 +537,20 @@ impl<D: Destination> Run<'_, D> {
     /// The message at the front was refused for good: into the dead-letter file (fsynced),
     /// then the cursor moves past it.
     fn dead_letter(&mut self, pending: Pending, reason: &str) -> io::Result<()> {
+        self.dead_letter_ref(&pending, reason)?;
+        self.advance(pending);
+        Ok(())
+    }
+
+    /// [`dead_letter`](Self::dead_letter) without moving the cursor: the caller does, once
+    /// this returns `Ok`.
+    fn dead_letter_ref(&mut self, pending: &Pending, reason: &str) -> io::Result<()> {
         self.dead.write(&pending.msg, reason)?;
         self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
         self.metrics.note_error(format!(
             "dead-lettered {}: {reason}",
             pending.msg.describe()
         ));
-        self.advance(pending);
         Ok(())
     }
 

@@ -431,11 +431,20 @@ fn invalid(path: &Path, what: impl fmt::Display) -> io::Error {
     )
 }
 
+/// Writes and fsyncs `bytes` in a new file `path`, a temporary name: whatever is there (a
+/// file left by a crash before its rename, or a FIFO or a symbolic link a careless or
+/// hostile hand put there) is removed first, never opened, and the file is created with
+/// `O_EXCL`, which follows no link. (Opened as it was, a link to another file had that file
+/// truncated and overwritten, and a FIFO blocked the open for ever.)
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(annotate(path, e)),
+    }
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(path)
         .map_err(|e| annotate(path, e))?;
     f.write_all(bytes).map_err(|e| annotate(path, e))?;

@@ -1,0 +1,167 @@
+//! The files a shipper keeps beside the log (`ship-<name>.lock`, `.dead`, the checkpoint's
+//! temporary file) when something else sits in their place: a FIFO, a symbolic link. Each
+//! is an error naming the file, or is replaced, never a hang and never a write through the
+//! link. Against an in-memory destination (no server).
+
+use ringwal::checkpoint::{Checkpoint, LogId};
+use ringwal::Writer;
+use ringwal_ship::{Acked, Destination, Kind, Options, Outgoing, Report, Resume, SendError};
+use ringwal_ship::{ShipError, Shipper};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::time::Duration;
+
+type Ack = Pin<Box<dyn Future<Output = Result<Acked, SendError>> + Send>>;
+
+/// Takes every record but those in `refuse`, which it refuses for good.
+#[derive(Clone, Default)]
+struct Sink {
+    refuse: Vec<u64>,
+}
+
+impl Destination for Sink {
+    type Ack = Ack;
+
+    fn describe(&self) -> String {
+        "sink".into()
+    }
+
+    async fn resume(&mut self, _log: LogId) -> Result<Option<Resume>, SendError> {
+        Ok(None)
+    }
+
+    async fn send(&mut self, _log: LogId, msg: &Outgoing) -> Result<Ack, SendError> {
+        if let Kind::Record { seq, .. } = msg.kind {
+            if self.refuse.contains(&seq) {
+                return Err(SendError::refused(format!("record {seq} is too large")));
+            }
+        }
+        Ok(Box::pin(async { Ok(Acked { duplicate: false }) }))
+    }
+}
+
+fn make_log(dir: &Path, n: u8) {
+    let (writer, emitter) = Writer::builder(dir).start::<Vec<u8>>().unwrap();
+    for i in 0..n {
+        emitter.emit(vec![i; 10]).unwrap();
+    }
+    writer.shutdown().unwrap();
+}
+
+fn mkfifo(p: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", p.display());
+}
+
+/// Runs a shipper of `dir` to `sink` until caught up, on a thread of its own: a blocking
+/// `open` cannot be cancelled, so a hang shows as no answer within the deadline.
+fn ship(dir: &Path, sink: Sink) -> Result<Report, ShipError> {
+    let (tx, rx) = mpsc::channel();
+    let dir: PathBuf = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = Options {
+            name: "test".into(),
+            poll_max: Duration::from_millis(2),
+            until_caught_up: true,
+            ..Options::default()
+        };
+        let result = rt.block_on(Shipper::new(dir, sink, options).run(std::future::pending()));
+        let _ = tx.send(result);
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the shipper hung (no answer in 20 s)")
+}
+
+#[test]
+fn a_fifo_in_place_of_the_lock_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    mkfifo(&dir.path().join("ship-test.lock"));
+    let err = ship(dir.path(), Sink::default()).unwrap_err();
+    assert!(matches!(err, ShipError::Log(_)), "{err:?}");
+    assert!(err.to_string().contains("ship-test.lock"), "{err}");
+}
+
+#[test]
+fn a_symlink_in_place_of_the_lock_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("created-through-the-link");
+    std::os::unix::fs::symlink(&target, dir.path().join("ship-test.lock")).unwrap();
+    let err = ship(dir.path(), Sink::default()).unwrap_err();
+    assert!(err.to_string().contains("ship-test.lock"), "{err}");
+    assert!(!target.exists(), "a file was created through the link");
+}
+
+#[test]
+fn a_fifo_in_place_of_the_dead_letter_file_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    mkfifo(&dir.path().join("ship-test.dead"));
+    let err = ship(dir.path(), Sink { refuse: vec![2] }).unwrap_err();
+    assert!(matches!(err, ShipError::Log(_)), "{err:?}");
+    assert!(err.to_string().contains("ship-test.dead"), "{err}");
+    // The records before the refused one are shipped and checkpointed.
+    let c = Checkpoint::load(dir.path(), "test").unwrap().unwrap();
+    assert_eq!(c.next_seq, 2);
+}
+
+#[test]
+fn a_symlink_in_place_of_the_dead_letter_file_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("ship-test.dead")).unwrap();
+    let err = ship(dir.path(), Sink { refuse: vec![2] }).unwrap_err();
+    assert!(err.to_string().contains("ship-test.dead"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+}
+
+/// A leftover temporary checkpoint (a crash between its write and its rename), or a FIFO or
+/// a link in its place, is replaced: the link's target is never truncated, the FIFO never
+/// opened.
+#[test]
+fn a_symlink_or_fifo_in_place_of_the_checkpoint_temporary_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    let tmp = dir.path().join("ship-test.checkpoint.tmp");
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    let report = ship(dir.path(), Sink::default()).unwrap();
+    assert_eq!(report.status.cursor, 5);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    assert_eq!(
+        Checkpoint::load(dir.path(), "test")
+            .unwrap()
+            .unwrap()
+            .next_seq,
+        5
+    );
+
+    make_log(dir.path(), 3);
+    mkfifo(&tmp);
+    let report = ship(dir.path(), Sink::default()).unwrap();
+    assert_eq!(report.status.cursor, 8);
+    assert_eq!(
+        Checkpoint::load(dir.path(), "test")
+            .unwrap()
+            .unwrap()
+            .next_seq,
+        8
+    );
+}
