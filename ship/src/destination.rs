@@ -44,6 +44,13 @@ pub trait Destination: Send {
         log: LogId,
     ) -> impl Future<Output = Result<Option<Resume>, SendError>> + Send;
 
+    /// The most messages this destination can have awaiting their ack at once, if it has
+    /// such a bound: the shipper's window is capped at it (a `send` past the bound would wait
+    /// for an ack the shipper has not taken yet: for ever). Default: no bound.
+    fn window_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Starts sending `msg` (ordered after the previous `send`); resolves once it is handed to
     /// the client, returning the future of its ack. An error here means it was not sent.
     fn send(

@@ -52,8 +52,8 @@ pub struct JetStreamOptions {
     pub ack_timeout: Duration,
     /// How long the first connection may take. Default 5 s.
     pub connect_timeout: Duration,
-    /// The client's bound on unacknowledged publishes: at least the shipper's window.
-    /// Default 4096.
+    /// The client's bound on unacknowledged publishes (at least 1). A shipper's window above
+    /// it is capped at it ([`Destination::window_limit`]). Default 4096.
     pub max_inflight: usize,
 }
 
@@ -121,6 +121,7 @@ enum Chain {
 #[derive(Debug)]
 pub struct JetStream {
     js: jetstream::Context,
+    max_inflight: usize,
     stream: Stream,
     subject: String,
     url: String,
@@ -211,6 +212,7 @@ impl JetStream {
         }
         Ok(JetStream {
             js,
+            max_inflight: options.max_inflight.max(1),
             stream,
             subject,
             url,
@@ -239,6 +241,11 @@ impl Destination for JetStream {
 
     fn describe(&self) -> String {
         format!("{} {}", self.url, self.subject)
+    }
+
+    /// [`JetStreamOptions::max_inflight`]: a publish past it waits for an ack permit.
+    fn window_limit(&self) -> Option<usize> {
+        Some(self.max_inflight)
     }
 
     async fn resume(&mut self, log: LogId) -> Result<Option<Resume>, SendError> {

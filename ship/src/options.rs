@@ -15,7 +15,8 @@ pub struct Options {
     /// its dead letters `ship-<name>.dead`, its lock `ship-<name>.lock`. One shipper per name
     /// runs at a time. 1 to 64 characters of `A-Z a-z 0-9 . _ -`. Default `"default"`.
     pub name: String,
-    /// Publishes awaiting their ack, at most (1 to 65,536). Default 256.
+    /// Publishes awaiting their ack, at most (1 to 65,536; capped at the destination's own
+    /// bound, [`Destination::window_limit`](crate::Destination::window_limit)). Default 256.
     pub window: usize,
     /// Write the checkpoint after this many acks (at least 1)... Default 1024.
     pub checkpoint_every: u64,

@@ -228,6 +228,14 @@ impl<D: Destination> Shipper<D> {
             path: dead_letter_path(&dir, &self.options.name)?,
             file: None,
         };
+        // A window above the destination's own bound would wait in `send` for an ack it has
+        // not taken yet (for ever): capped.
+        let window = self
+            .destination
+            .window_limit()
+            .map_or(self.options.window, |limit| {
+                self.options.window.min(limit.max(1))
+            });
         let mut run = Run {
             destination: &mut self.destination,
             log,
@@ -239,7 +247,6 @@ impl<D: Destination> Shipper<D> {
             resend: VecDeque::new(),
             backoff,
         };
-        let window = self.options.window;
         let mut staged: Option<Pending> = None;
         let mut idle_at: Option<u64> = None;
         let mut log_failure: Option<io::Error> = None;

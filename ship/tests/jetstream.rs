@@ -753,3 +753,42 @@ fn corrupt_segments_and_bad_input_are_reported_never_shipped_never_a_panic() {
     let err = rt.block_on(JetStream::connect(js)).unwrap_err();
     assert!(err.message.contains("only subject"), "{err}");
 }
+
+/// A shipper window larger than the client's bound on unacknowledged publishes
+/// (`JetStreamOptions::max_inflight`): the run ships everything and ends. (It hung for
+/// ever: the send past the bound awaited a permit that only the acks the shipper had not
+/// yet polled would give back, and `stop` was not looked at meanwhile.)
+#[test]
+fn a_window_larger_than_the_clients_inflight_bound_ships_instead_of_hanging() {
+    if std::env::var_os(CHILD_ENV).is_some() || !nats_available("window_over_inflight") {
+        return;
+    }
+    let server = Server::start();
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 300, 1 << 20, false);
+    let mut js = js_options(&server.url, "ship.inflight");
+    js.max_inflight = 8;
+    let report = rt
+        .block_on(async {
+            let dest = JetStream::connect(js).await.unwrap();
+            let options = Options {
+                window: 64,
+                until_caught_up: true,
+                ..fast_options()
+            };
+            // A guard against the hang: the run takes well under a second.
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                Shipper::new(dir.path(), dest, options).run(std::future::pending()),
+            )
+            .await
+        })
+        .expect("the shipper hung with a window above max_inflight")
+        .unwrap();
+    assert_eq!(report.status.cursor, 300);
+    let (entries, trailing) = read_log(dir.path());
+    let got =
+        rt.block_on(async { read_stream(&connect(&server.url).await, "SHIP_INFLIGHT").await });
+    assert_eq!(assert_exactly_once(&got, &entries, trailing, &[]), 300);
+}
