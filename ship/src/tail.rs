@@ -77,9 +77,13 @@ impl Tail {
         let mut position = None;
         let mut sleep = POLL_MIN;
         let mut idle_sent = false;
+        // Whether the log was seen to reach record `start - 1` (or further): until then, the
+        // end of the log may be before the cursor (checked at the first end reached).
+        let mut reached_start = self.start == 0;
         loop {
             match iter.next() {
                 Some(Ok(entry)) => {
+                    reached_start |= entry.seq + 1 >= self.start;
                     if entry.seq < expected {
                         continue;
                     }
@@ -142,6 +146,42 @@ impl Tail {
                 Some(Err(e)) => {
                     self.send(Item::Failed(e));
                     return;
+                }
+                None if !reached_start => {
+                    // No record at or after `start - 1`: unless the newest segment starts at
+                    // or after `start` (empty, just made, the records before it deleted), the
+                    // log ends before the cursor.
+                    match reader.segments() {
+                        Ok(segments)
+                            if segments.last().is_some_and(|s| s.first_seq >= self.start) =>
+                        {
+                            reached_start = true;
+                        }
+                        Ok(_) => {
+                            self.send(Item::Failed(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!(
+                                    "{}: the cursor {} (every record below it shipped, says the \
+                                     checkpoint or the destination's last message) is past the \
+                                     log's end: it holds no record {} nor any after it. Was the \
+                                     directory restored from an older copy, or its segments \
+                                     deleted and a writer started again? New records would take \
+                                     sequence numbers the destination already holds, and be \
+                                     skipped: nothing is shipped. To ship this log as it is, \
+                                     give it a new identity (remove LOG-ID and \
+                                     ship-*.checkpoint) and a subject of its own.",
+                                    self.dir.display(),
+                                    self.start,
+                                    self.start - 1
+                                ),
+                            )));
+                            return;
+                        }
+                        Err(e) => {
+                            self.send(Item::Failed(e));
+                            return;
+                        }
+                    }
                 }
                 None => {
                     let trailing = iter.trailing_gap();

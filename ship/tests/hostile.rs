@@ -19,6 +19,8 @@ type Ack = Pin<Box<dyn Future<Output = Result<Acked, SendError>> + Send>>;
 #[derive(Clone, Default)]
 struct Sink {
     refuse: Vec<u64>,
+    /// What `resume` says the destination holds.
+    holds: Option<u64>,
 }
 
 impl Destination for Sink {
@@ -29,7 +31,10 @@ impl Destination for Sink {
     }
 
     async fn resume(&mut self, _log: LogId) -> Result<Option<Resume>, SendError> {
-        Ok(None)
+        Ok(self.holds.map(|next| Resume {
+            next,
+            gap_shipped: Default::default(),
+        }))
     }
 
     async fn send(&mut self, _log: LogId, msg: &Outgoing) -> Result<Ack, SendError> {
@@ -109,7 +114,14 @@ fn a_fifo_in_place_of_the_dead_letter_file_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 5);
     mkfifo(&dir.path().join("ship-test.dead"));
-    let err = ship(dir.path(), Sink { refuse: vec![2] }).unwrap_err();
+    let err = ship(
+        dir.path(),
+        Sink {
+            refuse: vec![2],
+            ..Sink::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, ShipError::Log(_)), "{err:?}");
     assert!(err.to_string().contains("ship-test.dead"), "{err}");
     // The records before the refused one are shipped and checkpointed.
@@ -125,7 +137,14 @@ fn a_symlink_in_place_of_the_dead_letter_file_is_not_written_through() {
     let victim = elsewhere.path().join("victim");
     std::fs::write(&victim, b"precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, dir.path().join("ship-test.dead")).unwrap();
-    let err = ship(dir.path(), Sink { refuse: vec![2] }).unwrap_err();
+    let err = ship(
+        dir.path(),
+        Sink {
+            refuse: vec![2],
+            ..Sink::default()
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("ship-test.dead"), "{err}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
 }
@@ -164,4 +183,50 @@ fn a_symlink_or_fifo_in_place_of_the_checkpoint_temporary_file_is_replaced() {
             .next_seq,
         8
     );
+}
+
+/// A cursor past the log's end (a checkpoint from a later state of the log, or a
+/// destination holding more than the log: a directory restored from an older copy, or its
+/// segments deleted and a writer started again with the same LOG-ID): an error saying so.
+/// (It was taken as is: the run said it had caught up, cursor 50, and the records the
+/// writer then added below 50 would never have been shipped, silently.)
+#[test]
+fn a_cursor_past_the_logs_end_is_an_error_not_a_silent_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 5);
+    let log = LogId::get_or_create(dir.path()).unwrap();
+    Checkpoint {
+        log,
+        next_seq: 50,
+        position: None,
+        gap_shipped: Default::default(),
+        destination: "sink".into(),
+    }
+    .store(dir.path(), "test")
+    .unwrap();
+    let err = ship(dir.path(), Sink::default()).unwrap_err();
+    assert!(matches!(err, ShipError::Log(_)), "{err:?}");
+    assert!(err.to_string().contains("past the log's end"), "{err}");
+
+    // The same from the destination's side, without a checkpoint.
+    let other = tempfile::tempdir().unwrap();
+    make_log(other.path(), 5);
+    let holds = Sink {
+        holds: Some(50),
+        ..Sink::default()
+    };
+    let err = ship(other.path(), holds).unwrap_err();
+    assert!(err.to_string().contains("past the log's end"), "{err}");
+
+    // At the log's end exactly, or within it: shipped as before.
+    let fine = tempfile::tempdir().unwrap();
+    make_log(fine.path(), 5);
+    let at_end = Sink {
+        holds: Some(5),
+        ..Sink::default()
+    };
+    assert_eq!(ship(fine.path(), at_end).unwrap().status.cursor, 5);
+    make_log(fine.path(), 2);
+    let report = ship(fine.path(), Sink::default()).unwrap();
+    assert_eq!((report.status.cursor, report.status.acked), (7, 2));
 }
