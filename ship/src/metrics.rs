@@ -151,7 +151,7 @@ pub fn lag_bytes(
             .iter()
             .filter(|s| s.first_seq >= p.segment)
             .map(|s| s.bytes)
-            .sum::<u64>()
+            .fold(0, u64::saturating_add)
             .saturating_sub(if segments.iter().any(|s| s.first_seq == p.segment) {
                 p.offset
             } else {
@@ -167,7 +167,31 @@ pub fn lag_bytes(
                 .iter()
                 .filter(|s| s.first_seq >= from)
                 .map(|s| s.bytes)
-                .sum()
+                .fold(0, u64::saturating_add)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segment sizes are the file system's: sparse files of 2^63 - 1 bytes (tmpfs allows
+    /// them) add up past `u64::MAX`; the lag saturates (it panicked in debug, as `status()`
+    /// on a live shipper, and wrapped to a small lag in release).
+    #[test]
+    fn lag_bytes_saturates_on_huge_segments() {
+        let seg = |first_seq| ringwal::SegmentInfo {
+            path: PathBuf::from(format!("{first_seq}")),
+            first_seq,
+            bytes: i64::MAX as u64,
+        };
+        let segments = [seg(0), seg(1), seg(2), seg(3)];
+        assert_eq!(lag_bytes(&segments, 0, None), u64::MAX);
+        let at = Position {
+            segment: 1,
+            offset: 10,
+        };
+        assert_eq!(lag_bytes(&segments, 1, Some(at)), u64::MAX - 10);
     }
 }
