@@ -47,7 +47,9 @@ pub fn run(_args: Args) -> std::io::Result<ExitCode> {
 
 #[cfg(feature = "ship")]
 pub fn run(args: Args) -> std::io::Result<ExitCode> {
-    use ringwal_ship::{JetStream, JetStreamOptions, Options, ShipError, Shipper, Status};
+    use ringwal_ship::{
+        Destination, JetStream, JetStreamOptions, Options, ShipError, Shipper, Status,
+    };
     use std::io::{self, IsTerminal, Write};
     use std::time::Duration;
 
@@ -114,13 +116,14 @@ pub fn run(args: Args) -> std::io::Result<ExitCode> {
         let destination = JetStream::connect(js)
             .await
             .map_err(ShipError::Destination)?;
+        // The server and subject as the destination shows them: without a password the URL
+        // may hold.
+        let target = destination.describe();
         let shipper = Shipper::new(&args.dir, destination, options);
         let metrics = shipper.metrics();
         eprintln!(
-            "ringwal ship: {} -> {} {} (stream {})",
+            "ringwal ship: {} -> {target} (stream {})",
             args.dir.display(),
-            args.server,
-            args.subject,
             args.stream.as_deref().unwrap_or("by subject")
         );
         let status = async {

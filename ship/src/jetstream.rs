@@ -36,7 +36,10 @@ pub const HEADER_LOST: &str = "Ringwal-Lost";
 /// Settings of a [`JetStream`] destination.
 #[derive(Debug, Clone)]
 pub struct JetStreamOptions {
-    /// The server, e.g. `nats://127.0.0.1:4222`.
+    /// The server, e.g. `nats://127.0.0.1:4222`; several, comma-separated. Credentials go in
+    /// the URL: `nats://user:password@host:4222`, or a token, `nats://token@host:4222` (the
+    /// first URL that has some gives them). They are never shown: see
+    /// [`JetStream::connect`].
     pub url: String,
     /// The subject every message is published to.
     pub subject: String,
@@ -135,9 +138,34 @@ impl JetStream {
     /// Connects, finds (or creates) the stream, and checks that it takes only the subject.
     /// An unreachable server, a missing stream, or a stream that takes other subjects too is
     /// a [`Fatal`](crate::SendErrorKind::Fatal) error saying so.
+    ///
+    /// A password or token in the URL (`nats://user:password@host`) is never shown: errors,
+    /// [`describe`](Destination::describe) and so the checkpoint file carry the URL with it
+    /// replaced by `***`.
     pub async fn connect(options: JetStreamOptions) -> Result<JetStream, SendError> {
-        let url = options.url.clone();
-        let client = async_nats::ConnectOptions::new()
+        // For messages and the checkpoint file; the client gets the URL as given.
+        let url = redact(&options.url);
+        let mut connect = async_nats::ConnectOptions::new();
+        // async-nats ignores the user info of a URL: without this, `nats://u:p@host` (the
+        // only way to give `ringwal ship` credentials) connected without them, and every
+        // server that asks for them refused it ("authorization violation").
+        for one in options.url.split(',') {
+            let Ok(addr) = one.trim().parse::<async_nats::ServerAddr>() else {
+                continue; // the connect below says what is wrong with it
+            };
+            match (addr.username(), addr.password()) {
+                (Some(user), Some(password)) => {
+                    connect = connect.user_and_password(user.into(), password.into());
+                    break;
+                }
+                (Some(token), None) => {
+                    connect = connect.token(token.into());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let client = connect
             .connection_timeout(options.connect_timeout)
             .max_reconnects(None)
             // Capped exponential backoff with jitter, 50 ms to 2 s, for the client's own
@@ -147,7 +175,7 @@ impl JetStream {
                 let capped = base.min(2000);
                 Duration::from_millis(capped / 2 + crate::backoff::jitter(capped / 2 + 1))
             })
-            .connect(url.as_str())
+            .connect(options.url.as_str())
             .await
             .map_err(|e| SendError::fatal(format!("cannot connect to NATS at {url}: {e}")))?;
         let js = jetstream::ContextBuilder::new()
@@ -229,6 +257,32 @@ impl JetStream {
     pub fn context(&self) -> &jetstream::Context {
         &self.js
     }
+}
+
+/// `url` (one or several, comma-separated) without its secrets: the password of a
+/// `user:password@` becomes `***`, a token (`token@`) too.
+fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let (scheme, rest) = match one.find("://") {
+                Some(i) => one.split_at(i + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rfind('@') {
+                Some(at) => {
+                    let shown = match authority[..at].split_once(':') {
+                        Some((user, _)) => format!("{user}:***"),
+                        None => "***".to_string(),
+                    };
+                    format!("{scheme}{shown}@{}{path}", &authority[at + 1..])
+                }
+                None => one.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses a header that must be a number.
@@ -385,5 +439,22 @@ fn classify(e: jetstream::context::PublishError, what: &str, len: usize) -> Send
             "no stream answered (server starting or restarting?): {e}"
         )),
         _ => SendError::transient(format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_in_urls_are_redacted() {
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("nats://u:pw@h:1"), "nats://u:***@h:1");
+        assert_eq!(redact("tls://tok@h:1/x"), "tls://***@h:1/x");
+        assert_eq!(redact("u:p@w@h"), "u:***@h");
+        assert_eq!(
+            redact("nats://a:1@h1,nats://b:2@h2"),
+            "nats://a:***@h1,nats://b:***@h2"
+        );
     }
 }

@@ -792,3 +792,87 @@ fn a_window_larger_than_the_clients_inflight_bound_ships_instead_of_hanging() {
         rt.block_on(async { read_stream(&connect(&server.url).await, "SHIP_INFLIGHT").await });
     assert_eq!(assert_exactly_once(&got, &entries, trailing, &[]), 300);
 }
+
+/// A server that asks for a user and password: the credentials in the URL are used (they
+/// were not: async-nats ignores a URL's user info, so even the right password got
+/// "authorization violation", and `ringwal ship` had no other way to give them). A wrong
+/// one, or a server that never speaks NATS, is a Fatal error from `connect` within a bound,
+/// never showing the password; nor do the checkpoint file (its `destination` line, which
+/// `ringwal info` prints) and the shipper's description (both carried the URL verbatim).
+#[test]
+fn credentials_in_the_url_stay_out_of_errors_and_the_checkpoint() {
+    if std::env::var_os(CHILD_ENV).is_some() || !nats_available("credentials") {
+        return;
+    }
+    const SECRET: &str = "s3cr3t-pw";
+    let rt = runtime();
+    let attempt = |url: String| {
+        let mut js = js_options(&url, "cred.events");
+        js.connect_timeout = Duration::from_secs(1);
+        js.ack_timeout = Duration::from_secs(2);
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), JetStream::connect(js)).await
+        })
+        .expect("connect hung")
+    };
+    // A TCP listener that never speaks NATS: a timeout, quickly.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let t = Instant::now();
+    let err = attempt(format!(
+        "nats://u:{SECRET}@{}",
+        silent.local_addr().unwrap()
+    ))
+    .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(err.message.contains("cannot connect to NATS"), "{err}");
+    assert!(!err.message.contains(SECRET), "{err}");
+
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", "u", "--pass", SECRET, "-sd"])
+        .arg(store.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A wrong password: an authorization error, the password not shown.
+    let err = attempt(format!("nats://u:{SECRET}x@127.0.0.1:{port}")).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Fatal);
+    assert!(err.message.contains("authorization violation"), "{err}");
+    assert!(!err.message.contains(SECRET), "{err}");
+    // The right one: shipped; neither the checkpoint nor the description holds it.
+    let dest = attempt(format!("nats://u:{SECRET}@127.0.0.1:{port}")).unwrap();
+    use ringwal_ship::Destination;
+    assert!(!dest.describe().contains(SECRET), "{}", dest.describe());
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, 4096, false);
+    let report = rt
+        .block_on(
+            Shipper::new(
+                dir.path(),
+                dest,
+                Options {
+                    until_caught_up: true,
+                    ..fast_options()
+                },
+            )
+            .run(std::future::pending()),
+        )
+        .unwrap();
+    assert_eq!(report.status.cursor, 10);
+    let text = std::fs::read_to_string(Checkpoint::path(dir.path(), "test").unwrap()).unwrap();
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port} cred.events")),
+        "{text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
