@@ -136,13 +136,17 @@ pub type JetStreamAck = Pin<Box<dyn Future<Output = Result<Acked, SendError>> + 
 
 impl JetStream {
     /// Connects, finds (or creates) the stream, and checks that it takes only the subject.
-    /// An unreachable server, a missing stream, or a stream that takes other subjects too is
-    /// a [`Fatal`](crate::SendErrorKind::Fatal) error saying so.
+    /// A subject with a wildcard (or otherwise not one a message can be published to), an
+    /// unreachable server, a missing stream, a stream that takes other subjects too, or one
+    /// that never acknowledges (`no_ack`) is a [`Fatal`](crate::SendErrorKind::Fatal) error
+    /// saying so.
     ///
     /// A password or token in the URL (`nats://user:password@host`) is never shown: errors,
     /// [`describe`](Destination::describe) and so the checkpoint file carry the URL with it
     /// replaced by `***`.
     pub async fn connect(options: JetStreamOptions) -> Result<JetStream, SendError> {
+        // A subject no publish can go to: every ack would time out, for ever.
+        check_subject(&options.subject).map_err(SendError::fatal)?;
         // For messages and the checkpoint file; the client gets the URL as given.
         let url = redact(&options.url);
         let mut connect = async_nats::ConnectOptions::new();
@@ -238,6 +242,13 @@ impl JetStream {
                  it needs a stream whose only subject is {subject:?}"
             )));
         }
+        if stream.cached_info().config.no_ack {
+            return Err(SendError::fatal(format!(
+                "stream {name:?} has no_ack set: it never acknowledges a publish, and \
+                 ringwal-ship moves its cursor only on acks (every publish would time out): \
+                 use a stream without no_ack"
+            )));
+        }
         Ok(JetStream {
             js,
             max_inflight: options.max_inflight.max(1),
@@ -257,6 +268,31 @@ impl JetStream {
     pub fn context(&self) -> &jetstream::Context {
         &self.js
     }
+}
+
+/// A subject a message can be published to: dot-separated tokens, none empty, none a
+/// wildcard (`*`, `>`), no white space or control character.
+fn check_subject(subject: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "subject {subject:?} {why}: ringwal-ship publishes every record to one subject, \
+             so it must be a plain one (tokens separated by dots, e.g. app.events)"
+        ))
+    };
+    if subject.is_empty() {
+        return bad("is empty");
+    }
+    if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("has white space or a control character");
+    }
+    for token in subject.split('.') {
+        match token {
+            "" => return bad("has an empty token"),
+            "*" | ">" => return bad("has a wildcard, which no message can be published to"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `url` (one or several, comma-separated) without its secrets: the password of a

@@ -876,3 +876,42 @@ fn credentials_in_the_url_stay_out_of_errors_and_the_checkpoint() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A subject or a stream the shipper cannot use is refused at `connect`, with the reason,
+/// instead of a shipper that retries for ever: a wildcard subject (a publish to it is
+/// invalid, so every ack timed out) and a stream with `no_ack` (it never acknowledges:
+/// every publish timed out, a window per ack timeout, each counted as a failure).
+#[test]
+fn a_wildcard_subject_or_a_no_ack_stream_is_refused_at_connect() {
+    if std::env::var_os(CHILD_ENV).is_some() || !nats_available("unusable") {
+        return;
+    }
+    let server = Server::start();
+    let rt = runtime();
+    for subject in ["wild.*", "wild.>", "bad subject", "bad..subject", ""] {
+        let mut js = js_options(&server.url, subject);
+        js.stream = Some("WILD".into());
+        let err = rt
+            .block_on(JetStream::connect(js))
+            .expect_err(&format!("subject {subject:?} accepted"));
+        assert_eq!(err.kind, SendErrorKind::Fatal, "{err}");
+        assert!(err.message.contains("subject"), "{err}");
+    }
+    rt.block_on(async {
+        connect(&server.url)
+            .await
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "NOACK".into(),
+                subjects: vec!["no.ack".into()],
+                no_ack: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let mut js = JetStreamOptions::new(&server.url, "no.ack");
+    js.stream = Some("NOACK".into());
+    let err = rt.block_on(JetStream::connect(js)).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Fatal, "{err}");
+    assert!(err.message.contains("no_ack"), "{err}");
+}
