@@ -613,7 +613,17 @@ impl<D: Destination> Run<'_, D> {
             }
         };
         for pending in settled {
-            if held_by(remote, &pending.msg) && self.resend.is_empty() {
+            if let (Some(reason), true) = (&pending.dead, self.resend.is_empty()) {
+                // Refused for good: never in the destination, whatever it holds after it.
+                // Its turn has come (everything before it is handled): dead-letter it now.
+                // (Taken as held, it was passed without a dead letter.)
+                let reason = reason.clone();
+                self.dead_letter(pending, &reason)
+                    .map_err(|e| Some(ShipError::Log(e)))?;
+            } else if held_by(remote, &pending.msg)
+                && self.resend.is_empty()
+                && pending.dead.is_none()
+            {
                 // Stored before the failure was noticed (its ack was lost or late).
                 self.metrics
                     .acked
