@@ -123,6 +123,39 @@ fn ship_once_then_info_shows_the_cursor_and_lag() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to NATS"));
+    // A password in the URL is never printed.
+    let out = ringwal(&[
+        "ship",
+        d,
+        "--server",
+        "nats://user:hunter2-pw@127.0.0.1:1",
+        "--subject",
+        "x",
+        "--once",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to NATS at nats://user:***@127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    // A wildcard subject: refused at once, saying why.
+    let out = ringwal(&[
+        "ship",
+        d,
+        "--server",
+        &url,
+        "--subject",
+        "cli.*",
+        "--stream",
+        "WILD",
+        "--create",
+        "--once",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wildcard"), "{err}");
     let _ = server.kill();
     let _ = server.wait();
 }
