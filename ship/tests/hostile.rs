@@ -230,3 +230,31 @@ fn a_cursor_past_the_logs_end_is_an_error_not_a_silent_skip() {
     let report = ship(fine.path(), Sink::default()).unwrap();
     assert_eq!((report.status.cursor, report.status.acked), (7, 2));
 }
+
+/// Shippers of one log starting at once in one process (two names, two destinations) all
+/// get the id `LOG-ID` holds. (The temporary file was named by the process id alone, so two
+/// threads wrote the same file, and one could return an id other than the one stored.)
+#[test]
+fn concurrent_first_shippers_in_one_process_agree_on_the_log_id() {
+    for round in 0..100 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.path().to_path_buf();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    LogId::get_or_create(&dir)
+                })
+            })
+            .collect();
+        let stored = || LogId::read(dir.path()).unwrap().unwrap();
+        for t in threads {
+            match t.join().unwrap() {
+                Ok(id) => assert_eq!(id, stored(), "round {round}"),
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+    }
+}

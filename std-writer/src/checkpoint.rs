@@ -120,7 +120,10 @@ impl LogId {
             return Ok(id);
         }
         let id = LogId(random_bytes());
-        let tmp = dir.join(format!("{LOG_ID_FILE}.tmp.{}", std::process::id()));
+        // Unique to this call (the id is random): named by the process alone, two threads
+        // creating it at once shared one temporary file, and one of them could return an id
+        // other than the one linked, or find the file gone.
+        let tmp = dir.join(format!("{LOG_ID_FILE}.tmp.{}.{id}", std::process::id()));
         let path = dir.join(LOG_ID_FILE);
         write_synced(&tmp, format!("{id}\n").as_bytes())?;
         let linked = fs::hard_link(&tmp, &path);
