@@ -304,15 +304,15 @@ fn redact(url: &str) -> String {
                 Some(i) => one.split_at(i + 3),
                 None => ("", one),
             };
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rfind('@') {
+            // The last `@` ends the user info (a NATS URL has no path to hold one; a `/` or
+            // `@` typed unescaped in a password must not let the rest of it show).
+            match rest.rfind('@') {
                 Some(at) => {
-                    let shown = match authority[..at].split_once(':') {
+                    let shown = match rest[..at].split_once(':') {
                         Some((user, _)) => format!("{user}:***"),
                         None => "***".to_string(),
                     };
-                    format!("{scheme}{shown}@{}{path}", &authority[at + 1..])
+                    format!("{scheme}{shown}@{}", &rest[at + 1..])
                 }
                 None => one.to_string(),
             }
@@ -488,6 +488,7 @@ mod tests {
         assert_eq!(redact("nats://u:pw@h:1"), "nats://u:***@h:1");
         assert_eq!(redact("tls://tok@h:1/x"), "tls://***@h:1/x");
         assert_eq!(redact("u:p@w@h"), "u:***@h");
+        assert_eq!(redact("nats://u:p/w@h:1"), "nats://u:***@h:1");
         assert_eq!(
             redact("nats://a:1@h1,nats://b:2@h2"),
             "nats://a:***@h1,nats://b:***@h2"
