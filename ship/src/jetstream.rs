@@ -191,7 +191,9 @@ impl JetStream {
         let name = match &options.stream {
             Some(name) => name.clone(),
             None => js.stream_by_subject(subject.as_str()).await.map_err(|e| {
-                if e.kind() == GetStreamByNameErrorKind::NotFound {
+                if no_jetstream(&e) {
+                    jetstream_off(&url)
+                } else if e.kind() == GetStreamByNameErrorKind::NotFound {
                     SendError::fatal(format!(
                         "no JetStream stream takes subject {subject:?} at {url}: create one \
                          whose only subject is {subject:?} (or name a stream and let the \
@@ -223,6 +225,7 @@ impl JetStream {
                     SendError::fatal(format!("creating stream {name:?} at {url}: {e}"))
                 })?
             }
+            Err(e) if no_jetstream(&e) => return Err(jetstream_off(&url)),
             Err(e) => {
                 return Err(SendError::fatal(format!(
                     "stream {name:?} at {url}: {e}{}",
@@ -268,6 +271,29 @@ impl JetStream {
     pub fn context(&self) -> &jetstream::Context {
         &self.js
     }
+}
+
+/// Whether `e` comes from a JetStream API request nobody answered: the server has no
+/// JetStream (or, in a cluster, none for this account).
+fn no_jetstream(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if let Some(r) = e.downcast_ref::<jetstream::context::RequestError>() {
+            if r.kind() == jetstream::context::RequestErrorKind::NoResponders {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The error for a server without JetStream.
+fn jetstream_off(url: &str) -> SendError {
+    SendError::fatal(format!(
+        "JetStream is not enabled at {url}: nothing answers its API (start nats-server with \
+         -js, or enable jetstream in its configuration)"
+    ))
 }
 
 /// A subject a message can be published to: dot-separated tokens, none empty, none a

@@ -915,3 +915,43 @@ fn a_wildcard_subject_or_a_no_ack_stream_is_refused_at_connect() {
     assert_eq!(err.kind, SendErrorKind::Fatal, "{err}");
     assert!(err.message.contains("no_ack"), "{err}");
 }
+
+/// A server without JetStream (`nats-server` without `-js`): an error saying so. (It said
+/// "stream ...: request error: requested JetStream resource does not exist", also with
+/// `create_stream`, which reads as a missing stream the shipper should have created.)
+#[test]
+fn a_server_without_jetstream_is_a_clear_error() {
+    if std::env::var_os(CHILD_ENV).is_some() || !nats_available("no_jetstream") {
+        return;
+    }
+    let port = free_port();
+    let mut child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rt = runtime();
+    let url = format!("nats://127.0.0.1:{port}");
+    for (stream, create) in [(Some("NOJS"), true), (Some("NOJS"), false), (None, false)] {
+        let mut js = JetStreamOptions::new(&url, "no.js");
+        js.stream = stream.map(String::from);
+        js.create_stream = create;
+        js.ack_timeout = Duration::from_secs(2);
+        let t = Instant::now();
+        let err = rt.block_on(JetStream::connect(js)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert_eq!(err.kind, SendErrorKind::Fatal);
+        assert!(
+            err.message.contains("JetStream is not enabled") && err.message.contains("-js"),
+            "{err}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
