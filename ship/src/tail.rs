@@ -83,7 +83,7 @@ impl Tail {
         loop {
             match iter.next() {
                 Some(Ok(entry)) => {
-                    reached_start |= entry.seq + 1 >= self.start;
+                    reached_start |= entry.seq.saturating_add(1) >= self.start;
                     if entry.seq < expected {
                         continue;
                     }
@@ -124,10 +124,12 @@ impl Tail {
                             dropped_before: entry.dropped_before.saturating_sub(shipped.dropped),
                             refused_before: entry.refused_before.saturating_sub(shipped.refused),
                         },
-                        next: seq + 1,
+                        // Saturating: record `u64::MAX` is the last a log can hold (the reader
+                        // refuses anything after it), and a crafted log may have it.
+                        next: seq.saturating_add(1),
                         payload: entry.payload.into(),
                     };
-                    expected = seq + 1;
+                    expected = seq.saturating_add(1);
                     shipped = Gap::default();
                     idle_sent = false;
                     sleep = POLL_MIN;
