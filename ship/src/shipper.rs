@@ -221,6 +221,7 @@ impl<D: Destination> Shipper<D> {
             poll_max: self.options.poll_max,
             tx,
             metrics: Arc::clone(&self.metrics),
+            sync: crate::tail::sync_path,
         }
         .spawn()?;
 

@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use ringwal::checkpoint::Position;
 use ringwal::{Gap, Reader};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,30 @@ pub(crate) struct Tail {
     pub poll_max: Duration,
     pub tx: mpsc::Sender<Item>,
     pub metrics: Arc<Metrics>,
+    /// Makes a file's (or directory's) contents durable: [`sync_path`], a recorder in tests.
+    pub sync: fn(&Path) -> io::Result<()>,
+}
+
+/// Messages read from the log and not handed on yet. They wait until every segment they were
+/// read from is fsynced (and the directory, for a segment not synced before), so the stream
+/// never holds a record that a power loss could take from the log: if it could, the writer,
+/// restarted on the shorter log, would give new records the sequence numbers of shipped ones
+/// (which the stream then drops as duplicates, or the shipper refuses as a cursor past the
+/// log's end). One sync per segment per batch: a writer that syncs its own batches left
+/// nothing to write, and a `SyncPolicy::Never` one has its records made durable here, on the
+/// shipper's thread, before they leave the machine.
+struct Outbox {
+    items: Vec<Pending>,
+    /// The newest segment whose directory entry is known durable.
+    dir_synced: Option<u64>,
+}
+
+/// Messages read before the outbox is handed on even though the log goes on.
+const BATCH: usize = 256;
+
+/// `fsync` of `path` (a segment file, opened to read; or the log directory).
+pub(crate) fn sync_path(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }
 
 const POLL_MIN: Duration = Duration::from_micros(100);
@@ -56,6 +80,59 @@ impl Tail {
 
     fn send(&self, item: Item) -> bool {
         self.tx.blocking_send(item).is_ok()
+    }
+
+    /// Queues a message; hands the outbox on once it holds [`BATCH`]. False: the shipper is
+    /// gone, or a sync failed (reported): stop.
+    fn push(&self, out: &mut Outbox, pending: Pending) -> bool {
+        out.items.push(pending);
+        out.items.len() < BATCH || self.hand_on(out)
+    }
+
+    /// Syncs the segments the queued messages were read from (and the directory, for a segment
+    /// newer than any synced before), then sends them, in order. False: the shipper is gone,
+    /// or a sync failed (sent as `Failed`, nothing of the batch shipped): stop.
+    fn hand_on(&self, out: &mut Outbox) -> bool {
+        if out.items.is_empty() {
+            return true;
+        }
+        let mut segments: Vec<u64> = out
+            .items
+            .iter()
+            .filter_map(|p| p.position.map(|pos| pos.segment))
+            .collect();
+        segments.dedup();
+        for &segment in &segments {
+            let path = self.dir.join(ringwal::format::segment_file_name(segment));
+            match (self.sync)(&path) {
+                Ok(()) => {}
+                // Deleted since it was read (retention): nothing of it is left to lose.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return self.sync_failed(&path, e),
+            }
+        }
+        if let Some(&newest) = segments.iter().max() {
+            if out.dir_synced.is_none_or(|d| newest > d) {
+                if let Err(e) = (self.sync)(&self.dir) {
+                    return self.sync_failed(&self.dir, e);
+                }
+                out.dir_synced = Some(newest);
+            }
+        }
+        out.items
+            .drain(..)
+            .all(|pending| self.tx.blocking_send(Item::Msg(pending)).is_ok())
+    }
+
+    fn sync_failed(&self, path: &Path, e: io::Error) -> bool {
+        self.send(Item::Failed(io::Error::new(
+            e.kind(),
+            format!(
+                "{}: cannot make it durable before shipping its records: {e}",
+                path.display()
+            ),
+        )));
+        false
     }
 
     fn run(self) {
@@ -80,6 +157,10 @@ impl Tail {
         // Whether the log was seen to reach record `start - 1` (or further): until then, the
         // end of the log may be before the cursor (checked at the first end reached).
         let mut reached_start = self.start == 0;
+        let mut out = Outbox {
+            items: Vec::with_capacity(BATCH),
+            dir_synced: None,
+        };
         loop {
             match iter.next() {
                 Some(Ok(entry)) => {
@@ -110,7 +191,7 @@ impl Tail {
                                  message takes their place",
                             entry.seq - 1
                         ));
-                        if !self.send(Item::Msg(lost)) {
+                        if !self.push(&mut out, lost) {
                             return;
                         }
                         shipped = Gap::default();
@@ -139,17 +220,23 @@ impl Tail {
                         position,
                         dead: None,
                     };
-                    if !self.send(Item::Msg(pending)) {
+                    if !self.push(&mut out, pending) {
                         return;
                     }
                 }
                 // Retention overtook this reader: the jump in sequence numbers says by how much.
                 Some(Err(_)) if !iter.has_failed() => continue,
                 Some(Err(e)) => {
-                    self.send(Item::Failed(e));
+                    // The records before the damage are shipped, then it is reported.
+                    if self.hand_on(&mut out) {
+                        self.send(Item::Failed(e));
+                    }
                     return;
                 }
                 None if !reached_start => {
+                    if !self.hand_on(&mut out) {
+                        return;
+                    }
                     // No record at or after `start - 1`: unless the newest segment starts at
                     // or after `start` (empty, just made, the records before it deleted), the
                     // log ends before the cursor.
@@ -207,9 +294,13 @@ impl Tail {
                             dead: None,
                         };
                         shipped = total;
-                        if !self.send(Item::Msg(gap)) {
+                        if !self.push(&mut out, gap) {
                             return;
                         }
+                    }
+                    // The log ends here for now: what was read goes on.
+                    if !self.hand_on(&mut out) {
+                        return;
                     }
                     self.metrics.read_next.store(expected, Ordering::Relaxed);
                     self.metrics.tail_at_end.store(true, Ordering::Relaxed);
@@ -229,5 +320,89 @@ impl Tail {
             }
             self.metrics.tail_at_end.store(false, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Every path synced so far, in order (the tail thread's syncs, seen by the test thread
+    /// through the mutex).
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    fn record_sync(path: &Path) -> io::Result<()> {
+        SYNCED.lock().unwrap().push(path.to_path_buf());
+        sync_path(path)
+    }
+
+    /// A record reaches the shipper only after the segment it was read from has been synced
+    /// (and the directory, once per new segment), and syncs are batched: a log written with
+    /// `SyncPolicy::Never` (nothing fsynced by its writer) over several segments. Without the
+    /// outbox, nothing was synced before a record left.
+    #[test]
+    fn records_are_handed_on_only_after_their_segment_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, emitter) = ringwal::Writer::builder(dir.path())
+            .sync(ringwal::SyncPolicy::Never)
+            .segment_bytes(16 << 10)
+            .start_bytes()
+            .unwrap();
+        for i in 0..2_000u32 {
+            emitter.emit(format!("record {i:>40}").as_bytes()).unwrap();
+        }
+        writer.shutdown().unwrap();
+        let segments = Reader::open(dir.path()).unwrap().segments().unwrap().len();
+        assert!(segments >= 4, "{segments} segments");
+
+        let (tx, mut rx) = mpsc::channel(64);
+        let tail = Tail {
+            dir: dir.path().to_path_buf(),
+            start: 0,
+            first_ever: true,
+            gap_shipped: Gap::default(),
+            poll_max: Duration::from_millis(10),
+            tx,
+            metrics: Arc::new(Metrics::new(dir.path().to_path_buf())),
+            sync: record_sync,
+        }
+        .spawn()
+        .unwrap();
+        let mut records = 0u64;
+        loop {
+            match rx.blocking_recv().expect("the tail ends only when told") {
+                Item::Msg(p) => {
+                    let pos = p.position.expect("a record has a position");
+                    let segment = dir
+                        .path()
+                        .join(ringwal::format::segment_file_name(pos.segment));
+                    let synced = SYNCED.lock().unwrap();
+                    assert!(
+                        synced.contains(&segment),
+                        "record {records} handed on before {} was synced",
+                        segment.display()
+                    );
+                    assert!(
+                        synced.contains(&dir.path().to_path_buf()),
+                        "directory not synced"
+                    );
+                    records += 1;
+                }
+                Item::Idle { next } => {
+                    assert_eq!((next, records), (2_000, 2_000));
+                    break;
+                }
+                Item::Failed(e) => panic!("{e}"),
+            }
+        }
+        drop(rx);
+        tail.join().unwrap();
+        let syncs = SYNCED.lock().unwrap().len();
+        // Batched: at most one per segment per 256 records read, plus the directory's.
+        assert!(
+            syncs <= 2_000 / BATCH + 2 * segments + 2,
+            "{syncs} syncs for 2,000 records in {segments} segments"
+        );
     }
 }
