@@ -146,8 +146,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringwal: {e}");
+            eprintln!("ringwal: {}", printable(&e.to_string()));
             ExitCode::from(2)
         }
     }
+}
+
+/// `text` with every control character (C0, DEL, C1: newlines included) escaped as `\u{..}`:
+/// for errors and status lines that carry text from outside (a file name, a server's error
+/// message), so that it can neither drive the terminal (an escape sequence, a bell) nor fake a
+/// line of output.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }

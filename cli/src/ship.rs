@@ -135,9 +135,11 @@ pub fn run(args: Args) -> std::io::Result<ExitCode> {
                 let s = metrics.status();
                 if s.last_error != last_error {
                     if let Some(e) = &s.last_error {
+                        // The server's words: escaped, so they cannot drive the terminal.
                         eprintln!(
-                            "{}ringwal ship: {e}",
-                            if terminal { "\r\x1b[K" } else { "" }
+                            "{}ringwal ship: {}",
+                            if terminal { "\r\x1b[K" } else { "" },
+                            crate::printable(e)
                         );
                     }
                     last_error = s.last_error.clone();

@@ -644,8 +644,9 @@ fn verify_and_info_handle_numbers_near_u64_max() {
     }
     assert_eq!(ringwal(&["verify", d]).status.code(), Some(0));
 
-    // A third record numbered 0 after u64::MAX (the scan's wrapping sequence accepts it):
-    // sequence numbers exhausted, reported as damage, not as a wrapped range.
+    // A third record numbered 0 after u64::MAX: sequence numbers exhausted, reported as
+    // damage where it starts (the scan stops there), not as a wrapped range; the two records
+    // before it keep their exact range.
     encode_frame(&mut frames, 0, 0, b"z");
     write_segment(dir.path(), max - 1, &frames);
     let o = ringwal(&["verify", d]);
@@ -653,14 +654,15 @@ fn verify_and_info_handle_numbers_near_u64_max() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("sequence numbers exhausted"), "{out}");
-    assert!(!out.contains("..=1"), "{out}");
+    assert!(out.contains(&format!("{}..={max})", max - 1)), "{out}");
+    assert!(!out.contains("..=0"), "{out}");
     let o = ringwal(&["info", d]);
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let out = stdout(&o);
     assert!(
-        stdout(&o).contains("sequence numbers exhausted"),
-        "{}",
-        stdout(&o)
+        out.contains(&format!("{}..={max}  (corrupt: see verify)", max - 1)),
+        "{out}"
     );
 
     // Two segments, the newest starting at u64::MAX: continuous, the range exact.
@@ -808,5 +810,21 @@ fn info_reports_a_fifo_checkpoint_or_log_id_as_unreadable_and_does_not_hang() {
         out.contains("shipper x: unreadable checkpoint:")
             && out.contains("ship-x.checkpoint: is a FIFO, not a regular file"),
         "{out}"
+    );
+}
+
+/// An error naming something from outside (here a directory name holding an OSC sequence, a
+/// bell and a newline) is printed with its control characters escaped: one line, nothing that
+/// drives the terminal or fakes a line of output. Before, they reached the terminal raw.
+#[test]
+fn errors_escape_control_characters_from_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = dir.path().join("log\x1b]0;pwned\x07\nringwal: all good");
+    let out = ringwal(&["verify", hostile.to_str().unwrap()]);
+    assert_clean_error(&out, 2, &["\\u{1b}]0;pwned\\u{7}\\u{a}ringwal: all good"]);
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\x1b') && !err.contains('\x07'),
+        "raw control characters: {err:?}"
     );
 }

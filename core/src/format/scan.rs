@@ -53,7 +53,7 @@ impl fmt::Display for Corruption {
             Corruption::PastLastRecord => {
                 write!(
                     f,
-                    "a frame after record {}, the last a log can hold",
+                    "a frame after record {}, the last a log can hold: sequence numbers exhausted",
                     u64::MAX
                 )
             }
