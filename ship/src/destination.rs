@@ -89,15 +89,18 @@ pub struct SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendErrorKind {
     /// Try again later (connection lost, server restarting, ack timed out, out of order after
-    /// an earlier failure, stream full): the shipper backs off and sends again, for ever.
+    /// an earlier failure, stream full, no stream answering the subject): the shipper backs off
+    /// and sends again, for ever. A restarting server answers "no stream" until it has loaded
+    /// its streams, so a stream deleted under a running shipper shows here too (its status
+    /// says RETRYING with the server's words) until it is created again.
     Transient,
     /// This message will never be accepted (larger than the server's `max_payload` or the
     /// stream's `max_msg_size`): it goes to the dead-letter file, counted, and is not sent
     /// again.
     Refused,
-    /// Nothing will be accepted until someone changes something (no such stream, a stream
-    /// the shipper cannot keep in order, another log's messages on the subject): the shipper
-    /// stops with this error.
+    /// Nothing will be accepted until someone changes something (no such stream when the
+    /// shipper connects, a stream the shipper cannot keep in order, another log's messages on
+    /// the subject): the shipper stops with this error.
     Fatal,
 }
 
