@@ -6,70 +6,24 @@ use crate::message::Outgoing;
 use crate::metrics::Metrics;
 use ringwal::checkpoint::{Checkpoint, LogId};
 use ringwal::Gap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 
-/// Opens (`append` or write) or creates `path`, one of the shipper's own files, only as a
-/// regular file: a FIFO in its place would block the open for ever, and a symbolic link
-/// would have the shipper create or write a file elsewhere. So the name is checked with
-/// `lstat` first (anything but a regular file is an `InvalidData` error naming it); a
-/// missing file is created with `O_EXCL` (which follows no link: one made meanwhile is an
-/// error), and what was opened is checked again. (Without `O_NONBLOCK`, which std does not
-/// name, a FIFO swapped in between the check and the open of an existing file would still
-/// block: that takes a hand racing the shipper, not one that left something behind.)
+/// Opens (`append`, or to write) or creates `path`, one of the shipper's own files, only as a
+/// regular file ([`ringwal::checkpoint::open_regular`]: a FIFO in its place would block the
+/// open for ever, and a symbolic link would have the shipper create or write a file
+/// elsewhere; either is an `InvalidData` error naming it).
 pub(crate) fn open_own(path: &Path, append: bool) -> io::Result<File> {
-    let annotate = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let refuse = |what: fs::FileType| {
-        let kind = if what.is_symlink() {
-            "a symbolic link"
-        } else if what.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{}: is {kind}, not a regular file the shipper made; refused",
-                path.display()
-            ),
-        )
-    };
-    let exists = match fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => return Err(refuse(meta.file_type())),
-        Ok(_) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(annotate(e)),
-    };
     let mut options = OpenOptions::new();
     if append {
         options.append(true);
     } else {
         options.write(true);
     }
-    if !exists {
-        options.create_new(true);
-    }
-    let file = match options.open(path) {
-        Ok(file) => file,
-        // Made meanwhile (another shipper starting at the same time): check what it is.
-        Err(e) if !exists && e.kind() == io::ErrorKind::AlreadyExists => {
-            return match fs::symlink_metadata(path) {
-                Ok(meta) if meta.file_type().is_file() => open_own(path, append),
-                Ok(meta) => Err(refuse(meta.file_type())),
-                Err(_) => Err(annotate(e)),
-            }
-        }
-        Err(e) => return Err(annotate(e)),
-    };
-    let kind = file.metadata().map_err(annotate)?.file_type();
-    if !kind.is_file() {
-        return Err(refuse(kind));
-    }
-    Ok(file)
+    ringwal::checkpoint::open_regular(path, options.create(true))
 }
 
 /// Takes `ship-<name>.lock` in `dir` for as long as the file lives: one shipper per name.

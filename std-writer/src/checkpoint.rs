@@ -46,7 +46,8 @@
 //! ```
 
 use crate::format::crc32c;
-use crate::log::{annotate, open_regular};
+use crate::log::annotate;
+pub use crate::log::open_regular;
 use crate::reader::Gap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

@@ -457,7 +457,25 @@ pub(crate) fn total(lens: impl IntoIterator<Item = u64>) -> u64 {
 /// locks), and what was opened is checked again with `fstat`. Anything not a regular file
 /// is an `InvalidData` error naming the path and saying what it is; a missing file is
 /// `NotFound` (with `create`, it is created). Every error names the path.
-pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+///
+/// Public as [`ringwal::checkpoint::open_regular`](crate::checkpoint::open_regular), for the
+/// files other tools keep in a log directory (ringwal-ship's lock and dead letters).
+///
+/// ```
+/// use std::fs::OpenOptions;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("tool.lock");
+/// ringwal::checkpoint::open_regular(&path, OpenOptions::new().write(true).create(true)).unwrap();
+/// # #[cfg(unix)]
+/// # {
+/// let link = dir.path().join("link");
+/// std::os::unix::fs::symlink(&path, &link).unwrap();
+/// let err = ringwal::checkpoint::open_regular(&link, OpenOptions::new().append(true)).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+/// # }
+/// ```
+pub fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     match fs::symlink_metadata(path) {
         Ok(meta) if !meta.is_file() => return Err(not_regular(path, meta.file_type())),
         Ok(_) => {}
