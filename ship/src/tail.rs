@@ -64,9 +64,14 @@ struct Outbox {
 /// Messages read before the outbox is handed on even though the log goes on.
 const BATCH: usize = 256;
 
-/// `fsync` of `path` (a segment file, opened to read; or the log directory).
+/// `fsync` of `path`: the log directory, or a segment file (opened to read, only as a regular
+/// file: a FIFO swapped in for it must not block the tail).
 pub(crate) fn sync_path(path: &Path) -> io::Result<()> {
-    std::fs::File::open(path)?.sync_all()
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        return std::fs::File::open(path)?.sync_all();
+    }
+    let mut read = std::fs::OpenOptions::new();
+    ringwal::checkpoint::open_regular(path, read.read(true))?.sync_all()
 }
 
 const POLL_MIN: Duration = Duration::from_micros(100);
