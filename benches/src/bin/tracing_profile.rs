@@ -9,6 +9,9 @@
 //!     target/release/tracing_profile 200000
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -40
 //! ```
+//!
+//! A third argument `span` emits the events inside an entered span (the current span's
+//! lookup): `target/release/tracing_profile 200000 2 span`.
 
 use ringwal_benches::tracing_events;
 use std::time::Duration;
@@ -21,6 +24,7 @@ fn main() {
         .unwrap_or(200_000);
     // `5`: the five-field event (`--toggle-collect='*tracing_events::five*'`).
     let five = std::env::args().nth(2).as_deref() == Some("5");
+    let in_span = std::env::args().nth(3).as_deref() == Some("span");
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = ringwal_tracing::Builder::new(dir.path())
         .writer(|w| {
@@ -31,6 +35,12 @@ fn main() {
         .build()
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = if in_span {
+            tracing::info_span!("conn", peer = 7)
+        } else {
+            tracing::Span::none()
+        };
+        let _entered = span.enter();
         for id in 0..n {
             if five {
                 tracing_events::five(id);
