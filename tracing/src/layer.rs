@@ -14,6 +14,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
 
 /// The default room reserved for one event's record (bytes); see
 /// [`Builder::event_bytes`](crate::Builder::event_bytes).
@@ -292,21 +293,23 @@ impl Visit for Enc<'_> {
     }
 }
 
-fn span_u64(id: Option<&Id>) -> u64 {
-    id.map_or(0, Id::into_u64)
-}
-
-impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
+/// The spans are looked up through the registry ([`LookupSpan`]) so that under a per-layer
+/// filter (`Layer::with_filter`) a span or event names its nearest span this layer records,
+/// as `fmt` shows it: a span the filter disables was never written, and naming it would cut
+/// the event off from the enabled spans around it.
+impl<S> tracing_subscriber::Layer<S> for Layer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         self.announce(meta);
-        let parent = if attrs.is_root() {
-            0
-        } else if let Some(p) = attrs.parent() {
-            p.into_u64()
-        } else {
-            span_u64(ctx.current_span().id())
-        };
+        // The registry resolved the parent (root, explicit or the current span); `parent()`
+        // skips the spans this layer's filter disables.
+        let parent = ctx
+            .span(id)
+            .and_then(|span| span.parent())
+            .map_or(0, |p| p.id().into_u64());
         let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             let mut enc = Enc::new(buf, self.version, wire::KIND_SPAN_NEW);
@@ -335,13 +338,9 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Layer {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         self.announce(meta);
-        let span = if event.is_root() {
-            0
-        } else if let Some(p) = event.parent() {
-            p.into_u64()
-        } else {
-            span_u64(ctx.current_span().id())
-        };
+        // Root, explicit parent or the current span, as `fmt` picks it (the nearest span this
+        // layer's filter enables).
+        let span = ctx.event_span(event).map_or(0, |s| s.id().into_u64());
         let time = self.stamp();
         let _ = self.emitter.emit_with(self.event_bytes, |buf| {
             let mut enc = Enc::new(buf, self.version, wire::KIND_EVENT);
