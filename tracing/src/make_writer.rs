@@ -67,10 +67,15 @@ impl io::Write for EventWriter<'_> {
             self.emitter.emit(line)
         } else {
             self.emitter.emit_with(max, |dst| {
-                let keep = max - CUT.len();
+                // Cut before a character that would not fit whole (`fmt` writes UTF-8: the
+                // record stays UTF-8): back over at most 3 continuation bytes.
+                let mut keep = max - CUT.len();
+                while keep > 0 && line[keep] & 0xC0 == 0x80 {
+                    keep -= 1;
+                }
                 dst[..keep].copy_from_slice(&line[..keep]);
-                dst[keep..].copy_from_slice(CUT);
-                max
+                dst[keep..keep + CUT.len()].copy_from_slice(CUT);
+                keep + CUT.len()
             })
         };
         Ok(buf.len())

@@ -310,3 +310,46 @@ fn a_second_writer_on_the_same_directory_is_refused() {
     assert!(Builder::new(dir.path()).build().is_err());
     drop(guard);
 }
+
+/// A `fmt` line longer than the ring's largest record, through the `MakeWriter`: cut at a
+/// character boundary (the record stays UTF-8) and marked.
+#[test]
+fn a_make_writer_line_too_long_is_cut_at_a_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_layer, guard) = Builder::new(dir.path())
+        .writer(|w| w.capacity(8192))
+        .build()
+        .unwrap();
+    let max = guard.emitter().max_record_len();
+    let subscriber = tracing_subscriber::fmt()
+        .without_time()
+        .with_ansi(false)
+        .with_writer(guard.make_writer())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // 4-byte characters at each of 4 offsets: one of them straddles any cut.
+        for pad in 0..4 {
+            let msg = format!("{}{}", "x".repeat(pad), "😀".repeat(max));
+            tracing::info!("{msg}");
+            // Room for the next one (a record this size fills half the ring).
+            guard.flush().unwrap();
+        }
+    });
+    guard.shutdown().unwrap();
+    let mut lines = 0;
+    for entry in ringwal::Reader::open(dir.path()).unwrap().iter() {
+        let payload = entry.unwrap().payload;
+        if ringwal_tracing::is_tracing_record(&payload) {
+            continue;
+        }
+        let text = std::str::from_utf8(&payload).expect("a cut line is still UTF-8");
+        assert!(
+            text.ends_with("…[truncated]"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        assert!(payload.len() <= max && payload.len() > max - 20);
+        lines += 1;
+    }
+    assert_eq!(lines, 4);
+}
