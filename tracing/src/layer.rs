@@ -146,7 +146,8 @@ impl Layer {
         callsites: Arc<Callsites>,
         clock: Arc<Clock>,
     ) -> Self {
-        let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
+        // Not `clamp`: a tiny ring's largest record may be under 64 bytes (it would panic).
+        let event_bytes = event_bytes.max(64).min(emitter.max_record_len());
         let layer = Layer {
             emitter,
             callsites,

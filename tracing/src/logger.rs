@@ -48,7 +48,8 @@ fn level_byte(level: log::Level) -> u8 {
 impl Logger {
     /// Logs records up to `level` through `emitter`, reserving `event_bytes` per record.
     pub fn new(emitter: ByteEmitter, level: log::LevelFilter, event_bytes: usize) -> Self {
-        let event_bytes = event_bytes.clamp(64, emitter.max_record_len());
+        // Not `clamp`: a tiny ring's largest record may be under 64 bytes (it would panic).
+        let event_bytes = event_bytes.max(64).min(emitter.max_record_len());
         Logger {
             emitter,
             level,

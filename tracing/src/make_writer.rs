@@ -69,13 +69,15 @@ impl io::Write for EventWriter<'_> {
             self.emitter.emit_with(max, |dst| {
                 // Cut before a character that would not fit whole (`fmt` writes UTF-8: the
                 // record stays UTF-8): back over at most 3 continuation bytes.
-                let mut keep = max - CUT.len();
+                // A ring whose largest record is shorter than the mark: the line's start only.
+                let cut = if max >= CUT.len() { CUT } else { &[] };
+                let mut keep = max - cut.len();
                 while keep > 0 && line[keep] & 0xC0 == 0x80 {
                     keep -= 1;
                 }
                 dst[..keep].copy_from_slice(&line[..keep]);
-                dst[keep..keep + CUT.len()].copy_from_slice(CUT);
-                keep + CUT.len()
+                dst[keep..keep + cut.len()].copy_from_slice(cut);
+                keep + cut.len()
             })
         };
         Ok(buf.len())

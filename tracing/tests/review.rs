@@ -353,3 +353,44 @@ fn a_make_writer_line_too_long_is_cut_at_a_character() {
     }
     assert_eq!(lines, 4);
 }
+
+/// A tiny ring (its largest record under the 64 bytes an event's room is clamped to): the
+/// layer, logger and MakeWriter are built and write what fits, never a panic.
+#[test]
+fn a_tiny_ring_never_panics() {
+    let mut maxima = Vec::new();
+    for capacity in [16, 32, 64, 128] {
+        let dir = tempfile::tempdir().unwrap();
+        let Ok((layer, guard)) = Builder::new(dir.path())
+            .writer(|w| w.capacity(capacity))
+            .build()
+        else {
+            continue; // refused by the writer: fine
+        };
+        maxima.push(guard.emitter().max_record_len());
+        let logger = guard.logger(log::LevelFilter::Info);
+        log::Log::log(
+            &logger,
+            &log::Record::builder()
+                .level(log::Level::Warn)
+                .args(format_args!("from log"))
+                .build(),
+        );
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(x = 1u64, "hello");
+        });
+        let fmt = tracing_subscriber::fmt()
+            .with_writer(guard.make_writer())
+            .finish();
+        tracing::subscriber::with_default(fmt, || tracing::info!("a line longer than the ring"));
+        guard.flush().unwrap();
+        let mw = guard.make_writer();
+        let mut w = tracing_subscriber::fmt::MakeWriter::make_writer(&mw);
+        std::io::Write::write_all(&mut w, "a line longer than the ring\n".as_bytes()).unwrap();
+        guard.shutdown().unwrap();
+    }
+    // The cases that matter were built: a largest record under 64 bytes, and under the
+    // MakeWriter's 14-byte mark.
+    assert!(maxima.iter().any(|&m| m < 14), "{maxima:?}");
+    assert!(maxima.iter().any(|&m| (14..64).contains(&m)), "{maxima:?}");
+}
