@@ -28,6 +28,7 @@ fn a_per_layer_filter_keeps_the_enabled_spans_of_an_event() {
         let inner = tracing::debug_span!("inner", b = 2);
         let _i = inner.enter();
         tracing::info!("in inner");
+        tracing::debug!("filtered out for this layer only");
         let child = tracing::info_span!("child", c = 3);
         let _c = child.enter();
         tracing::info!("in child");
