@@ -37,7 +37,11 @@ fn init_twice_and_re_entrant_events() {
         .map(|e| e.message().unwrap().to_string())
         .collect();
     // The nested event's room is reserved after its outer record's: it follows it in the log.
-    assert_eq!(msgs, ["from Debug", "outer event", "from Debug"], "{evs:#?}");
+    assert_eq!(
+        msgs,
+        ["from Debug", "outer event", "from Debug"],
+        "{evs:#?}"
+    );
     assert_eq!(evs[1].field("v").unwrap().to_string(), "Noisy(2)");
     assert_eq!(evs[1].scope[0].fields[0].1.to_string(), "Noisy(1)");
 }
