@@ -34,6 +34,10 @@ pub const DEFAULT_EVENT_BYTES: usize = 512;
 ///
 /// Make one with [`Builder::build`](crate::Builder::build) (or [`init`](crate::init)).
 ///
+/// One log per subscriber: a clone of a `Layer` writes into the same log, so put clones only
+/// in subscribers that share one registry. Two registries hand out the same span ids, and
+/// their spans would mix in the log (an event of one shown in the other's span).
+///
 /// ```
 /// use tracing_subscriber::layer::SubscriberExt as _;
 ///
