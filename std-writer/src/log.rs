@@ -21,8 +21,10 @@ pub struct LogOptions {
     /// Which old segments to delete. Default [`Retain::All`].
     pub retain: Retain,
     /// Whether `sync` is part of the deal: then a failed fsync rolls back to the last
-    /// successful `sync`. Off for `SyncPolicy::Never`: rollback points then follow every
-    /// successful append, and a segment is not fsynced when it is sealed (only at the next
+    /// successful `sync`. Off for `SyncPolicy::Never`: rollback points for a failed append
+    /// then follow every successful append (a failed `sync` still rolls back to the last
+    /// successful one: a retried fsync says nothing about the pages the failed one may
+    /// have dropped), and a segment is not fsynced when it is sealed (only at the next
     /// `sync`): so after a power loss an older segment, too, can be damaged, and opening
     /// reads every segment frame by frame (see [`RecoveryMode`]). When on, sealed segments
     /// are fsynced before the next one is created, only the newest can be damaged, and
@@ -304,6 +306,10 @@ pub struct Recovery {
 struct Seg {
     first_seq: u64,
     len: u64,
+    /// Its length before its first record (header and preamble frames), when this log
+    /// created it; its length at open otherwise. A rollback to a segment retention reached
+    /// first cuts it back to this (see `SegmentLog::synced`).
+    start: u64,
 }
 
 /// A point the log can roll back to.
@@ -371,8 +377,14 @@ pub struct SegmentLog<V: Vfs = StdFs> {
     segments: VecDeque<Seg>,
     active: File,
     next_seq: u64,
-    /// The last successful sync (or append, when not `durable`).
+    /// The last successful sync (or append, when not `durable`): where a failed append
+    /// rolls back to.
     mark: Mark,
+    /// The last successful sync (the state at open before the first): where a failed sync
+    /// rolls back to. The same as `mark` when `durable`. When not, retention may delete its
+    /// segment: it then moves to the start of the oldest segment left (every record after
+    /// it is unsynced all the same).
+    synced: Mark,
     /// A rollback failed: restore `mark` before anything else.
     poisoned: bool,
     /// A directory fsync is owed (a deletion whose directory sync failed).
@@ -693,6 +705,7 @@ impl<V: Vfs> SegmentLog<V> {
                 segments.push_back(Seg {
                     first_seq: *name_seq,
                     len: lens[i],
+                    start: lens[i],
                 });
                 continue;
             }
@@ -750,6 +763,7 @@ impl<V: Vfs> SegmentLog<V> {
             let mut seg = Seg {
                 first_seq: *name_seq,
                 len: scan.valid_len,
+                start: scan.valid_len,
             };
             if let Some((offset, why, torn)) = damage {
                 if sealed_newest {
@@ -811,6 +825,7 @@ impl<V: Vfs> SegmentLog<V> {
                 };
                 recovery.reason = Some(format!("{why}: cut there{removed}"));
                 seg.len = offset;
+                seg.start = offset;
                 segments.push_back(seg);
                 last_scan = Some(scan);
                 break;
@@ -866,6 +881,7 @@ impl<V: Vfs> SegmentLog<V> {
                 let (path, frames) = rebuild.expect("checked");
                 let (file, len) = rebuild_segment(&vfs, &path, seg.first_seq, &frames)?;
                 seg.len = len;
+                seg.start = len;
                 file
             }
             (Some(seg), Some(_)) if last_version.appendable() => {
@@ -877,6 +893,7 @@ impl<V: Vfs> SegmentLog<V> {
                 segments.push_back(Seg {
                     first_seq: next_seq,
                     len,
+                    start: len,
                 });
                 file
             }
@@ -907,6 +924,11 @@ impl<V: Vfs> SegmentLog<V> {
             active,
             next_seq,
             mark: Mark {
+                segment: last.first_seq,
+                len: last.len,
+                next_seq,
+            },
+            synced: Mark {
                 segment: last.first_seq,
                 len: last.len,
                 next_seq,
@@ -1002,6 +1024,21 @@ impl<V: Vfs> SegmentLog<V> {
         Ok(())
     }
 
+    /// After a failed fsync: what was written since the last successful sync is of unknown
+    /// fate (the kernel may have dropped the pages it failed to write, and a second fsync
+    /// then succeeds without them), so the log rolls back to that sync, durably, in both
+    /// modes (not `durable`: also past appends, which were rollback points for appends
+    /// only). Returns `e`.
+    fn sync_failed(&mut self, e: io::Error) -> io::Error {
+        self.mark = self.synced;
+        self.unsynced_sealed.retain(|&s| s < self.synced.segment);
+        self.poisoned = true;
+        if self.restore(self.mark, true).is_ok() {
+            self.poisoned = false;
+        }
+        e
+    }
+
     fn heal(&mut self) -> io::Result<()> {
         if self.poisoned {
             self.restore(self.mark, true)?;
@@ -1044,6 +1081,7 @@ impl<V: Vfs> SegmentLog<V> {
         self.segments.push_back(Seg {
             first_seq: self.next_seq,
             len,
+            start: len,
         });
         self.active = file;
         Ok(())
@@ -1139,6 +1177,17 @@ impl<V: Vfs> SegmentLog<V> {
             self.segments.pop_front();
             self.dir_dirty = true;
             removed = true;
+            // Not durable: the last sync's segment may go (it is older than the last
+            // append's). A failed sync then rolls back to the start of the oldest segment left.
+            if self.synced.segment == oldest.first_seq {
+                if let Some(front) = self.segments.front() {
+                    self.synced = Mark {
+                        segment: front.first_seq,
+                        len: front.start,
+                        next_seq: front.first_seq,
+                    };
+                }
+            }
         }
         self.sync_dir_if_dirty()
     }
@@ -1418,19 +1467,16 @@ impl<V: Vfs> Sink for SegmentLog<V> {
             match File::open(&path).and_then(|f| self.vfs.sync_data(&f, &path)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(annotate(&path, e)),
+                Err(e) => return Err(self.sync_failed(annotate(&path, e))),
             }
             self.unsynced_sealed.remove(0);
         }
         let path = self.path(self.segments.back().expect("a segment exists").first_seq);
         if let Err(e) = self.vfs.sync_data(&self.active, &path) {
-            self.poisoned = true;
-            if self.restore(self.mark, true).is_ok() {
-                self.poisoned = false;
-            }
-            return Err(e);
+            return Err(self.sync_failed(e));
         }
         self.mark = self.current();
+        self.synced = self.mark;
         let _ = self.apply_retention();
         Ok(())
     }

@@ -1320,3 +1320,170 @@ fn small_disk_writes_what_fits_of_a_batch_then_the_rest_after_space_returns() {
     assert_clean_appends(&control);
     assert_log(dir, &accepted);
 }
+
+/// A file system whose `fdatasync` calls numbered in `failing` (1-based) fail with EIO, as
+/// a disk does that loses the write-back of pages it was given: after such a failure Linux
+/// marks the pages clean, so a second fsync "succeeds" without them ever reaching the disk.
+#[derive(Debug, Clone, Default)]
+struct FailingSync {
+    failing: Arc<Mutex<Vec<u64>>>,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FailingSync {
+    /// The next `n` fdatasync calls fail.
+    fn fail_next(&self, n: u64) {
+        let done = self.calls.load(std::sync::atomic::Ordering::SeqCst);
+        *self.failing.lock().unwrap() = (done + 1..=done + n).collect();
+    }
+}
+
+impl ringwal::vfs::Vfs for FailingSync {
+    fn sync_data(&self, file: &std::fs::File, path: &Path) -> io::Result<()> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.failing.lock().unwrap().contains(&call) {
+            return Err(os_error(EIO));
+        }
+        file.sync_data()
+            .map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
+    }
+}
+
+/// Under `SyncPolicy::Never` (a log that is not `durable`) a failed sync must roll the log
+/// back to its last successful sync, as README "Reliability" says: the records appended
+/// since are not durable, and a second fsync succeeding says nothing about them (the failed
+/// one may have dropped their pages). The log used to roll back only to its last append, so
+/// the retried sync reported them durable.
+#[test]
+fn not_durable_failed_sync_rolls_back_to_the_last_successful_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vfs = FailingSync::default();
+    let options = LogOptions {
+        durable: false,
+        segment_bytes: 128,
+        ..LogOptions::default()
+    };
+    let mut log = SegmentLog::open_with(vfs.clone(), tmp.path(), options).unwrap();
+    let append = |log: &mut SegmentLog<FailingSync>, n: u64| {
+        for _ in 0..n {
+            let mut frames = Vec::new();
+            ringwal::format::encode_frame(&mut frames, log.next_seq(), 0, &ev(log.next_seq()));
+            log.append(&Batch::new(&frames, log.next_seq(), 1).unwrap())
+                .unwrap();
+        }
+    };
+    append(&mut log, 3);
+    log.sync().expect("a healthy sync");
+    assert_eq!(log.next_seq(), 3);
+    // Several segments' worth (128-byte segments), so the rollback crosses rotations.
+    append(&mut log, 12);
+    assert!(log.segments() > 2, "{} segments", log.segments());
+    // The next fdatasync fails (sealed segments are synced first: the first one of them).
+    vfs.fail_next(1);
+    let err = log.sync().expect_err("the injected EIO");
+    assert_eq!(err.kind(), os_error(EIO).kind(), "{err}");
+    assert_eq!(
+        log.next_seq(),
+        3,
+        "after a failed sync the log must stand at its last successful sync"
+    );
+    // It goes on from there, and what it holds is exactly that.
+    append(&mut log, 2);
+    log.sync().expect("a healthy sync");
+    drop(log);
+    let seqs: Vec<u64> = Reader::open(tmp.path())
+        .unwrap()
+        .iter()
+        .map(|e| e.unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (0..5).collect::<Vec<_>>());
+}
+
+/// The same through a `Writer` under `SyncPolicy::Never`: the shutdown's sync fails once and
+/// then works. The records appended before it cannot be reported persisted: they are counted
+/// as dropped, and the log shows the gap (README "Reliability"). It used to report them all
+/// persisted (the retried fsync succeeding "as if nothing happened").
+#[test]
+fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let vfs = FailingSync::default();
+    let options = LogOptions {
+        durable: false,
+        ..LogOptions::default()
+    };
+    let log = SegmentLog::open_with(vfs.clone(), dir, options).unwrap();
+    // The first fdatasync of the run (the shutdown's) fails.
+    vfs.fail_next(1);
+    let (writer, emitter) = Writer::builder(dir)
+        .sync(SyncPolicy::Never)
+        .shutdown_timeout(SOON)
+        .start_with_sink::<Vec<u8>, _>(log)
+        .expect("start the writer");
+    for i in 0..10 {
+        emitter.emit(ev(i)).unwrap();
+    }
+    emitter
+        .flush_timeout(SOON)
+        .expect("written (Never: not synced)");
+    let report = writer.shutdown().expect("the second sync works");
+    assert_eq!(
+        (report.emitted, report.persisted, report.dropped),
+        (10, 0, 10),
+        "{report:?}"
+    );
+    let reader = Reader::open(dir).unwrap();
+    let mut iter = reader.iter();
+    assert!(iter.next().is_none(), "no record survives the failed sync");
+    assert_eq!(iter.trailing_gap().dropped, 10);
+}
+
+/// As above, with retention deleting the segment of the last successful sync before the
+/// failed one: the rollback then goes to the start of the oldest segment left (every record
+/// after it is unsynced), and the log goes on from there, readable, without a gap inside.
+#[test]
+fn not_durable_failed_sync_after_retention_passed_the_last_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vfs = FailingSync::default();
+    let options = LogOptions {
+        durable: false,
+        segment_bytes: 128,
+        retain: Retain::Segments(2),
+        ..LogOptions::default()
+    };
+    let mut log = SegmentLog::open_with(vfs.clone(), tmp.path(), options).unwrap();
+    let append = |log: &mut SegmentLog<FailingSync>, n: u64| {
+        for _ in 0..n {
+            let mut frames = Vec::new();
+            ringwal::format::encode_frame(&mut frames, log.next_seq(), 0, &ev(log.next_seq()));
+            log.append(&Batch::new(&frames, log.next_seq(), 1).unwrap())
+                .unwrap();
+        }
+    };
+    append(&mut log, 3);
+    log.sync().expect("a healthy sync");
+    append(&mut log, 12);
+    let oldest = Reader::open(tmp.path()).unwrap().segments().unwrap()[0].first_seq;
+    assert!(
+        oldest > 3,
+        "retention deleted the synced segment: oldest {oldest}"
+    );
+    vfs.fail_next(1);
+    log.sync().expect_err("the injected EIO");
+    assert_eq!(
+        log.next_seq(),
+        oldest,
+        "rolled back to the oldest segment's start"
+    );
+    append(&mut log, 2);
+    log.sync().expect("a healthy sync, the rollback done");
+    drop(log);
+    let seqs: Vec<u64> = Reader::open(tmp.path())
+        .unwrap()
+        .iter()
+        .map(|e| e.unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (oldest..oldest + 2).collect::<Vec<_>>());
+    let reopened = SegmentLog::open(tmp.path(), LogOptions::default()).unwrap();
+    assert_eq!(reopened.next_seq(), oldest + 2);
+}
