@@ -1487,3 +1487,44 @@ fn not_durable_failed_sync_after_retention_passed_the_last_sync() {
     let reopened = SegmentLog::open(tmp.path(), LogOptions::default()).unwrap();
     assert_eq!(reopened.next_seq(), oldest + 2);
 }
+
+/// Under `SyncPolicy::Never`, the shutdown's sync fails, and so does the one after the gap
+/// marker that records the loss: the marker is rolled back with the rest, and must be
+/// written again (the log must still show every event counted as dropped).
+#[test]
+fn never_policy_the_gap_marker_survives_a_failed_sync_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let vfs = FailingSync::default();
+    let options = LogOptions {
+        durable: false,
+        ..LogOptions::default()
+    };
+    let log = SegmentLog::open_with(vfs.clone(), dir, options).unwrap();
+    // The shutdown's sync fails (1): the records are rolled back and their loss goes into a
+    // gap marker, appended before the retried sync, which fails too (2) and rolls the
+    // marker back; the third works.
+    vfs.fail_next(2);
+    let (writer, emitter) = Writer::builder(dir)
+        .sync(SyncPolicy::Never)
+        .shutdown_timeout(SOON)
+        .start_with_sink::<Vec<u8>, _>(log)
+        .expect("start the writer");
+    for i in 0..10 {
+        emitter.emit(ev(i)).unwrap();
+    }
+    emitter
+        .flush_timeout(SOON)
+        .expect("written (Never: not synced)");
+    let report = writer.shutdown().expect("the retried syncs work");
+    assert_eq!(
+        (report.emitted, report.persisted, report.dropped),
+        (10, 0, 10),
+        "{report:?}"
+    );
+    assert_eq!(vfs.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let reader = Reader::open(dir).unwrap();
+    let mut iter = reader.iter();
+    assert!(iter.next().is_none(), "no record survives the failed sync");
+    assert_eq!(iter.trailing_gap().dropped, 10, "the log shows the loss");
+}

@@ -344,7 +344,14 @@ impl<T, S: Sink> Worker<T, S> {
                     self.bytes_written += (end - self.appended) as u64;
                     self.appended = end;
                     self.appended_seq += records;
-                    if self.policy == SyncPolicy::Never {
+                    // Under `Never` nothing waits for a sync, but the shutdown's: from the
+                    // close on, frames stay until it succeeds, as under the other policies.
+                    // A failed sync rolls the log back to the previous one (the kernel may
+                    // have dropped what it failed to write), and what was appended since
+                    // must be appended again: records taken after the close, and the gap
+                    // marker that accounts for the loss (it takes no sequence number, so the
+                    // log's position does not show it missing).
+                    if self.policy == SyncPolicy::Never && self.end.is_none() {
                         let written = self.appended;
                         self.frames.buf.drain(..written);
                         self.appended = 0;
@@ -520,7 +527,12 @@ impl<T, S: Sink> Worker<T, S> {
             }
             self.publish();
 
-            let drained = looked && !took.more && self.frames.buf.is_empty();
+            // Under `Never` after the close, appended frames wait in `buf` for the sync below.
+            let written = self.frames.buf.is_empty()
+                || (self.policy == SyncPolicy::Never
+                    && self.end.is_some()
+                    && self.appended == self.frames.buf.len());
+            let drained = looked && !took.more && written;
             if closing && drained && self.retry_at.is_none() && self.caught_up(source.position()) {
                 // After close, no position can be claimed any more; once ours reaches the
                 // producers' (a push claimed just before close is published a few instructions
