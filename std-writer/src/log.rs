@@ -392,6 +392,8 @@ pub struct SegmentLog<V: Vfs = StdFs> {
     /// Segments sealed without an fsync (not `durable`), and those recovery kept; `sync`
     /// fsyncs them first.
     unsynced_sealed: Vec<u64>,
+    /// `dir/UNSYNCED` is there (or may be): see [`UNSYNCED_FILE`].
+    marked: bool,
     recovery: Recovery,
     /// The lowest shipper checkpoint in the directory, looked up only when retention wants to
     /// delete (see [`checkpoint`](crate::checkpoint)).
@@ -412,6 +414,15 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
         format!("{}: {what}", path.display()),
     )
 }
+
+/// The file whose presence says that a segment older than the newest may not have been
+/// fsynced: a log that is not `durable` creates it (durably) before it seals a segment
+/// without an fsync, and removes it after a sync that fsynced every segment. An open that
+/// finds it reads every segment frame by frame, also when `durable` (a writer with a
+/// syncing policy started after a `SyncPolicy::Never` run that a power loss cut short):
+/// else damage in an older segment would be taken for durable data, and the `Reader` would
+/// fail there. Its content is never read.
+pub(crate) const UNSYNCED_FILE: &str = "UNSYNCED";
 
 /// fsyncs a directory, so file creations and deletions in it are durable.
 fn sync_dir(vfs: &impl Vfs, dir: &Path) -> io::Result<()> {
@@ -628,6 +639,12 @@ impl<V: Vfs> SegmentLog<V> {
         )?;
         lock_exclusive(&lock, &lock_path, &dir)?;
 
+        // A log that was not durable sealed segments without an fsync and had not synced them
+        // since (see `UNSYNCED_FILE`): a power loss may have damaged any of them, so this
+        // open reads every segment, as a log that is not durable does, whatever `durable`
+        // says now.
+        let marked = fs::symlink_metadata(dir.join(UNSYNCED_FILE)).is_ok();
+        let trust_sealed = options.durable && !marked;
         let mut next_seq_if_empty = 0;
         // Durable and the newest segment was removed: the one now newest was sealed with an
         // fsync before that one was created, so damage in it is not a power loss's.
@@ -663,7 +680,7 @@ impl<V: Vfs> SegmentLog<V> {
                 });
                 recovery.segments_removed = 1;
                 let (name_seq, _) = listed.pop().expect("a last segment");
-                sealed_newest = options.durable;
+                sealed_newest = trust_sealed;
                 if listed.is_empty() {
                     next_seq_if_empty = name_seq;
                 }
@@ -700,7 +717,7 @@ impl<V: Vfs> SegmentLog<V> {
         let mut segments = VecDeque::new();
         let mut last_scan = None;
         for (i, (name_seq, path)) in listed.iter().enumerate() {
-            if i < newest && options.durable {
+            if i < newest && trust_sealed {
                 // Its header was checked above.
                 segments.push_back(Seg {
                     first_seq: *name_seq,
@@ -936,6 +953,7 @@ impl<V: Vfs> SegmentLog<V> {
             poisoned: false,
             dir_dirty: false,
             unsynced_sealed,
+            marked,
             recovery,
             floor: FloorCache::default(),
             announcer,
@@ -1064,6 +1082,16 @@ impl<V: Vfs> SegmentLog<V> {
             // Not `durable` (`SyncPolicy::Never`): an fsync of a whole segment here stalls the
             // writer for as long as the disk takes to write it (measured: the ring overflowed
             // at 1M events/s), so it waits for the next `sync` (shutdown's).
+            if !self.marked {
+                let path = self.dir.join(UNSYNCED_FILE);
+                match self.vfs.create_new(&path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(annotate(&path, e)),
+                }
+                sync_dir(&self.vfs, &self.dir)?;
+                self.marked = true;
+            }
             let sealed = self.segments.back().expect("a segment exists").first_seq;
             self.unsynced_sealed.push(sealed);
         }
@@ -1477,6 +1505,16 @@ impl<V: Vfs> Sink for SegmentLog<V> {
         }
         self.mark = self.current();
         self.synced = self.mark;
+        if self.marked {
+            // Every segment is fsynced now. Best effort: a marker left costs the next open a
+            // read of every segment, and is removed after the next sync.
+            let path = self.dir.join(UNSYNCED_FILE);
+            let removed = match self.vfs.remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => sync_dir(&self.vfs, &self.dir),
+            };
+            self.marked = removed.is_err();
+        }
         let _ = self.apply_retention();
         Ok(())
     }

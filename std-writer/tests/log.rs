@@ -1654,3 +1654,66 @@ fn reordered_tail_of_the_newest_segment_is_cut_by_default() {
     }
     assert_cut_at(dir.path(), &seg, 64 << 20, hole, 5);
 }
+
+/// A log written under `SyncPolicy::Never` (not `durable`) and cut by a power loss before its
+/// shutdown's sync may have damage in any segment (sealed ones were never fsynced), and a
+/// writer started on it next with a syncing policy opens it `durable`. That open must not
+/// take the older segments as sealed with an fsync (reading only the newest frame by
+/// frame): the log would open, the writer append after a damaged segment, and the `Reader`
+/// fail there for ever. It used to.
+#[test]
+fn durable_open_after_an_unsynced_never_run_recovers_the_older_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let segment_bytes = 256;
+    let never = LogOptions {
+        durable: false,
+        segment_bytes,
+        ..LogOptions::default()
+    };
+    let mut log = SegmentLog::open(dir, never).unwrap();
+    for _ in 0..40 {
+        let seq = log.next_seq();
+        let mut frames = Vec::new();
+        format::encode_frame(&mut frames, seq, 0, &fixed_payload(seq));
+        log.append(&ringwal::Batch::new(&frames, seq, 1).unwrap())
+            .unwrap();
+    }
+    // The run ends without a sync (killed, then the power cut).
+    drop(log);
+    let firsts = segment_firsts(dir);
+    assert!(firsts.len() >= 3, "{firsts:?}");
+    // The power cut lost a write in the middle of the second segment (never fsynced): zeros.
+    let second = segment_path(dir, firsts[1]);
+    let len = fs::metadata(&second).unwrap().len();
+    let mut bytes = fs::read(&second).unwrap();
+    for b in &mut bytes[HEADER_LEN + 10..(len as usize).min(HEADER_LEN + 60)] {
+        *b = 0;
+    }
+    fs::write(&second, &bytes).unwrap();
+
+    // A writer with a syncing policy starts on it.
+    let durable = LogOptions {
+        segment_bytes,
+        ..LogOptions::default()
+    };
+    let mut log = SegmentLog::open(dir, durable).expect("a power loss's state opens");
+    let seq = log.next_seq();
+    assert!(
+        seq <= firsts[2],
+        "recovery cut the damaged segment: next {seq}"
+    );
+    let mut frames = Vec::new();
+    format::encode_frame(&mut frames, seq, 0, &fixed_payload(seq));
+    log.append(&ringwal::Batch::new(&frames, seq, 1).unwrap())
+        .unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let entries: Vec<u64> = Reader::open(dir)
+        .unwrap()
+        .iter()
+        .map(|e| e.map(|e| e.seq).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()
+        .expect("the log reads without damage");
+    assert_eq!(entries, (0..=seq).collect::<Vec<_>>());
+}
