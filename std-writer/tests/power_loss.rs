@@ -768,6 +768,36 @@ fn materialize(state: &State) -> std::io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// A `Never` run's state, opened by a writer with a syncing policy (a durable log): it
+/// opens, keeps what was acknowledged, and what it kept reads without damage after an
+/// append and a sync.
+fn check_durable_after_never(run: &Run, state: &State) -> Result<(), String> {
+    let dir = materialize(state).map_err(|e| e.to_string())?;
+    let options = LogOptions {
+        durable: true,
+        ..run.options(RecoveryMode::PointInTime)
+    };
+    let mut log = SegmentLog::open(dir.path(), options)
+        .map_err(|e| format!("durable open after the Never run failed: {e}"))?;
+    let next = log.next_seq();
+    if next < state.acked {
+        return Err(format!(
+            "durable open after the Never run recovered up to {next}, but records up to {} \
+             were acknowledged",
+            state.acked
+        ));
+    }
+    let mut frames = Vec::new();
+    format::encode_frame(&mut frames, next, 0, &payload(next));
+    log.append(&Batch::new(&frames, next, 1).unwrap())
+        .and_then(|()| log.sync())
+        .map_err(|e| format!("append after the durable open failed: {e}"))?;
+    drop(log);
+    read_all(dir.path(), next + 1, run.preamble)
+        .map_err(|e| format!("after a durable open of the Never run's state: {e}"))?;
+    Ok(())
+}
+
 /// Recovers `state` (the default mode) through a recorder: the directory, the recorder with
 /// the recovery's trace, and whether the open succeeded.
 fn recorded_recovery(
@@ -787,6 +817,9 @@ fn recorded_recovery(
 
 /// Checks one state; `Err` says what is wrong.
 fn check(run: &Run, state: &State) -> Result<(), String> {
+    if run.policy == Policy::Never {
+        check_durable_after_never(run, state)?;
+    }
     let dir = materialize(state).map_err(|e| e.to_string())?;
     let options = run.options(RecoveryMode::PointInTime);
     let log = SegmentLog::open(dir.path(), options.clone())
