@@ -8,81 +8,17 @@
 //! The sink is a gate: while it is shut, the writer's append waits, so the ring fills and
 //! stays full for as long as a test wants.
 
-use ringwal::{Batch, ByteEmitError, EmitError, Emitter, FlushError, Overflow, Sink, Writer};
+#[path = "support/gate.rs"]
+mod gate;
+
+use gate::{counting_waker, fill, poll_once, Gate, GateSink};
+use ringwal::{ByteEmitError, EmitError, Emitter, FlushError, Overflow, Writer};
 use std::future::Future;
-use std::io;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// A sink whose appends wait while its gate is shut; keeps the payloads it was given.
-struct GateSink {
-    next: u64,
-    gate: Gate,
-}
-
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<GateState>, Condvar)>);
-
-#[derive(Default)]
-struct GateState {
-    shut: bool,
-    /// An append is waiting at the shut gate (the writer is stuck there).
-    waiting: bool,
-    payloads: Vec<Vec<u8>>,
-}
-
-impl Gate {
-    fn shut() -> Self {
-        let gate = Gate::default();
-        gate.0 .0.lock().unwrap().shut = true;
-        gate
-    }
-
-    fn open(&self) {
-        self.0 .0.lock().unwrap().shut = false;
-        self.0 .1.notify_all();
-    }
-
-    /// Whether the writer is waiting at the shut gate (then nothing leaves the ring).
-    fn writer_stuck(&self) -> bool {
-        self.0 .0.lock().unwrap().waiting
-    }
-
-    fn payloads(&self) -> Vec<Vec<u8>> {
-        self.0 .0.lock().unwrap().payloads.clone()
-    }
-}
-
-impl Sink for GateSink {
-    fn next_seq(&self) -> u64 {
-        self.next
-    }
-
-    fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
-        let (lock, cv) = &*self.gate.0;
-        let mut state = lock.lock().unwrap();
-        while state.shut {
-            state.waiting = true;
-            state = cv.wait(state).unwrap();
-        }
-        state.waiting = false;
-        state.payloads.extend(
-            batch
-                .frames()
-                .filter(|f| !f.marker)
-                .map(|f| f.payload.to_vec()),
-        );
-        self.next = batch.first_seq() + batch.records();
-        Ok(())
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A writer of `u64`s on a gate sink, ring of `capacity`.
 fn gated(overflow: Overflow, capacity: usize, gate: &Gate) -> (Writer<u64>, Emitter<u64>) {
@@ -96,56 +32,6 @@ fn gated(overflow: Overflow, capacity: usize, gate: &Gate) -> (Writer<u64>, Emit
             gate: gate.clone(),
         })
         .unwrap()
-}
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count::default());
-    (count.clone(), Waker::from(count))
-}
-
-/// Polls `f` once with a counting waker.
-fn poll_once<F: Future>(f: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(waker))
-}
-
-/// Fills the ring of a shut-gate writer under `Block`: emits until the writer is stuck at
-/// the gate (with the first events) and an emit finds the ring full; that one is handed back
-/// (counted as rejected). From then on the ring stays full until the gate opens. Returns how
-/// many were accepted.
-fn fill(emitter: &Emitter<u64>, gate: &Gate) -> u64 {
-    let (_, waker) = counting_waker();
-    let mut accepted = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ring never stayed full"
-        );
-        let stuck = gate.writer_stuck();
-        let mut emit = pin!(emitter.emit_async(1_000_000 + accepted));
-        match poll_once(emit.as_mut(), &waker) {
-            Poll::Ready(Ok(())) => accepted += 1,
-            Poll::Ready(Err(e)) => panic!("refused: {e}"),
-            Poll::Pending => {
-                let back = emit.as_mut().cancel();
-                assert!(matches!(back, Some(EmitError::Full(_))));
-                if stuck {
-                    return accepted;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
 }
 
 /// Waits until the writer is stuck at the shut gate.
@@ -322,7 +208,7 @@ fn reject_and_drop_oldest_complete_at_the_first_poll() {
                 (_, other) => panic!("{overflow:?}: {other:?}"),
             }
         }
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.wakes(), 0);
         gate.open();
         let report = writer.shutdown().unwrap();
         assert_eq!(report.emitted, report.persisted + report.dropped);
@@ -366,10 +252,10 @@ fn a_cancelled_emit_is_refused_once_and_never_written() {
     // A waiting emit that completes once the writer frees space.
     let mut fourth = pin!(emitter.emit_async(10));
     assert!(poll_once(fourth.as_mut(), &waker).is_pending());
-    let wakes = count.0.load(Ordering::SeqCst);
+    let wakes = count.wakes();
     gate.open();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while count.0.load(Ordering::SeqCst) == wakes {
+    while count.wakes() == wakes {
         assert!(std::time::Instant::now() < deadline, "never woken");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -459,7 +345,7 @@ fn flush_async_waits_for_the_writer() {
     );
     gate.open();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while count.0.load(Ordering::SeqCst) == 0 {
+    while count.wakes() == 0 {
         assert!(std::time::Instant::now() < deadline, "never woken");
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -8,103 +8,23 @@
 
 #[path = "support/deadline.rs"]
 mod deadline;
+#[path = "support/gate.rs"]
+mod gate;
+
+use gate::{counting_waker, fill, poll_once, Gate, GateSink};
 
 use ringwal::{
-    Batch, ByteEmitError, ByteEmitter, EmitError, Emitter, Entry, FlushError, Overflow, Reader,
-    Sink, SyncPolicy, Writer,
+    ByteEmitError, ByteEmitter, EmitError, Emitter, Entry, FlushError, Overflow, Reader,
+    SyncPolicy, Writer,
 };
-use std::future::Future;
-use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Generous bound for what must happen "soon" on a loaded machine.
 const SOON: Duration = Duration::from_secs(10);
-
-/// A sink whose appends wait while its gate is shut, then fail, panic or keep the payloads,
-/// as the test set it.
-struct GateSink {
-    next: u64,
-    gate: Gate,
-}
-
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<GateState>, Condvar)>);
-
-#[derive(Default)]
-struct GateState {
-    shut: bool,
-    /// An append is waiting at the shut gate.
-    waiting: bool,
-    /// Appends fail (ENOSPC-like) after the gate.
-    fail: bool,
-    /// Appends panic after the gate (the writer thread dies).
-    panic: bool,
-    payloads: Vec<Vec<u8>>,
-}
-
-impl Gate {
-    fn shut() -> Self {
-        let gate = Gate::default();
-        gate.state().shut = true;
-        gate
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn open(&self) {
-        self.state().shut = false;
-        self.0 .1.notify_all();
-    }
-
-    fn writer_stuck(&self) -> bool {
-        self.state().waiting
-    }
-
-    fn payloads(&self) -> Vec<Vec<u8>> {
-        self.state().payloads.clone()
-    }
-}
-
-impl Sink for GateSink {
-    fn next_seq(&self) -> u64 {
-        self.next
-    }
-
-    fn append(&mut self, batch: &Batch<'_>) -> io::Result<()> {
-        let (lock, cv) = &*self.gate.0;
-        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while state.shut {
-            state.waiting = true;
-            state = cv.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-        state.waiting = false;
-        if state.panic {
-            drop(state);
-            panic!("the test's sink panics");
-        }
-        if state.fail {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected"));
-        }
-        state.payloads.extend(
-            batch
-                .frames()
-                .filter(|f| !f.marker)
-                .map(|f| f.payload.to_vec()),
-        );
-        self.next = batch.first_seq() + batch.records();
-        Ok(())
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A `u64` writer on a shut gate: `Block(timeout)`, ring of 4.
 fn gated(
@@ -140,60 +60,12 @@ fn gated_bytes(gate: &Gate, reject_when_unhealthy: bool) -> (Writer<ringwal::Byt
         .unwrap()
 }
 
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Count {
-    fn wakes(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-fn counting_waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count::default());
-    (count.clone(), Waker::from(count))
-}
-
-fn poll_once<F: Future>(f: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(waker))
-}
-
 /// Waits (this thread) until `done` holds; panics naming `what` after [`SOON`].
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + SOON;
     while !done() {
         assert!(Instant::now() < deadline, "{what}: not within {SOON:?}");
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Fills the ring of a shut-gate `Block` writer so that it stays full until the gate opens:
-/// emits until the writer is stuck at the gate and an emit finds the ring full (that one is
-/// cancelled: counted as rejected).
-fn fill(emitter: &Emitter<u64>, gate: &Gate) {
-    let (_, waker) = counting_waker();
-    let mut v = 1_000_000;
-    loop {
-        let stuck = gate.writer_stuck();
-        let mut emit = pin!(emitter.emit_async(v));
-        v += 1;
-        match poll_once(emit.as_mut(), &waker) {
-            Poll::Ready(r) => r.unwrap(),
-            Poll::Pending => {
-                assert!(matches!(emit.as_mut().cancel(), Some(EmitError::Full(_))));
-                if stuck {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
     }
 }
 
