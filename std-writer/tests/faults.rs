@@ -1399,12 +1399,11 @@ fn not_durable_failed_sync_rolls_back_to_the_last_successful_sync() {
     assert_eq!(seqs, (0..5).collect::<Vec<_>>());
 }
 
-/// The same through a `Writer` under `SyncPolicy::Never`: the shutdown's sync fails once and
-/// then works. The records appended before it cannot be reported persisted: they are counted
-/// as dropped, and the log shows the gap (README "Reliability"). It used to report them all
-/// persisted (the retried fsync succeeding "as if nothing happened").
-#[test]
-fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
+/// A `Writer` under `SyncPolicy::Never` on a log whose first `failures` fdatasyncs (the
+/// shutdown's, and its retries) fail: 10 records emitted and written, then the shutdown. None
+/// may be reported persisted: all 10 are counted as dropped, and the log shows them as its
+/// trailing gap. Returns the file system, to count its syncs.
+fn never_run_whose_shutdown_syncs_fail(failures: u64) -> FailingSync {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let vfs = FailingSync::default();
@@ -1413,8 +1412,7 @@ fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
         ..LogOptions::default()
     };
     let log = SegmentLog::open_with(vfs.clone(), dir, options).unwrap();
-    // The first fdatasync of the run (the shutdown's) fails.
-    vfs.fail_next(1);
+    vfs.fail_next(failures);
     let (writer, emitter) = Writer::builder(dir)
         .sync(SyncPolicy::Never)
         .shutdown_timeout(SOON)
@@ -1426,7 +1424,7 @@ fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
     emitter
         .flush_timeout(SOON)
         .expect("written (Never: not synced)");
-    let report = writer.shutdown().expect("the second sync works");
+    let report = writer.shutdown().expect("a later sync works");
     assert_eq!(
         (report.emitted, report.persisted, report.dropped),
         (10, 0, 10),
@@ -1435,7 +1433,17 @@ fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
     let reader = Reader::open(dir).unwrap();
     let mut iter = reader.iter();
     assert!(iter.next().is_none(), "no record survives the failed sync");
-    assert_eq!(iter.trailing_gap().dropped, 10);
+    assert_eq!(iter.trailing_gap().dropped, 10, "the log shows the loss");
+    vfs
+}
+
+/// The same through a `Writer` under `SyncPolicy::Never`: the shutdown's sync fails once and
+/// then works. The records appended before it cannot be reported persisted: they are counted
+/// as dropped, and the log shows the gap (README "Reliability"). It used to report them all
+/// persisted (the retried fsync succeeding "as if nothing happened").
+#[test]
+fn never_policy_failed_shutdown_sync_counts_the_unsynced_records_as_dropped() {
+    never_run_whose_shutdown_syncs_fail(1);
 }
 
 /// As above, with retention deleting the segment of the last successful sync before the
@@ -1488,43 +1496,11 @@ fn not_durable_failed_sync_after_retention_passed_the_last_sync() {
     assert_eq!(reopened.next_seq(), oldest + 2);
 }
 
-/// Under `SyncPolicy::Never`, the shutdown's sync fails, and so does the one after the gap
-/// marker that records the loss: the marker is rolled back with the rest, and must be
-/// written again (the log must still show every event counted as dropped).
+/// Under `SyncPolicy::Never`, the shutdown's sync fails (1), and so does the one after the gap
+/// marker that records the loss (2): the marker is rolled back with the rest, and must be
+/// written again (the log must still show every event counted as dropped); the third works.
 #[test]
 fn never_policy_the_gap_marker_survives_a_failed_sync_after_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let vfs = FailingSync::default();
-    let options = LogOptions {
-        durable: false,
-        ..LogOptions::default()
-    };
-    let log = SegmentLog::open_with(vfs.clone(), dir, options).unwrap();
-    // The shutdown's sync fails (1): the records are rolled back and their loss goes into a
-    // gap marker, appended before the retried sync, which fails too (2) and rolls the
-    // marker back; the third works.
-    vfs.fail_next(2);
-    let (writer, emitter) = Writer::builder(dir)
-        .sync(SyncPolicy::Never)
-        .shutdown_timeout(SOON)
-        .start_with_sink::<Vec<u8>, _>(log)
-        .expect("start the writer");
-    for i in 0..10 {
-        emitter.emit(ev(i)).unwrap();
-    }
-    emitter
-        .flush_timeout(SOON)
-        .expect("written (Never: not synced)");
-    let report = writer.shutdown().expect("the retried syncs work");
-    assert_eq!(
-        (report.emitted, report.persisted, report.dropped),
-        (10, 0, 10),
-        "{report:?}"
-    );
+    let vfs = never_run_whose_shutdown_syncs_fail(2);
     assert_eq!(vfs.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
-    let reader = Reader::open(dir).unwrap();
-    let mut iter = reader.iter();
-    assert!(iter.next().is_none(), "no record survives the failed sync");
-    assert_eq!(iter.trailing_gap().dropped, 10, "the log shows the loss");
 }
