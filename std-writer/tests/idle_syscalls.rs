@@ -7,8 +7,9 @@
 //! naming the strategy. The child starts a writer with it, lets it go idle, and then, on one
 //! thread whose id it prints, makes `EMITS` emits, each between two markers: `getpid` before
 //! (`std::process::id`) and `getppid` after (`std::os::unix::process::parent_id`), both real
-//! syscalls (glibc caches neither), with a pause after each so the writer goes idle again. The
-//! parent reads strace's log and counts the syscalls that thread made inside the windows.
+//! syscalls (glibc caches neither), with a pause after each until the writer sleeps again
+//! (`strace::settle`). The parent reads strace's log and counts the syscalls that thread made
+//! inside the windows.
 //!
 //! Without strace: fails under `CI=true`, else prints a loud NOT RUN and passes.
 
@@ -18,13 +19,10 @@ use std::time::Duration;
 
 #[path = "support/strace.rs"]
 mod strace;
-use strace::syscall_of;
+use strace::{settle, syscall_of};
 
 const CHILD_ENV: &str = "RINGWAL_IDLE_SYSCALLS_CHILD";
 const EMITS: usize = 12;
-/// After each emit: long enough for a parking writer to finish its polling rounds and park,
-/// even slowed down by strace (each of its yields is traced).
-const PAUSE: Duration = Duration::from_millis(40);
 
 fn strategy(name: &str) -> Idle {
     match name.strip_prefix("bytes-").unwrap_or(name) {
@@ -51,14 +49,15 @@ fn child(name: &str) {
     let me = std::fs::read_link("/proc/thread-self").unwrap();
     let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
     println!("EMITTER_TID={tid}");
-    std::thread::sleep(PAUSE);
+    let sleeps = !name.ends_with("spin");
+    settle(sleeps);
     for i in 0..EMITS as u64 {
         let a = std::process::id(); // getpid: the window opens
         let r = emitter.emit(i);
         let b = std::os::unix::process::parent_id(); // getppid: it closes
         std::hint::black_box((a, b));
         r.unwrap();
-        std::thread::sleep(PAUSE);
+        settle(sleeps);
     }
     emitter.flush().unwrap();
     let report = writer.shutdown().unwrap();
@@ -75,7 +74,8 @@ fn byte_child(name: &str) {
     let me = std::fs::read_link("/proc/thread-self").unwrap();
     let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
     println!("EMITTER_TID={tid}");
-    std::thread::sleep(PAUSE);
+    let sleeps = !name.ends_with("spin");
+    settle(sleeps);
     for i in 0..EMITS as u64 {
         let a = std::process::id(); // getpid: the window opens
         let r = if i.is_multiple_of(2) {
@@ -89,7 +89,7 @@ fn byte_child(name: &str) {
         let b = std::os::unix::process::parent_id(); // getppid: it closes
         std::hint::black_box((a, b));
         r.unwrap();
-        std::thread::sleep(PAUSE);
+        settle(sleeps);
     }
     emitter.flush().unwrap();
     let report = writer.shutdown().unwrap();

@@ -5,8 +5,9 @@
 //! How (as `std-writer/tests/idle_syscalls.rs`): the test re-runs its own binary under
 //! `strace -f` with `CHILD_ENV` naming the strategy; the child, on one thread whose id it
 //! prints, records each event between two markers (`getpid` before, `getppid` after), with a
-//! pause after each so the writer goes idle again; the parent counts that thread's syscalls
-//! inside the windows. Without strace: fails under `CI=true`, else prints NOT RUN and passes.
+//! pause after each until the writer sleeps again (`strace::settle`); the parent counts that
+//! thread's syscalls inside the windows. Without strace: fails under `CI=true`, else prints
+//! NOT RUN and passes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,11 +15,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 #[path = "../../std-writer/tests/support/strace.rs"]
 mod strace;
-use strace::syscall_of;
+use strace::{settle, syscall_of};
 
 const CHILD_ENV: &str = "RINGWAL_TRACING_IDLE_SYSCALLS_CHILD";
 const EVENTS: usize = 12;
-const PAUSE: Duration = Duration::from_millis(40);
 
 fn window(f: impl FnOnce()) {
     let a = std::process::id(); // getpid: the window opens
@@ -60,14 +60,14 @@ fn child(name: &str) {
         let me = std::fs::read_link("/proc/thread-self").unwrap();
         let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
         println!("EMITTER_TID={tid}");
-        std::thread::sleep(PAUSE);
+        settle(true);
         for i in 0..EVENTS {
             if i % 2 == 0 {
                 window(|| each(i));
             } else {
                 window(|| log_one(i));
             }
-            std::thread::sleep(PAUSE);
+            settle(true);
         }
     });
     let report = guard.shutdown().unwrap();

@@ -62,3 +62,53 @@ pub fn syscall_of<'a>(line: &'a str, tid: &str) -> Option<&'a str> {
     }
     Some(&rest[..rest.find('(')?])
 }
+
+/// How long [`settle`] waits at least after each emit before the next one.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// Called by the child between its windows: waits [`PAUSE`], then, if `sleeps` (a writer that
+/// parks or polls when idle), until the writer thread (`ringwal-writer`) is asleep in the
+/// kernel — state `S` in `/proc/self/task/<tid>/stat`, which for this writer means parked on
+/// its futex (yielding or writing is `R`, `D` or `t` under strace) — for at most 30 s. A fixed
+/// pause alone is not enough: under strace on a loaded host, the writer's polling rounds (each
+/// yield a traced syscall) can outlast it, and the next emit then finds it awake (CI saw that).
+pub fn settle(sleeps: bool) {
+    std::thread::sleep(PAUSE);
+    if !sleeps {
+        return;
+    }
+    let tid = writer_tid();
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = std::fs::read_to_string(&stat).unwrap();
+        // The state follows the command name's closing parenthesis.
+        let state = s[s.rfind(')').unwrap() + 1..].split_whitespace().next();
+        if state == Some("S") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer thread did not go to sleep within 30 s (state {state:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The id of this process's `ringwal-writer` thread (there must be exactly one).
+fn writer_tid() -> String {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() == "ringwal-writer" {
+            found.push(task.file_name().unwrap().to_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one ringwal-writer thread: {found:?}"
+    );
+    found.pop().unwrap()
+}
