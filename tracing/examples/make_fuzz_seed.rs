@@ -1,7 +1,8 @@
 //! Writes a seed for the `tracing_decoder` fuzz target: a real log's records (events in spans,
-//! a span record, a log record), each as a u16 length and its bytes.
-//! `cargo run -p ringwal-tracing --example make_fuzz_seed -- fuzz/seeds/tracing_decoder/log-v2`
-//! (`log` is an older log's: format version 1, times in nanoseconds, no clock records).
+//! a span record, a log record with key-values), each as a u16 length and its bytes.
+//! `cargo run -p ringwal-tracing --example make_fuzz_seed -- fuzz/seeds/tracing_decoder/log-v2-kv`
+//! (`log` is an older log's: format version 1, times in nanoseconds, no clock records;
+//! `log-v2` one from before the `log` records carried key-values).
 
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -22,6 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .level(log::Level::Error)
             .target("legacy")
             .args(format_args!("from log"))
+            .key_values(&[
+                ("code", log::kv::Value::from(503u64)),
+                ("host", log::kv::Value::from("db1")),
+                ("retry", log::kv::Value::from(false)),
+            ])
             .build(),
     );
     guard.shutdown()?;

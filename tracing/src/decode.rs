@@ -180,6 +180,11 @@ pub enum DecodeError {
     UnknownClock,
     /// A field index beyond its callsite's field names.
     FieldIndex(u8),
+    /// A `log` record's key-value without a name (at this byte offset).
+    Unnamed {
+        /// The offset in the payload.
+        offset: usize,
+    },
     /// Text that is not UTF-8 (at this byte offset).
     Utf8 {
         /// The offset in the payload.
@@ -204,6 +209,9 @@ impl fmt::Display for DecodeError {
                 )
             }
             DecodeError::FieldIndex(i) => write!(f, "field index {i} beyond the callsite's"),
+            DecodeError::Unnamed { offset } => {
+                write!(f, "key-value at byte {offset} has no name")
+            }
             DecodeError::Utf8 { offset } => write!(f, "text at byte {offset} is not UTF-8"),
         }
     }
@@ -525,8 +533,13 @@ impl Decoder {
                 let module_path = lenient(c.str16(), truncated)?.flatten();
                 let file = lenient(c.str16(), truncated)?.flatten();
                 let message = lenient(c.str32(), truncated)?.unwrap_or_default();
-                if !c.done() {
-                    return Err(DecodeError::Truncated { offset: c.pos });
+                let mut fields = vec![("message".to_owned(), Value::Debug(message))];
+                // The key-values, each whole (the encoder cuts between them).
+                while !c.done() {
+                    let offset = c.pos;
+                    let name = c.str16()?.ok_or(DecodeError::Unnamed { offset })?;
+                    let value = value(&mut c)?;
+                    fields.push((name, value));
                 }
                 let callsite = Arc::new(Callsite {
                     name: "log event".to_owned(),
@@ -536,7 +549,7 @@ impl Decoder {
                     module_path,
                     file,
                     line: (line != wire::NO_LINE).then_some(line),
-                    fields: vec!["message".to_owned()],
+                    fields: fields.iter().map(|(n, _)| n.clone()).collect(),
                 });
                 Ok(Record::Event(Event {
                     callsite,
@@ -544,7 +557,7 @@ impl Decoder {
                     thread,
                     span: None,
                     scope: Vec::new(),
-                    fields: vec![("message".to_owned(), Value::Debug(message))],
+                    fields,
                     truncated,
                 }))
             }
@@ -626,18 +639,22 @@ fn fields(c: &mut Cur<'_>, callsite: &Callsite) -> Result<Vec<Field>, DecodeErro
             .get(usize::from(index))
             .ok_or(DecodeError::FieldIndex(index))?
             .clone();
-        let value = match c.u8()? {
-            wire::T_U64 => Value::U64(c.u64()?),
-            wire::T_I64 => Value::I64(c.u64()? as i64),
-            wire::T_F64 => Value::F64(f64::from_bits(c.u64()?)),
-            wire::T_BOOL => Value::Bool(c.u8()? != 0),
-            wire::T_STR => Value::Str(c.str32()?),
-            wire::T_DEBUG => Value::Debug(c.str32()?),
-            t => return Err(DecodeError::FieldType(t)),
-        };
-        out.push((name, value));
+        out.push((name, value(c)?));
     }
     Ok(out)
+}
+
+/// A field's type byte and value.
+fn value(c: &mut Cur<'_>) -> Result<Value, DecodeError> {
+    Ok(match c.u8()? {
+        wire::T_U64 => Value::U64(c.u64()?),
+        wire::T_I64 => Value::I64(c.u64()? as i64),
+        wire::T_F64 => Value::F64(f64::from_bits(c.u64()?)),
+        wire::T_BOOL => Value::Bool(c.u8()? != 0),
+        wire::T_STR => Value::Str(c.str32()?),
+        wire::T_DEBUG => Value::Debug(c.str32()?),
+        t => return Err(DecodeError::FieldType(t)),
+    })
 }
 
 #[cfg(test)]

@@ -7,15 +7,17 @@ use ringwal::ByteEmitter;
 use std::fmt::Write as _;
 
 /// A [`log::Log`] writing each record in binary (level, time, thread, target, module, file,
-/// line, the message formatted straight into the ring), read back by the same
-/// [`Decoder`](crate::Decoder) and `ringwal cat` as the [`Layer`](crate::Layer)'s events.
+/// line, the message formatted straight into the ring, then the record's key-values, typed as
+/// the `Layer`'s fields), read back by the same [`Decoder`](crate::Decoder) and `ringwal cat`
+/// as the [`Layer`](crate::Layer)'s events: a key-value is a field after `message`.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// let (_layer, guard) = ringwal_tracing::Builder::new(dir.path()).build().unwrap();
 /// let logger = guard.logger(log::LevelFilter::Info);
 /// log::Log::log(&logger, &log::Record::builder()
-///     .level(log::Level::Warn).target("disk").args(format_args!("{}% free", 3)).build());
+///     .level(log::Level::Warn).target("disk").args(format_args!("{}% free", 3))
+///     .key_values(&[("mount", "/var")]).build());
 /// guard.shutdown().unwrap();
 /// let mut decoder = ringwal_tracing::Decoder::new();
 /// let events: Vec<_> = ringwal::Reader::open(dir.path()).unwrap().iter()
@@ -24,6 +26,7 @@ use std::fmt::Write as _;
 ///         _ => None,
 ///     }).collect();
 /// assert_eq!(events[0].message().unwrap().to_string(), "3% free");
+/// assert_eq!(events[0].field("mount"), Some(&ringwal_tracing::Value::Str("/var".into())));
 /// ```
 ///
 /// Install it with `log::set_boxed_logger(Box::new(logger))` and `log::set_max_level(..)`
@@ -66,6 +69,65 @@ impl Logger {
     }
 }
 
+/// Writes a record's key-values: a name, then the value typed as the `Layer` types a field
+/// (`u64`, `i64`, `f64`, `bool`, a string; anything else formatted, as `Debug` fields are).
+struct KeyValues<'e, 'a>(&'e mut Enc<'a>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for KeyValues<'_, '_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        value.visit(KeyValue {
+            enc: self.0,
+            name: key.as_str(),
+        })
+    }
+}
+
+/// One key-value's value, named `name`.
+struct KeyValue<'e, 'a, 'n> {
+    enc: &'e mut Enc<'a>,
+    name: &'n str,
+}
+
+impl KeyValue<'_, '_, '_> {
+    fn fixed(&mut self, ty: u8, bytes: &[u8]) -> Result<(), log::kv::Error> {
+        if self.enc.kv(self.name, ty, bytes.len()) {
+            self.enc.put(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl<'v> log::kv::VisitValue<'v> for KeyValue<'_, '_, '_> {
+    fn visit_any(&mut self, value: log::kv::Value<'_>) -> Result<(), log::kv::Error> {
+        if self.enc.kv(self.name, wire::T_DEBUG, 4) {
+            self.enc.text(|w| write!(w, "{value}"));
+        }
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), log::kv::Error> {
+        self.fixed(wire::T_U64, &value.to_le_bytes())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), log::kv::Error> {
+        self.fixed(wire::T_I64, &value.to_le_bytes())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), log::kv::Error> {
+        self.fixed(wire::T_F64, &value.to_le_bytes())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), log::kv::Error> {
+        self.fixed(wire::T_BOOL, &[u8::from(value)])
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), log::kv::Error> {
+        if self.enc.kv(self.name, wire::T_STR, 4) {
+            self.enc.text(|w| w.write_str(value));
+        }
+        Ok(())
+    }
+}
+
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         metadata.level() <= self.level
@@ -87,6 +149,9 @@ impl log::Log for Logger {
             enc.str16(record.module_path());
             enc.str16(record.file());
             enc.text(|w| w.write_fmt(*record.args()));
+            // Each key-value whole or (no room) not at all, the record then flagged
+            // truncated; the encoder ignores what follows a cut.
+            let _ = record.key_values().visit(&mut KeyValues(&mut enc));
             enc.finish()
         });
     }

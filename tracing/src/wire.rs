@@ -13,7 +13,7 @@
 //! | 3 span opened | span u64, parent u64 (0: none), callsite u64, time u64, thread u64, fields |
 //! | 4 span recorded | span u64, time u64, fields |
 //! | 5 span closed | span u64, time u64 |
-//! | 6 log | level u8, time u64, thread u64, line u32, target, module, file (str16), message (str32) |
+//! | 6 log | level u8, time u64, thread u64, line u32, target, module, file (str16), message (str32), then the record's key-values, each a name (str16) and a field's type byte and value |
 //! | 7 clock (version 2) | ticks u64, Unix time ns u64, scale u64 (ns per 2³² ticks) |
 //!
 //! The two versions differ only in their times (kinds 2 to 6): in version 1 they are
@@ -184,6 +184,17 @@ impl<'a> Enc<'a> {
             return false;
         }
         self.put(&[index.min(255) as u8, ty])
+    }
+
+    /// A key-value's header (name, type; a `log` record's), written only with room for
+    /// `value_len` more bytes.
+    pub(crate) fn kv(&mut self, name: &str, ty: u8, value_len: usize) -> bool {
+        let name = &name[..floor_char_boundary(name, usize::from(NONE16 - 1))];
+        if self.truncated || self.pos + 2 + name.len() + 1 + value_len > self.buf.len() {
+            self.truncated = true;
+            return false;
+        }
+        self.str16(Some(name)) && self.u8(ty)
     }
 
     pub(crate) fn field_u64(&mut self, index: usize, v: u64) {
