@@ -1091,7 +1091,7 @@ fn builder_rejects_invalid_settings() {
             Writer::builder(&target).segment_bytes(0),
         ),
         (
-            "segment_bytes(55)",
+            "segment_bytes(63)",
             Writer::builder(&target).segment_bytes((HEADER_LEN + FRAME_HEADER_LEN - 1) as u64),
         ),
     ];

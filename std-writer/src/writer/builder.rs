@@ -80,8 +80,26 @@ impl Builder {
         self
     }
 
-    /// Segment size limit in bytes (default 64 MiB; at least 56). A record larger than this gets
-    /// a segment of its own.
+    /// Segment size limit in bytes (default 64 MiB; at least 64: a segment header and one empty
+    /// record, [`format::HEADER_LEN`](crate::format::HEADER_LEN) `+`
+    /// [`format::FRAME_HEADER_LEN`](crate::format::FRAME_HEADER_LEN); less is an
+    /// [`io::ErrorKind::InvalidInput`] error from `start`, before the directory is touched). A
+    /// record larger than this gets a segment of its own.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let err = ringwal::Writer::builder(dir.path().join("log"))
+    ///     .segment_bytes(63)
+    ///     .start::<String>()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// let (writer, emitter) = ringwal::Writer::builder(dir.path().join("log"))
+    ///     .segment_bytes(64)
+    ///     .start::<String>()
+    ///     .unwrap();
+    /// emitter.emit("each record in a segment of its own".to_string()).unwrap();
+    /// assert_eq!(writer.shutdown().unwrap().persisted, 1);
+    /// ```
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
