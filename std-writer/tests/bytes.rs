@@ -1028,6 +1028,8 @@ fn shutdown_gives_up_on_a_grant_held_past_its_timeout() {
     let took = start.elapsed();
     assert_eq!(err.error.kind(), io::ErrorKind::TimedOut, "{err}");
     assert!(err.error.to_string().contains("abandoned"), "{err}");
+    // One line of prose, not a literal's source indentation.
+    assert!(!err.error.to_string().contains("  "), "{err}");
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     assert_eq!(err.report.persisted, 1);
     held.release().unwrap();

@@ -697,7 +697,9 @@ impl<T, S: Sink> Worker<T, S> {
             io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "records reserved before the shutdown were still being written by their                      emitters ({} bytes of the ring, at least one `emit_with` closure still                      running): abandoned, not written",
+                    "records reserved before the shutdown were still being written by their \
+                     emitters ({} bytes of the ring, at least one `emit_with` closure still \
+                     running): abandoned, not written",
                     granules * 8
                 ),
             )
