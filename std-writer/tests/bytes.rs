@@ -525,15 +525,22 @@ fn shutdown_racing_emitters_keeps_every_accepted_record_in_order() {
             .sync(sync)
             .start_bytes()
             .unwrap();
+        // Records accepted so far, by all emitters: the shutdown waits until they got going
+        // (a fixed sleep was not enough on a loaded machine: `total.ok > 20` failed).
+        let accepted_so_far = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..4u8)
             .map(|id| {
                 let e = emitter.clone();
+                let accepted_so_far = Arc::clone(&accepted_so_far);
                 thread::spawn(move || {
                     let mut out = Outcomes::default();
                     let mut accepted = Vec::new();
                     for seq in 0.. {
                         match out.count(emit_either(&e, seq, &record(id, seq))) {
-                            Ok(()) => accepted.push(seq),
+                            Ok(()) => {
+                                accepted.push(seq);
+                                accepted_so_far.fetch_add(1, Ordering::Relaxed);
+                            }
                             Err(ByteEmitError::Closed) => break,
                             Err(_) => {}
                         }
@@ -542,6 +549,14 @@ fn shutdown_racing_emitters_keeps_every_accepted_record_in_order() {
                 })
             })
             .collect();
+        let started = Instant::now();
+        while accepted_so_far.load(Ordering::Relaxed) <= 20 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the emitters never got going"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
         thread::sleep(Duration::from_millis(20));
         let report = writer.shutdown().unwrap();
         let mut total = Outcomes::default();
