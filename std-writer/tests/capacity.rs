@@ -56,6 +56,12 @@ fn an_invalid_capacity_is_invalid_input_and_touches_nothing() {
         .start::<[u8; 64]>()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
+    // The ring is allocated before the log is opened: the failed start created nothing (and
+    // would have recovered, so changed, nothing in an existing log).
+    assert!(
+        !dir.path().join("huge").exists(),
+        "a start that failed for want of memory created its directory"
+    );
 }
 
 /// What the trial needed a hand-written type-erasure trait for: an emitter in a `static`, with

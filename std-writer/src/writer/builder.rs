@@ -10,7 +10,8 @@ use crate::signal::Signal;
 use crate::sink::Sink;
 use crate::{Idle, Overflow, Report, Retain, ShutdownError, SyncPolicy};
 use ringwal_core::{
-    try_byte_channel, try_channel, try_evicting_channel, ByteCapacityError, CapacityError,
+    try_byte_channel, try_channel, try_evicting_channel, ByteCapacityError, ByteProducer,
+    ByteReceiver, CapacityError,
 };
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -130,7 +131,8 @@ impl Builder {
     }
 
     /// How many events the ring holds: a power of two, at least 2 (default 4096). Anything else
-    /// is an [`io::ErrorKind::InvalidInput`] error from `start`.
+    /// is an [`io::ErrorKind::InvalidInput`] error from `start`, and a ring the allocator cannot
+    /// provide an [`io::ErrorKind::OutOfMemory`] error; either before the directory is touched.
     ///
     /// The ring absorbs bursts and writer stalls (an fsync, a slow disk): size it for the
     /// longest burst you must not lose, or the events that arrive in your worst stall
@@ -269,8 +271,10 @@ impl Builder {
     /// ```
     pub fn start<T: Record>(self) -> io::Result<(Writer<T>, Emitter<T>)> {
         self.check_typed()?;
+        // The ring first: a start that fails for want of memory leaves the directory alone.
+        let ring = self.typed_ring::<T>()?;
         let (log, recovery) = self.open_log()?;
-        self.spawn_typed(log, recovery)
+        self.spawn_typed(log, recovery, ring)
     }
 
     /// Opens (recovering) the log directory and starts a byte writer: emitters write
@@ -305,8 +309,10 @@ impl Builder {
     /// ```
     pub fn start_bytes(self) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
         self.check_bytes()?;
+        // The ring first: a start that fails for want of memory leaves the directory alone.
+        let ring = self.byte_ring()?;
         let (log, recovery) = self.open_log()?;
-        self.spawn_bytes(log, recovery)
+        self.spawn_bytes(log, recovery, ring)
     }
 
     /// [`start_bytes`](Self::start_bytes) on your own [`Sink`] (see
@@ -317,7 +323,8 @@ impl Builder {
     ) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
         self.check_bytes()?;
         let recovery = Self::sink_recovery(&sink);
-        self.spawn_bytes(sink, recovery)
+        let ring = self.byte_ring()?;
+        self.spawn_bytes(sink, recovery, ring)
     }
 
     fn open_log(&self) -> io::Result<(SegmentLog, Recovery)> {
@@ -400,14 +407,12 @@ impl Builder {
     ) -> io::Result<(Writer<T>, Emitter<T>)> {
         self.check_typed()?;
         let recovery = Self::sink_recovery(&sink);
-        self.spawn_typed(sink, recovery)
+        let ring = self.typed_ring::<T>()?;
+        self.spawn_typed(sink, recovery, ring)
     }
 
-    fn spawn_typed<T: Record, S: Sink>(
-        self,
-        sink: S,
-        recovery: Recovery,
-    ) -> io::Result<(Writer<T>, Emitter<T>)> {
+    /// The ring of a typed writer, allocated (its settings checked by `check_typed`).
+    fn typed_ring<T: Record>(&self) -> io::Result<(Tx<T>, Typed<T>)> {
         let capacity_error = |e: CapacityError| match e {
             CapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
             _ => io::Error::new(io::ErrorKind::InvalidInput, e),
@@ -422,20 +427,34 @@ impl Builder {
             let (tx, rx) = try_channel::<T>(capacity).map_err(capacity_error)?;
             (Tx::Plain(tx), Rx::Plain(rx))
         };
-        let (writer, shared) = self.spawn(sink, recovery, producer, Typed::new(receiver))?;
+        Ok((producer, Typed::new(receiver)))
+    }
+
+    fn spawn_typed<T: Record, S: Sink>(
+        self,
+        sink: S,
+        recovery: Recovery,
+        (producer, receiver): (Tx<T>, Typed<T>),
+    ) -> io::Result<(Writer<T>, Emitter<T>)> {
+        let (writer, shared) = self.spawn(sink, recovery, producer, receiver)?;
         Ok((writer, Emitter::new(shared)))
+    }
+
+    /// The ring of a byte writer, allocated (its settings checked by `check_bytes`).
+    fn byte_ring(&self) -> io::Result<(ByteProducer, ByteReceiver)> {
+        let capacity = self.capacity.unwrap_or(DEFAULT_BYTE_CAPACITY);
+        try_byte_channel(capacity).map_err(|e| match e {
+            ByteCapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
+            _ => io::Error::new(io::ErrorKind::InvalidInput, e),
+        })
     }
 
     fn spawn_bytes<S: Sink>(
         self,
         sink: S,
         recovery: Recovery,
+        (tx, rx): (ByteProducer, ByteReceiver),
     ) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
-        let capacity = self.capacity.unwrap_or(DEFAULT_BYTE_CAPACITY);
-        let (tx, rx) = try_byte_channel(capacity).map_err(|e| match e {
-            ByteCapacityError::OutOfMemory { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
-            _ => io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
         let (writer, shared) = self.spawn(sink, recovery, Tx::Bytes(tx), rx)?;
         Ok((writer, ByteEmitter::new(shared)))
     }
