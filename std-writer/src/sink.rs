@@ -163,7 +163,8 @@ impl<'a> Batch<'a> {
 /// assert_eq!(report.persisted, 1);
 /// ```
 pub trait Sink: Send + 'static {
-    /// The sequence number the next appended record must have.
+    /// The sequence number the next appended record must have. At most `u64::MAX / 2` when
+    /// the writer starts (else `start_with_sink` refuses the sink), as for a log on disk.
     fn next_seq(&self) -> u64;
 
     /// Appends the whole batch, or fails (see the trait docs for what a failure must leave).

@@ -1122,6 +1122,48 @@ fn builder_rejects_invalid_settings() {
     assert_eq!(entries[1].payload, b"longer than the segment");
 }
 
+/// A sink of one's own that starts where the sequence numbers would run out is refused at
+/// start, as a log on disk that far is (`SegmentLog::open`): the writer used to accept it and
+/// its thread then panicked on the overflow (debug; a release build would wrap to 0).
+#[test]
+fn a_sink_too_close_to_the_end_of_the_sequence_numbers_is_refused() {
+    struct At(u64);
+    impl Sink for At {
+        fn next_seq(&self) -> u64 {
+            self.0
+        }
+        fn append(&mut self, batch: &ringwal::Batch<'_>) -> io::Result<()> {
+            self.0 = batch.first_seq() + batch.records();
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    for next in [u64::MAX / 2 + 1, u64::MAX - 1, u64::MAX] {
+        let err = Writer::builder("unused-with-a-sink")
+            .start_with_sink::<Vec<u8>, _>(At(next))
+            .expect_err("a typed writer on a sink at the end of the numbering");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{next}: {err}");
+        assert!(err.to_string().contains(&next.to_string()), "{err}");
+        let err = Writer::builder("unused-with-a-sink")
+            .start_bytes_with_sink(At(next))
+            .expect_err("a byte writer on a sink at the end of the numbering");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{next}: {err}");
+    }
+    // The limit itself is accepted, and records are numbered from it.
+    let (writer, emitter) = Writer::builder("unused-with-a-sink")
+        .start_with_sink::<Vec<u8>, _>(At(u64::MAX / 2))
+        .unwrap();
+    emitter.emit(b"a".to_vec()).unwrap();
+    emitter.emit(b"b".to_vec()).unwrap();
+    let report = writer.shutdown().unwrap();
+    assert_eq!(
+        (report.persisted, report.last_seq),
+        (2, Some(u64::MAX / 2 + 1))
+    );
+}
+
 #[test]
 fn builder_on_a_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();

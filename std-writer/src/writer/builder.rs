@@ -322,6 +322,7 @@ impl Builder {
         sink: S,
     ) -> io::Result<(Writer<Bytes>, ByteEmitter)> {
         self.check_bytes()?;
+        Self::check_sink(&sink)?;
         let recovery = Self::sink_recovery(&sink);
         let ring = self.byte_ring()?;
         self.spawn_bytes(sink, recovery, ring)
@@ -340,6 +341,24 @@ impl Builder {
         )?;
         let recovery = log.recovery().clone();
         Ok((log, recovery))
+    }
+
+    /// A sink of your own starts low enough in the sequence numbers never to run out of them:
+    /// at most `u64::MAX / 2`, the limit [`SegmentLog::open`] applies to a log on disk (2^63
+    /// records take centuries to write). Beyond it the writer's numbering would overflow.
+    fn check_sink<S: Sink>(sink: &S) -> io::Result<()> {
+        let next = sink.next_seq();
+        if next > u64::MAX / 2 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the sink's next_seq {next} is past the limit of {}: sequence numbers \
+                     would run out",
+                    u64::MAX / 2
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn sink_recovery<S: Sink>(sink: &S) -> Recovery {
@@ -400,12 +419,15 @@ impl Builder {
     }
 
     /// Starts the writer on your own [`Sink`] instead of the segmented log in the builder's
-    /// directory (the directory, `segment_bytes` and `retain` are then unused).
+    /// directory (the directory, `segment_bytes` and `retain` are then unused). A sink whose
+    /// [`next_seq`](Sink::next_seq) is past `u64::MAX / 2` (the limit of a log on disk: the
+    /// numbering must not run out) is an [`io::ErrorKind::InvalidInput`] error.
     pub fn start_with_sink<T: Record, S: Sink>(
         self,
         sink: S,
     ) -> io::Result<(Writer<T>, Emitter<T>)> {
         self.check_typed()?;
+        Self::check_sink(&sink)?;
         let recovery = Self::sink_recovery(&sink);
         let ring = self.typed_ring::<T>()?;
         self.spawn_typed(sink, recovery, ring)
