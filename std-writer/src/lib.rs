@@ -164,7 +164,20 @@ pub enum Overflow {
     /// (`dropped`) and recorded in the log as the next record's `dropped_before`.
     DropOldest,
     /// Wait for space: spin briefly, then park until the writer frees a slot, up to the
-    /// timeout (`None`: no limit), then return [`EmitError::Full`].
+    /// timeout (`None`: no limit), then return [`EmitError::Full`]. A timeout longer than a
+    /// year is refused by `start` ([`io::ErrorKind::InvalidInput`]): use `None`.
+    ///
+    /// ```
+    /// use ringwal::{Overflow, Writer};
+    /// use std::time::Duration;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let err = Writer::builder(dir.path())
+    ///     .overflow(Overflow::Block(Some(Duration::MAX)))
+    ///     .start::<String>()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     Block(Option<Duration>),
 }
 

@@ -419,7 +419,9 @@ impl Builder {
     }
 
     /// Starts the writer on your own [`Sink`] instead of the segmented log in the builder's
-    /// directory (the directory, `segment_bytes` and `retain` are then unused). A sink whose
+    /// directory (the directory, `segment_bytes`, `retain`, `recovery` and `segment_preamble`
+    /// are then unused; [`Writer::recovery`] reports only the sink's `segments` and
+    /// `next_seq`). A sink whose
     /// [`next_seq`](Sink::next_seq) is past `u64::MAX / 2` (the limit of a log on disk: the
     /// numbering must not run out) is an [`io::ErrorKind::InvalidInput`] error.
     pub fn start_with_sink<T: Record, S: Sink>(
