@@ -425,7 +425,8 @@ pub struct Stats {
     pub segments: u64,
     /// The last sequence number in the log, if any record is.
     pub last_seq: Option<u64>,
-    /// False while writes or syncs are failing.
+    /// False while writes or syncs are failing, and for good once the writer thread has died
+    /// (a panic in the sink: every emit is then refused as `Closed`).
     pub healthy: bool,
 }
 

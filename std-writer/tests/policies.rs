@@ -430,3 +430,40 @@ fn shutdown_racing_emitters_keeps_every_accepted_event() {
         }
     }
 }
+
+/// A writer whose thread died (its sink panicked) says so in `healthy`: every emit is refused
+/// from then on and nothing more is written, so the stats must not read as a working writer
+/// (before, `healthy` stayed true for ever, in `stats()` and in the shutdown's report).
+#[test]
+fn a_writer_whose_thread_panicked_is_not_healthy() {
+    struct Panics;
+    impl ringwal::Sink for Panics {
+        fn next_seq(&self) -> u64 {
+            0
+        }
+        fn append(&mut self, _: &ringwal::Batch<'_>) -> std::io::Result<()> {
+            panic!("the sink panicked (on purpose)");
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (writer, emitter) = Writer::builder("unused-with-a-sink")
+        .capacity(N)
+        .start_with_sink::<Event, _>(Panics)
+        .unwrap();
+    assert!(emitter.stats().healthy);
+    emitter.emit(Event::new(1)).unwrap();
+    // Returns once the writer thread is gone (it never writes the event).
+    assert!(matches!(emitter.flush(), Err(ringwal::FlushError::Closed)));
+    assert!(matches!(
+        emitter.emit(Event::new(2)),
+        Err(EmitError::Closed(_))
+    ));
+    let stats = emitter.stats();
+    assert!(!stats.healthy, "{stats:?}");
+    let err = writer.shutdown().unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert!(!err.report.healthy, "{:?}", err.report);
+    assert_eq!(err.report.queued, 1);
+}

@@ -518,6 +518,10 @@ impl Builder {
                 if outcome.is_err() {
                     // Refuse new emits with the close handshake, so none lands unseen.
                     shared.close();
+                    // Nothing will be written any more: `stats().healthy` (and the report
+                    // below) must not read as a working writer. After the close, an emit
+                    // this refuses as `Unhealthy` reports `Closed` (`refuse`).
+                    shared.signal.set_unhealthy(true);
                 }
                 // Release blocked emitters and flushers.
                 shared.signal.exited();
