@@ -21,8 +21,13 @@ pub struct Entry {
     /// previous record and this one.
     pub dropped_before: u64,
     /// How many events were refused (a full ring under `Reject` or a `Block` timeout, a
-    /// closed or unhealthy writer) between the previous record and this one. Always 0 in
-    /// logs written before format version 2.
+    /// closed or unhealthy writer) since the records before this one were taken: the writer
+    /// counts refusals when it takes a batch, and puts them on the batch's first record. Their
+    /// place is exact to within one ring: every record before this one was accepted before
+    /// them, but a full ring's refusals came after the records then in it, so up to a ring's
+    /// capacity of records from this one on may have been accepted before them too (one
+    /// thread filling a 2-slot ring with 200 events: 198 refusals on the first record). Always
+    /// 0 in logs written before format version 2.
     pub refused_before: u64,
 }
 

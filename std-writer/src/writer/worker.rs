@@ -136,8 +136,11 @@ impl<T, S: Sink> Worker<T, S> {
     }
 
     /// Attributes the refusals counted since the last look to the next record. Where a
-    /// refusal lands is exact to the batch: it is counted before the first record this writer
-    /// encodes after seeing it, so it lies between that record and the one before.
+    /// refusal lands is exact to within one ring, not to the record: it came after every
+    /// record framed before (those were taken before it was counted), but a refusal of a full
+    /// ring also came after the records still in the ring, which this batch takes and frames
+    /// after it (`Entry::refused_before`'s docs). Exact placement would need the ring position
+    /// each refusal saw.
     fn note_refusals(&mut self) {
         // After close, this sees every refusal an emit reported as anything but `Closed`
         // (`signal`'s docs, "Refusals"); before, a snapshot.
