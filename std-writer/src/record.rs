@@ -8,6 +8,12 @@
 /// written; it counts as dropped and shows in the next record's `dropped_before`. So does a
 /// record whose `encode` panics: the writer catches the panic and carries on.
 ///
+/// Since it runs on the writer thread, `encode` must not wait for the writer: a `flush` (or
+/// `FlushGuard`) on the same writer, or an `emit` under `Overflow::Block` into a full ring,
+/// called from `encode` waits for work only the writer can do, which it cannot do while it
+/// waits: a deadlock, ended only by the call's own timeout if it has one. A non-blocking
+/// `emit` is fine.
+///
 /// Implemented for byte and string containers (`Vec<u8>`, `String`, `Box<[u8]>`, `Box<str>`,
 /// `&'static str`, `&'static [u8]`, `[u8; N]`, `Cow<'static, str>`, `Cow<'static, [u8]>`,
 /// `Arc<str>`, `Arc<[u8]>`: their bytes as they are) and for the integers (their
