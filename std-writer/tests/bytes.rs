@@ -1022,6 +1022,9 @@ fn a_hung_sink_does_not_hang_shutdown() {
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     assert!(err.unwritten.is_empty());
     assert_eq!(err.report.queued, 1);
+    assert!(!err.report.healthy);
+    // The emitters' view agrees with the report while the sink is still stuck.
+    assert!(!emitter.stats().healthy);
     assert_eq!(emitter.emit(b"late"), Err(ByteEmitError::Closed));
 }
 

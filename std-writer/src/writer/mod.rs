@@ -183,6 +183,9 @@ impl<T> Shared<T> {
     /// and blocked emitters, and reports only what the writer published as durable.
     fn stuck(&self) -> ShutdownError {
         self.close();
+        // Unhealthy until the detached writer's sink call returns and a write succeeds:
+        // `stats()` must agree with the report below.
+        self.signal.set_unhealthy(true);
         self.signal.exited();
         let mut stats = self.stats();
         // Relaxed: snapshots of what the writer published; each only grows.
