@@ -726,11 +726,13 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
         cursor.tail = tail.wrapping_add(TICK);
         // Relaxed: `tail` is only a snapshot for others (`len`, `pushed`, `try_pop`'s Empty vs
         // Pending); the value's publication is the stamp's Release store. Stored before the
-        // value is published, as a shared producer's claim is.
+        // value is published, as a shared producer's claim is. With [`CLOSED`] set: while a
+        // solo producer lives, every shared claim must fail (see `begin_solo`), and this store
+        // is the only write of `tail` then, so it keeps the flag.
         self.counters
             .prod
             .tail
-            .store(cursor.tail, Ordering::Relaxed);
+            .store(cursor.tail | CLOSED, Ordering::Relaxed);
         if full {
             // SAFETY: we claimed `tail` after `may_evict_for(tail)` held.
             return Ok(unsafe { self.evict_claimed(tail, value) });
@@ -740,15 +742,49 @@ impl<'a, T, M: Mode> Raw<'a, T, M> {
         Ok(None)
     }
 
-    /// A solo producer's cursor for this ring, continuing from its `tail`.
+    /// A solo producer's cursor for this ring, continuing from its `tail`. The flag in `tail`,
+    /// if any, is a previous solo producer's (see [`begin_solo`](Self::begin_solo)).
     pub(crate) fn solo_cursor(&self) -> SoloCursor {
         // Relaxed: called with exclusive access (`split(&mut self)`), on a ring nobody else
         // has seen, or by a `Lanes` producer right after its Acquire claim of the lane, which
         // pairs with the previous owner's Release release: its last store of `tail` is
         // visible.
-        let tail = self.counters.prod.tail.load(Ordering::Relaxed);
-        debug_assert_eq!(tail & CLOSED, 0, "a solo producer on a closed ring");
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed) & !CLOSED;
         SoloCursor { tail, limit: tail }
+    }
+
+    /// Makes this ring refuse shared claims while a solo producer lives: sets [`CLOSED`] in
+    /// `tail`, which every shared claim (a compare-and-swap expecting it clear) then sees. A
+    /// solo producer keeps its position in its own cursor and stores `tail` without reading
+    /// it, so a shared claim next to it would take a position the solo producer writes again
+    /// (a live value overwritten, or two threads writing one slot). `Ring::split` hands out
+    /// `&Ring` through its halves (`SoloProducer::ring`, `Consumer::ring`), so this must be
+    /// refused at run time. Every solo push keeps the flag (`push_solo`);
+    /// [`end_solo`](Self::end_solo) clears it.
+    ///
+    /// Only with exclusive access (`split(&mut self)`): nothing else runs on the ring.
+    pub(crate) fn begin_solo(&self) {
+        // Relaxed: exclusive access; whoever later reaches the ring through the halves got
+        // them from this thread after this store (a spawn, a scope, a channel), which orders
+        // it before their loads.
+        let tail = self.counters.prod.tail.load(Ordering::Relaxed);
+        self.counters
+            .prod
+            .tail
+            .store(tail | CLOSED, Ordering::Relaxed);
+    }
+
+    /// The solo producer is gone: clears the flag [`begin_solo`](Self::begin_solo) set, so
+    /// shared claims continue from its position.
+    pub(crate) fn end_solo(&self, cursor: &SoloCursor) {
+        // Relaxed: the solo producer is the only writer of `tail` until this store, and a
+        // shared claim needs nothing from it but the value (coherence): the slot it writes
+        // next is freed through the consumer's `freed` (Acquire), and an evictor acquires the
+        // stamp of the value it evicts, as for any claim.
+        self.counters
+            .prod
+            .tail
+            .store(cursor.tail, Ordering::Relaxed);
     }
 
     /// Whether a push that found the ring full may claim `tick` and evict the position one lap

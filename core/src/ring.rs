@@ -269,7 +269,8 @@ impl<T, const N: usize, M: Mode> Ring<T, N, M> {
     pub fn try_push(&self, value: T) -> Result<(), Full<T>> {
         match self.raw().push_shared::<false>(value, ClaimOrder::Relaxed) {
             Ok(_) => Ok(()),
-            // A `Ring` is never closed (only the std writer's heap ring is).
+            // A `Ring` is closed only while split: its `SoloProducer` is its only producer
+            // then (see `split`), and a shared push is refused as if the ring were full.
             Err(Refused::Full(v) | Refused::Closed(v)) => Err(Full(v)),
         }
     }
@@ -297,6 +298,14 @@ impl<T, const N: usize, M: Mode> Ring<T, N, M> {
     /// [`SoloProducer`] claims positions with plain loads and stores (no read-modify-write at
     /// all, like an SPSC queue), and `&mut self` makes sure no other push can run while the two
     /// halves live. Both continue where the ring is (values already in it stay, in order).
+    ///
+    /// The halves still reach the ring ([`SoloProducer::ring`], [`Consumer::ring`]), but while
+    /// the `SoloProducer` lives the ring refuses every other push: [`try_push`](Self::try_push)
+    /// returns [`Full`] and [`force_push`](Ring::force_push) panics. Once it is dropped, other
+    /// pushes work again (if the consumer half still lives, it keeps reporting an unpublished
+    /// position as `Empty`, never `Pending`, and its `pop` does not wait for it). A
+    /// `SoloProducer` that is never dropped (`mem::forget`) keeps the ring refusing them until
+    /// the next `split`.
     ///
     /// ```
     /// let mut ring: ringwal_core::Ring<u64, 1024> = ringwal_core::Ring::new();
@@ -333,6 +342,9 @@ impl<T, const N: usize, M: Mode> Ring<T, N, M> {
         // While the halves live (`&mut self`), the solo producer is the ring's only producer.
         cursor.solo = true;
         let solo = raw.solo_cursor();
+        // The halves hand out `&Ring`, whose shared pushes must not claim positions next to
+        // the solo producer: refuse them until it is dropped.
+        raw.begin_solo();
         (
             SoloProducer {
                 ring: this,
@@ -364,6 +376,11 @@ impl<T, const N: usize> Ring<T, N, Evict> {
     /// a caller that can *preempt* the consumer or a producer of the same ring (an interrupt
     /// handler) must use [`try_push`](Self::try_push).
     ///
+    /// # Panics
+    /// While the ring is [split](Ring::split) and its [`SoloProducer`] lives (reached through
+    /// [`SoloProducer::ring`] or [`Consumer::ring`]): that producer is the ring's only one
+    /// then; push through it.
+    ///
     /// ```
     /// let ring: ringwal_core::EvictingRing<u8, 2> = ringwal_core::EvictingRing::new();
     /// assert_eq!(ring.force_push(1), None);
@@ -377,10 +394,12 @@ impl<T, const N: usize> Ring<T, N, Evict> {
     pub fn force_push(&self, value: T) -> Option<T> {
         match self.raw().push_shared::<true>(value, ClaimOrder::Relaxed) {
             Ok(evicted) => evicted,
-            // A `Ring` is never closed, and an evicting push is never full.
-            Err(Refused::Full(_) | Refused::Closed(_)) => {
-                unreachable!("force_push on an open ring always claims")
+            // A `Ring` is closed only while split (see `split`); an evicting push is never
+            // full.
+            Err(Refused::Closed(_)) => {
+                panic!("force_push on a ring split into a SoloProducer: push through it")
             }
+            Err(Refused::Full(_)) => unreachable!("an evicting push is never full"),
         }
     }
 }
@@ -502,7 +521,8 @@ impl<'a, T, const N: usize, M: Mode> Consumer<'a, T, N, M> {
         self.cursor.evicted
     }
 
-    /// The ring this consumer reads.
+    /// The ring this consumer reads. (For the consumer of a [split](Ring::split) ring, that
+    /// ring refuses pushes other than its `SoloProducer`'s while it lives.)
     pub fn ring(&self) -> &'a Ring<T, N, M> {
         self.ring
     }
@@ -559,7 +579,17 @@ impl<'a, T, const N: usize, M: Mode> SoloProducer<'a, T, N, M> {
         self.ring.pushed()
     }
 
-    /// The ring this producer writes.
+    /// The ring this producer writes. While this producer lives, the ring refuses every other
+    /// push ([`Ring::try_push`] says [`Full`], [`Ring::force_push`] panics): this is its only
+    /// producer.
+    ///
+    /// ```
+    /// let mut ring: ringwal_core::Ring<u8, 4> = ringwal_core::Ring::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// tx.try_push(1).unwrap();
+    /// assert!(tx.ring().try_push(2).is_err());
+    /// assert_eq!(tx.ring().len(), 1);
+    /// ```
     pub fn ring(&self) -> &'a Ring<T, N, M> {
         self.ring
     }
@@ -584,6 +614,13 @@ impl<T, const N: usize> SoloProducer<'_, T, N, Evict> {
             Ok(evicted) => evicted,
             Err(_) => unreachable!("an evicting push always claims"),
         }
+    }
+}
+
+impl<T, const N: usize, M: Mode> Drop for SoloProducer<'_, T, N, M> {
+    fn drop(&mut self) {
+        // Shared pushes may claim again, from where this producer stopped.
+        self.ring.raw().end_solo(&self.cursor);
     }
 }
 

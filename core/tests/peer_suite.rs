@@ -487,3 +487,145 @@ fn a_panic_while_a_grant_is_held_discards_it_and_the_ring_goes_on() {
     assert_eq!(&*c.read().unwrap(), b"next");
     assert!(ring.is_empty());
 }
+
+// --- Split rings: the halves hand out `&Ring` -----------------------------------------------
+
+/// `SoloProducer::ring` (and the split consumer's `Consumer::ring`) hand out `&Ring` for as
+/// long as the halves live, and `&Ring` has `try_push`. A shared push next to the solo
+/// producer, which keeps the ring's tail in itself, must not claim a position the solo
+/// producer will write again (that overwrote a live value: a leak here, a data race with a
+/// second thread).
+#[test]
+fn a_shared_push_through_a_split_rings_handles_never_overwrites_a_value() {
+    let counter = Arc::new(Counter::default());
+    {
+        let mut ring: Ring<Counted, 4> = Ring::new();
+        let (mut tx, mut rx) = ring.split();
+        let mut accepted = Vec::new();
+        tx.try_push(Counted::new(&counter, 0)).ok().unwrap();
+        accepted.push(0);
+        match tx.ring().try_push(Counted::new(&counter, 1)) {
+            Ok(()) => accepted.push(1),
+            Err(Full(back)) => drop(back),
+        }
+        match rx.ring().try_push(Counted::new(&counter, 2)) {
+            Ok(()) => accepted.push(2),
+            Err(Full(back)) => drop(back),
+        }
+        tx.try_push(Counted::new(&counter, 3)).ok().unwrap();
+        accepted.push(3);
+        let popped: Vec<usize> = rx.drain().map(|v| v.id).collect();
+        drop((tx, rx));
+        if popped != accepted {
+            // The ring's counters are inconsistent then (its `tail` moved backwards), and its
+            // drop would walk the whole position space: leak it and fail.
+            std::mem::forget(ring);
+            panic!("accepted {accepted:?}, popped {popped:?}");
+        }
+    }
+    counter.assert_all_dropped();
+}
+
+#[test]
+fn force_push_through_a_split_rings_handles_panics_and_drops_its_value() {
+    let counter = Arc::new(Counter::default());
+    {
+        let mut ring: EvictingRing<Counted, 2> = EvictingRing::new();
+        let (mut tx, mut rx) = ring.split();
+        tx.try_push(Counted::new(&counter, 0)).ok().unwrap();
+        let shared = tx.ring();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            shared.force_push(Counted::new(&counter, 1))
+        }));
+        assert!(r.is_err(), "a shared push next to the solo producer");
+        assert_eq!(counter.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(tx.force_push(Counted::new(&counter, 2)).map(|v| v.id), None);
+        assert_eq!(
+            tx.force_push(Counted::new(&counter, 3)).map(|v| v.id),
+            Some(0)
+        );
+        let popped: Vec<usize> = rx.drain().map(|v| v.id).collect();
+        assert_eq!(popped, [2, 3]);
+    }
+    counter.assert_all_dropped();
+}
+
+/// Two threads: the solo producer and a shared push through `SoloProducer::ring`. Before
+/// shared pushes were refused during a split, the two wrote the same slot at once (Miri and
+/// ThreadSanitizer report the race).
+#[test]
+fn a_shared_push_races_the_solo_producer_without_sharing_a_slot() {
+    let rounds = if cfg!(miri) { 20 } else { 500 };
+    // Dropped only if the test passes: with wrong counters, the drop could walk the whole
+    // position space.
+    let mut ring = std::mem::ManuallyDrop::new(Ring::<u64, 8>::new());
+    let (mut tx, mut rx) = ring.split();
+    let shared = tx.ring();
+    let mut refused = 0;
+    // Before the fix the ring's counters went wrong and every side could wait forever: fail
+    // instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let waiting = |what: &str| {
+        assert!(std::time::Instant::now() < deadline, "stuck: {what}");
+        std::hint::spin_loop();
+    };
+    std::thread::scope(|s| {
+        // The solo producer is handed back, not dropped, so it outlives the shared pushes.
+        let solo = s.spawn(move || {
+            for i in 0..rounds {
+                while tx.try_push(i).is_err() {
+                    waiting("the solo producer");
+                }
+            }
+            tx
+        });
+        let other = s.spawn(|| {
+            for _ in 0..rounds {
+                // Only when there is room: a refusal then is the split's, not a full ring's.
+                while shared.is_full() {
+                    waiting("the shared producer");
+                }
+                if shared.try_push(u64::MAX).is_err() {
+                    refused += 1;
+                }
+            }
+        });
+        let mut next = 0;
+        while next < rounds {
+            match rx.pop() {
+                Some(v) => {
+                    assert_eq!(v, next, "the solo producer's values, each once, in order");
+                    next += 1;
+                }
+                None => waiting("the consumer"),
+            }
+        }
+        other.join().unwrap();
+        assert_eq!(rx.pop(), None);
+        drop(solo.join().unwrap());
+    });
+    assert_eq!(
+        refused, rounds,
+        "every shared push is refused while the split lives"
+    );
+    drop(rx);
+    drop(std::mem::ManuallyDrop::into_inner(ring));
+}
+
+#[test]
+fn a_split_rings_shared_pushes_work_again_once_the_solo_producer_is_gone() {
+    let mut ring: EvictingRing<u32, 4> = EvictingRing::new();
+    {
+        let (mut tx, mut rx) = ring.split();
+        tx.try_push(1).unwrap();
+        let shared = tx.ring();
+        drop(tx);
+        shared.try_push(2).unwrap();
+        assert_eq!(shared.force_push(3), None);
+        assert_eq!(rx.drain().collect::<Vec<_>>(), [1, 2, 3]);
+    }
+    ring.try_push(4).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    tx.try_push(5).unwrap();
+    assert_eq!(rx.drain().collect::<Vec<_>>(), [4, 5]);
+}
