@@ -629,3 +629,61 @@ fn a_split_rings_shared_pushes_work_again_once_the_solo_producer_is_gone() {
     tx.try_push(5).unwrap();
     assert_eq!(rx.drain().collect::<Vec<_>>(), [4, 5]);
 }
+
+// --- Variance: handles are covariant in the lifetime of the ring they borrow ----------------
+//
+// Compile-time checks (as crossbeam's and rtrb's suites keep): a handle borrowed for a long
+// lifetime can be used where a shorter one is expected.
+
+#[allow(dead_code)]
+fn variance<'short, 'long: 'short>(
+    c: ringwal_core::Consumer<'long, u8, 4>,
+    p: ringwal_core::SoloProducer<'long, u8, 4>,
+    bc: ringwal_core::ByteConsumer<'long>,
+    g: ringwal_core::Grant<'long>,
+    lp: ringwal_core::LaneProducer<'long, u8, 4, 2>,
+    lc: ringwal_core::LanesConsumer<'long, u8, 4, 2>,
+) -> (
+    ringwal_core::Consumer<'short, u8, 4>,
+    ringwal_core::SoloProducer<'short, u8, 4>,
+    ringwal_core::ByteConsumer<'short>,
+    ringwal_core::Grant<'short>,
+    ringwal_core::LaneProducer<'short, u8, 4, 2>,
+    ringwal_core::LanesConsumer<'short, u8, 4, 2>,
+) {
+    (c, p, bc, g, lp, lc)
+}
+
+#[test]
+fn a_leaked_consumer_leaks_no_values_and_lanes_drop_theirs() {
+    let counter = Arc::new(Counter::default());
+    {
+        let ring: EvictingRing<Counted, 4> = EvictingRing::new();
+        for id in 0..6 {
+            drop(ring.force_push(Counted::new(&counter, id)));
+        }
+        let mut c = ring.consumer().unwrap();
+        drop(c.pop()); // the rest of the run is staged
+        std::mem::forget(c);
+        assert!(ring.consumer().is_none());
+        drop(ring.force_push(Counted::new(&counter, 6)));
+    }
+    counter.assert_all_dropped();
+    {
+        let lanes: ringwal_core::Lanes<Counted, 2, 3> = ringwal_core::Lanes::new();
+        let mut ps: Vec<_> = (0..3).map(|_| lanes.producer().unwrap()).collect();
+        let mut id = 100;
+        for p in &mut ps {
+            for _ in 0..3 {
+                // The third push of each lane is refused and dropped here.
+                drop(p.try_push(Counted::new(&counter, id)));
+                id += 1;
+            }
+        }
+        let mut c = lanes.consumer().unwrap();
+        drop(c.pop());
+        drop(ps);
+        drop(c);
+    }
+    counter.assert_all_dropped();
+}
