@@ -443,6 +443,13 @@ MUTATIONS = [
     '        cursor.solo = false;'),
   ],
   ['ring', 'split_consumer_sees_what_happened_before_and_is_never_pending']),
+ ('M31 push_solo stores tail without the CLOSED flag split set',
+  [
+   ('core/src/raw.rs',
+    '            .store(cursor.tail | CLOSED, Ordering::Relaxed);',
+    '            .store(cursor.tail, Ordering::Relaxed);'),
+  ],
+  ['ring', 'a_split_ring_refuses_shared_pushes_while_its_solo_producer_lives']),
  ('M30 flush_outcome loads done before EXITED',
   [
    ('std-writer/src/signal.rs',

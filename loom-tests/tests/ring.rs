@@ -533,6 +533,37 @@ fn solo_producer_against_consumer_across_the_wrap() {
     });
 }
 
+/// A split ring hands out `&Ring` through its halves (`SoloProducer::ring`): a shared push
+/// through it, racing the solo producer's pushes on another thread, is refused while that
+/// producer lives (the solo producer keeps its position to itself and stores `tail` without
+/// reading it, so a shared claim would take a position it writes again); once the producer is
+/// dropped, a shared push claims the next position. The consumer gets every value once, in
+/// order.
+///
+/// Exhaustive (no preemption bound).
+///
+/// Mutation that fails it: `push_solo` storing `tail` without the `CLOSED` flag `split` set
+/// (M31: the shared push claims a position the solo producer then writes again).
+#[test]
+fn a_split_ring_refuses_shared_pushes_while_its_solo_producer_lives() {
+    check(None, || {
+        let ring: &'static mut Ring<u32, 4> = Box::leak(Box::new(Ring::new()));
+        let (mut tx, mut rx) = ring.split();
+        let shared: &'static Ring<u32, 4> = tx.ring();
+        let other = thread::spawn(move || shared.try_push(100).is_ok());
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        assert!(
+            !other.join().unwrap(),
+            "a shared push succeeded next to the solo producer"
+        );
+        drop(tx);
+        shared.try_push(3).unwrap();
+        let got: Vec<u32> = rx.drain().collect();
+        assert_eq!(got, [1, 2, 3], "every value once, in order");
+    });
+}
+
 /// The consumer of a split ring against its producer mid-push: `try_pop` and `pop` see the
 /// value or nothing, never `Pending` (the solo producer's push takes effect when published;
 /// the consumer does not read `tail` to tell "claimed" from "empty"); once the push
