@@ -9,9 +9,10 @@ use super::{crc32c, crc32c_append, encode_header, encode_marker, FRAME_HEADER_LE
 /// Why a [`Framer`] could not write a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FramerError<E> {
-    /// The sink failed. The framer's state is unchanged, except that a frame may have been
-    /// written in part: the reader sees a torn tail there. Start a new segment (a new
-    /// [`Framer`] at [`Framer::next_seq`]) to go on after it.
+    /// The sink failed. The framer's state is unchanged (`write_all` counts the value it was
+    /// writing as dropped), except that a frame may have been written in part: the reader
+    /// sees a torn tail there. Go on in a new segment with [`Framer::next_segment`], which
+    /// starts at [`Framer::next_seq`] and carries the losses counted so far.
     Write(E),
     /// A payload longer than [`MAX_PAYLOAD`], or than the encode buffer: nothing was written;
     /// the record counts as dropped (the next record's `dropped_before` says so).
@@ -100,6 +101,37 @@ impl Framer {
         self.exhausted
     }
 
+    /// A framer for the next segment: it starts at [`next_seq`](Self::next_seq) and carries
+    /// the losses counted here and not yet written (so the new segment's first record, or
+    /// its marker, reports them). What to go on with after a [`FramerError::Write`]: the
+    /// failed segment ends in a torn frame, and a fresh `Framer::new(next_seq)` would forget
+    /// those losses.
+    ///
+    /// ```
+    /// use ringwal_core::format::{self, Framer, FramerError};
+    ///
+    /// let mut framer = Framer::new(0);
+    /// framer.note_lost(2, 0);
+    /// let mut broken = |_: &[u8]| Err("flash full");
+    /// assert_eq!(framer.write_record(b"x", &mut broken), Err(FramerError::Write("flash full")));
+    /// let mut next = framer.next_segment();
+    /// let mut out = Vec::new();
+    /// let mut sink = |b: &[u8]| -> Result<(), ()> { out.extend_from_slice(b); Ok(()) };
+    /// next.write_record(b"y", &mut sink).unwrap();
+    /// let scan = format::scan_segment(&out).unwrap();
+    /// assert_eq!((scan.first_seq, scan.records, scan.dropped), (0, 1, 2));
+    /// ```
+    pub const fn next_segment(&self) -> Framer {
+        Framer {
+            first_seq: self.next_seq,
+            next_seq: self.next_seq,
+            started: false,
+            exhausted: self.exhausted,
+            dropped: self.dropped,
+            refused: self.refused,
+        }
+    }
+
     /// Counts events lost before the next record: `dropped` evicted (or not encodable),
     /// `refused` turned away. The next record (or [`finish`](Self::finish)'s marker) carries
     /// them.
@@ -158,7 +190,9 @@ impl Framer {
 
     /// Encodes each value of `values` with `encode` into `buf` (returning the bytes used, or
     /// `None` if it does not fit: then the value counts as dropped) and writes it as a
-    /// record. Returns how many records it wrote; stops at the first write error.
+    /// record. Returns how many records it wrote; stops at the first write error, counting
+    /// the value it was writing as dropped (it was taken from `values`: go on with
+    /// [`next_segment`](Self::next_segment), which carries the count).
     ///
     /// `values` is typically a ring consumer's `drain()`: everything published now, never
     /// waiting for a producer.
@@ -174,7 +208,11 @@ impl Framer {
             match encode(&value, buf) {
                 Some(n) if n <= buf.len() => match self.write_record(&buf[..n], write) {
                     Ok(_) => wrote += 1,
-                    Err(FramerError::Write(e)) => return Err(e),
+                    Err(FramerError::Write(e)) => {
+                        // Taken from `values` and not written: lost, and the log must say so.
+                        self.dropped = self.dropped.saturating_add(1);
+                        return Err(e);
+                    }
                     // Counted as dropped by `write_record`.
                     Err(FramerError::TooLarge(_) | FramerError::Exhausted) => {}
                 },

@@ -607,3 +607,52 @@ fn framer_writes_through_embedded_io() {
     );
     assert_eq!(framer.next_seq(), 0);
 }
+
+/// A sink that fails mid-`write_all`: the value being written is counted as dropped, and the
+/// next segment (`next_segment`) starts at the unused sequence number and reports it with the
+/// losses noted before, so the two segments' gaps add up to every value not written.
+#[test]
+fn a_write_error_in_write_all_counts_the_value_and_the_next_segment_reports_it() {
+    let mut first = Vec::new();
+    let mut framer = Framer::new(10);
+    framer.note_lost(0, 4);
+    // Room for the segment header and one record of 3 bytes; the second record's frame fails.
+    let room = HEADER_LEN + FRAME_HEADER_LEN + 3;
+    let mut sink = |b: &[u8]| -> Result<(), &'static str> {
+        if first.len() + b.len() > room {
+            return Err("full");
+        }
+        first.extend_from_slice(b);
+        Ok(())
+    };
+    let encode = |v: &u8, buf: &mut [u8]| {
+        buf[..3].fill(*v);
+        Some(3)
+    };
+    let mut buf = [0u8; 8];
+    let mut values = [1u8, 2, 3].into_iter();
+    assert_eq!(
+        framer.write_all(&mut values, &mut buf, encode, &mut sink),
+        Err("full")
+    );
+    assert_eq!(values.as_slice(), [3], "stops at the failing value");
+    assert_eq!(framer.next_seq(), 11);
+    let scan = scan_segment(&first).unwrap();
+    assert_eq!((scan.first_seq, scan.records, scan.refused), (10, 1, 4));
+
+    let mut next = framer.next_segment();
+    assert_eq!(next.first_seq(), 11);
+    let mut second = Vec::new();
+    let mut sink = |b: &[u8]| -> Result<(), ()> {
+        second.extend_from_slice(b);
+        Ok(())
+    };
+    next.note_lost(0, 1);
+    assert_eq!(next.write_all(values, &mut buf, encode, &mut sink), Ok(1));
+    let scan = scan_segment(&second).unwrap();
+    assert_eq!(
+        (scan.first_seq, scan.records, scan.dropped, scan.refused),
+        (11, 1, 1, 1),
+        "value 2, lost to the failed write, is counted where the next segment starts"
+    );
+}
