@@ -68,10 +68,16 @@ fn render_gap(gap: Gap, before_seq: Option<u64>, format: Format, line: &mut Stri
 
 /// One record (and its gap line, if any) in `format`; a tracing record as `view` renders it.
 fn render(entry: &Entry, format: Format, view: &mut View, line: &mut String) {
+    render_after(entry, Gap::default(), format, view, line);
+}
+
+/// As [`render`], leaving out of the gap line the losses `shown` already (at the end of the
+/// log, by `tail -f`: the iterator puts a writer's trailing losses on the next record).
+fn render_after(entry: &Entry, shown: Gap, format: Format, view: &mut View, line: &mut String) {
     line.clear();
     let gap = Gap {
-        dropped: entry.dropped_before,
-        refused: entry.refused_before,
+        dropped: entry.dropped_before.saturating_sub(shown.dropped),
+        refused: entry.refused_before.saturating_sub(shown.refused),
     };
     render_gap(gap, Some(entry.seq), format, line);
     if view.render(entry, format, line) {
@@ -245,6 +251,14 @@ pub fn tail(
             return Ok(ExitCode::SUCCESS);
         }
     }
+    // Losses after the last record (a writer's shutdown marker), as `cat` shows them; with
+    // `-n 0`, taken as shown (only what comes is printed).
+    let mut shown = Gap::default();
+    if lines == 0 {
+        shown = iter.trailing_gap();
+    } else if !out_ok(trailing_gap(&iter, &mut shown, format, &mut line, &mut out))? {
+        return Ok(ExitCode::SUCCESS);
+    }
     if !out_ok(out.flush())? {
         return Ok(ExitCode::SUCCESS);
     }
@@ -259,8 +273,15 @@ pub fn tail(
                 continue;
             };
             view.take_preamble(&mut iter);
-            render(&entry, format, &mut view, &mut line);
+            render_after(&entry, shown, format, &mut view, &mut line);
+            shown = Gap::default();
             if !out_ok(out.write_all(line.as_bytes()))? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            wrote = true;
+        }
+        if iter.trailing_gap() != shown {
+            if !out_ok(trailing_gap(&iter, &mut shown, format, &mut line, &mut out))? {
                 return Ok(ExitCode::SUCCESS);
             }
             wrote = true;
@@ -270,6 +291,26 @@ pub fn tail(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes the losses at the end of the log that are not `shown` yet (a gap line, or nothing),
+/// and notes them shown.
+fn trailing_gap(
+    iter: &ringwal::Iter,
+    shown: &mut Gap,
+    format: Format,
+    line: &mut String,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let now = iter.trailing_gap();
+    line.clear();
+    let new = Gap {
+        dropped: now.dropped.saturating_sub(shown.dropped),
+        refused: now.refused.saturating_sub(shown.refused),
+    };
+    render_gap(new, None, format, line);
+    *shown = now;
+    out.write_all(line.as_bytes())
 }
 
 /// An entry, or `None` after an error the iterator goes on from (retention deleted records

@@ -502,6 +502,57 @@ fn refusals_and_trailing_markers_show_everywhere() {
     );
 }
 
+/// `tail` shows the losses after the last record (a writer's shutdown marker), as `cat` does;
+/// `tail -f` shows them when the marker is written, and not again on the record after it
+/// (whose `dropped_before`/`refused_before` the reader gives them to).
+#[test]
+fn tail_shows_losses_at_the_end_of_the_log_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let append = |frames: &[u8], first_seq: u64, records: u64| {
+        let mut log = SegmentLog::open(dir.path(), LogOptions::default()).unwrap();
+        log.append(&Batch::new(frames, first_seq, records).unwrap())
+            .unwrap();
+        log.sync().unwrap();
+    };
+    let mut frames = Vec::new();
+    format::encode_frame_with(&mut frames, 0, 0, 0, b"a");
+    format::encode_frame_with(&mut frames, 1, 0, 0, b"b");
+    frames.extend_from_slice(&format::encode_marker(2, 1, 7));
+    append(&frames, 0, 2);
+    let end = "-- 1 event dropped, 7 events refused (end of log) --";
+    let o = ringwal(&["tail", "-n", "1", &d]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("1\tb\n{end}\n"));
+    let o = ringwal(&["tail", "-n", "1", "--format", "json", &d]);
+    assert_eq!(
+        stdout(&o),
+        "{\"seq\":1,\"dropped_before\":0,\"refused_before\":0,\"payload\":\"b\"}\n\
+         {\"gap\":1,\"refused\":7,\"at_end\":true}\n"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["tail", "-f", "-n", "1", &d])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("tail -f still running").unwrap();
+    assert_eq!(next(), "1\tb");
+    assert_eq!(next(), end);
+    // Another writer's shutdown loses more after the same record.
+    append(&format::encode_marker(2, 0, 2), 2, 0);
+    assert_eq!(next(), "-- 2 events refused (end of log) --");
+    // The next record carries all of these losses: they are not shown again.
+    let mut frames = Vec::new();
+    format::encode_frame_with(&mut frames, 2, 0, 1, b"c");
+    append(&frames, 2, 1);
+    assert_eq!(next(), "-- 1 event refused --");
+    assert_eq!(next(), "2\tc");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A byte stream framed by the `no_std` `Framer` (what a firmware writes to flash) is a log
 /// `verify` accepts and `cat` prints.
 #[test]
