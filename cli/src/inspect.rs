@@ -151,7 +151,9 @@ fn json_escape(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // The C0 controls must be escaped; DEL and the C1 controls (U+009B is CSI) are
+            // too, as in the tracing records' JSON, so that a line cannot drive a terminal.
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),

@@ -553,6 +553,27 @@ fn tail_shows_losses_at_the_end_of_the_log_once() {
     child.wait().unwrap();
 }
 
+/// `cat --format json` escapes every control character of a plain record's payload (DEL and
+/// the C1 controls too, as the tracing records' JSON does), so that a line shown on a
+/// terminal cannot drive it (U+009B is CSI); the JSON still decodes to the payload.
+#[test]
+fn json_escapes_del_and_c1_controls_in_plain_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(
+        dir.path(),
+        &["a\u{7f}b\u{9b}31mc\u{85}".as_bytes()],
+        &[],
+        1 << 20,
+    );
+    let o = ringwal(&["cat", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"seq\":0,\"dropped_before\":0,\"refused_before\":0,\
+         \"payload\":\"a\\u007fb\\u009b31mc\\u0085\"}\n"
+    );
+}
+
 /// A byte stream framed by the `no_std` `Framer` (what a firmware writes to flash) is a log
 /// `verify` accepts and `cat` prints.
 #[test]
