@@ -291,8 +291,32 @@ pub fn tail(
         if wrote && !out_ok(out.flush())? {
             return Ok(ExitCode::SUCCESS);
         }
+        // Nothing would fail a write to a closed pipe while the log is quiet (`tail -f | head`
+        // after head has gone): look.
+        if stdout_gone() {
+            return Ok(ExitCode::SUCCESS);
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether stdout is a pipe (or socket, or terminal) whose other end has gone: `poll` reports
+/// an error or a hang-up on it. Never true for a regular file.
+#[cfg(unix)]
+fn stdout_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`, for the one entry passed; a timeout of 0 (no wait).
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+#[cfg(not(unix))]
+fn stdout_gone() -> bool {
+    false
 }
 
 /// Writes the losses at the end of the log that are not `shown` yet (a gap line, or nothing),

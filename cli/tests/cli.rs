@@ -574,6 +574,36 @@ fn json_escapes_del_and_c1_controls_in_plain_payloads() {
     );
 }
 
+/// `tail -f | head -1`: once the reader of its output has gone, `tail -f` ends (status 0) even
+/// when the log is quiet, instead of running until a record comes to fail writing.
+#[cfg(unix)]
+#[test]
+fn tail_f_ends_when_its_reader_goes_on_a_quiet_log() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), &[b"a", b"b"], &[], 1 << 20);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["tail", "-f", "-n", "1", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "1\tb");
+    drop(lines); // closes the pipe, as `head` exiting does
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tail -f still running 30 s after its reader went");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
 /// A byte stream framed by the `no_std` `Framer` (what a firmware writes to flash) is a log
 /// `verify` accepts and `cat` prints.
 #[test]
