@@ -446,6 +446,9 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     let mut refused = 0u64;
     let mut gaps = 0u64;
     let mut first_seq = None;
+    // The highest record number read (a damaged log's records may not run consecutively
+    // from the first: a segment missing or cut short in the middle, one out of place).
+    let mut last_seen: Option<u64> = None;
     let mut next_seq = Next::Unknown;
     let mut torn = None;
     let mut corrupt = Vec::new();
@@ -500,6 +503,9 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
         // (A segment's records never run past `u64::MAX`: the scan reports a frame after
         // record `u64::MAX` as corruption, `Corruption::PastLastRecord`.)
         first_seq.get_or_insert(scan.first_seq);
+        if let Some(last) = last_seq(scan.first_seq, scan.records) {
+            last_seen = last_seen.max(Some(last));
+        }
         records = records.saturating_add(scan.records);
         dropped = dropped.saturating_add(scan.dropped);
         refused = refused.saturating_add(scan.refused);
@@ -529,12 +535,16 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
     let mut out = String::new();
     let _ = writeln!(out, "log:        {}", dir.display());
     let _ = writeln!(out, "segments:   {count_segs}");
-    let _ = writeln!(
-        out,
-        "records:    {} (sequence {})",
-        count(records),
-        seq_range(first_seq.unwrap_or(0), records)
-    );
+    let first = first_seq.unwrap_or(0);
+    let range = match last_seen {
+        // Consecutive: the first to the last.
+        Some(last) if last.checked_sub(first).and_then(|n| n.checked_add(1)) == Some(records) => {
+            seq_range(first, records)
+        }
+        Some(last) => format!("{first}..={last}, not consecutive: see corruption"),
+        None => seq_range(first, records),
+    };
+    let _ = writeln!(out, "records:    {} (sequence {range})", count(records));
     let _ = writeln!(
         out,
         "gaps:       {} ({} events dropped, {} refused)",

@@ -604,6 +604,38 @@ fn tail_f_ends_when_its_reader_goes_on_a_quiet_log() {
     assert!(status.success(), "{status}");
 }
 
+/// `verify` on a log damaged in the middle (a segment emptied, or one missing) gives the range
+/// of the records it read up to the last one, not the first record plus the count (which
+/// made a log of records 0 to 39 missing four say "0..=35").
+#[test]
+fn verify_gives_the_last_record_of_a_log_damaged_in_the_middle() {
+    let payloads: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| format!("record {i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), &refs, &[], 200);
+    let segs = segments(dir.path());
+    assert!(segs.len() > 3);
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    let first_of = |p: &Path| format::parse_segment_file_name(&name(p)).unwrap();
+    let (emptied, removed) = (&segs[1], &segs[2]);
+    let lost = first_of(&segs[3]) - first_of(emptied);
+    fs::write(emptied, b"").unwrap();
+    fs::remove_file(removed).unwrap();
+    let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "records:    {} (sequence 0..=39, not consecutive: see corruption)\n",
+            40 - lost
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&name(emptied)), "{out}");
+}
+
 /// A byte stream framed by the `no_std` `Framer` (what a firmware writes to flash) is a log
 /// `verify` accepts and `cat` prints.
 #[test]
