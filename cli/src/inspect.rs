@@ -641,18 +641,23 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
         count(dropped),
         count(refused)
     );
-    let next = first_seq_of(&segments).map(|first| first.saturating_add(records));
+    let next = next_seq_of(&segments);
     shippers(&reader, next, &mut out)?;
     out_ok(io::stdout().write_all(out.as_bytes()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The first record's number: the first segment's, if it could be read.
-fn first_seq_of(segments: &[SegmentReport]) -> Option<u64> {
-    match &segments.first()?.scan {
-        Scanned::Scan(scan) => Some(scan.first_seq),
-        _ => None,
-    }
+/// The number after the log's last record: after the highest record a segment holds (not the
+/// first record plus the count, which falls short when a segment in the middle is damaged),
+/// or where the segments start if they hold none; `None` if no segment can be read.
+fn next_seq_of(segments: &[SegmentReport]) -> Option<u64> {
+    segments
+        .iter()
+        .filter_map(|s| match &s.scan {
+            Scanned::Scan(scan) => Some(scan.first_seq.saturating_add(scan.records)),
+            _ => None,
+        })
+        .max()
 }
 
 /// `info`'s lines about shippers: the log's id, and each checkpoint's cursor and lag (`next`:
