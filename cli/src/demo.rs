@@ -9,6 +9,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// `println!`, returning the error instead of panicking (`ringwal demo | head`: stdout closed).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(io::stdout(), $($arg)*)?
+    };
+}
+
 /// `ringwal demo` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -203,7 +210,7 @@ fn illustrate(dir: &Path, overflow: Overflow) -> io::Result<Option<String>> {
             waited.as_millis()
         ),
     };
-    println!("   {:<10} {line}", policy_name(overflow));
+    outln!("   {:<10} {line}", policy_name(overflow));
     let mut problems = Vec::new();
     if report.emitted != report.persisted + report.dropped {
         problems.push(format!("conservation broke: {report:?}"));
@@ -479,8 +486,15 @@ fn check(
     Ok(problems)
 }
 
-/// `ringwal demo`.
+/// `ringwal demo`: ends quietly when stdout is closed (`ringwal demo | head`), as `cat` does.
 pub fn run(args: Args) -> io::Result<ExitCode> {
+    match demo(args) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        result => result,
+    }
+}
+
+fn demo(args: Args) -> io::Result<ExitCode> {
     if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -519,7 +533,7 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
     let live = io::stdout().is_terminal();
     let mut problems = Vec::new();
 
-    println!(
+    outln!(
         "1. A ring of 4 slots, the writer held on event 0, 8 more pushed, then drained to disk:"
     );
     for (name, policy) in [
@@ -547,7 +561,7 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
     } else {
         format!("{} events/s each", thousands(args.rate))
     };
-    println!(
+    outln!(
         "\n2. {} producer{} ({rate}) for {} s per policy, 64-byte records, ring of 4096, sync {:?}:",
         args.producers,
         if args.producers == 1 { "" } else { "s" },
@@ -563,7 +577,7 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
         };
         rows.push(overload(&sub(name)?, policy, &args, live)?);
     }
-    println!(
+    outln!(
         "   {:<10} {:>11} {:>11} {:>11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8}",
         "policy",
         "emitted",
@@ -578,7 +592,7 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
     );
     for row in &rows {
         let l = &row.latency;
-        println!(
+        outln!(
             "   {:<10} {:>11} {:>11} {:>11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8}",
             policy_name(row.policy),
             thousands(row.report.emitted),
@@ -592,14 +606,14 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
             human_ns(l.max()),
         );
     }
-    println!("   (latency: one emit call, clock reads included; records/s: persisted per second)");
+    outln!("   (latency: one emit call, clock reads included; records/s: persisted per second)");
 
-    println!("\n3. Checks, per policy: emitted == persisted + dropped; every refusal counted;");
-    println!("   the log read back: every CRC, consecutive sequence numbers, each producer's");
-    println!("   events in order, and the gaps adding up to the dropped count.");
+    outln!("\n3. Checks, per policy: emitted == persisted + dropped; every refusal counted;");
+    outln!("   the log read back: every CRC, consecutive sequence numbers, each producer's");
+    outln!("   events in order, and the gaps adding up to the dropped count.");
     for row in &rows {
         if row.problems.is_empty() {
-            println!(
+            outln!(
                 "   {:<10} ok: {} = {} + {}; {} records read back",
                 policy_name(row.policy),
                 thousands(row.report.emitted),
@@ -608,7 +622,7 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
                 thousands(row.report.persisted)
             );
         } else {
-            println!(
+            outln!(
                 "   {:<10} FAILED: {}",
                 policy_name(row.policy),
                 row.problems.join("; ")
@@ -617,16 +631,16 @@ pub fn run(args: Args) -> io::Result<ExitCode> {
         }
     }
     if args.keep || args.dir.is_some() {
-        println!("\nlogs kept in {}", root.display());
+        outln!("\nlogs kept in {}", root.display());
         if let Some(dir) = temp.take() {
             let _ = dir.keep();
         }
     }
     if problems.is_empty() {
-        println!("\nall invariants held");
+        outln!("\nall invariants held");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("\nINVARIANTS BROKEN: {}", problems.join("; "));
+        outln!("\nINVARIANTS BROKEN: {}", problems.join("; "));
         Ok(ExitCode::FAILURE)
     }
 }

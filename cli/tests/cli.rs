@@ -137,6 +137,22 @@ fn demo_keeps_its_logs_in_a_given_dir_and_refuses_to_reuse_them() {
     assert_clean_error(&again, 2, &["not empty"]);
 }
 
+/// `ringwal demo | head`: stdout closed before the demo writes; it ends quietly with status 0,
+/// as `cat` does, instead of panicking ("failed printing to stdout", status 101).
+#[test]
+fn demo_ends_quietly_when_stdout_is_closed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+        .args(["demo", "--seconds", "0.05", "--policy", "reject"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader has gone before the first line
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
 #[test]
 fn demo_rejects_bad_options() {
     assert_clean_error(&ringwal(&["demo", "--seconds", "0"]), 2, &["--seconds"]);
