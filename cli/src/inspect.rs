@@ -1,7 +1,7 @@
 //! `cat`, `verify`, `tail`, `info`: reading a log directory without writing code.
 
 use crate::tracing_view::{Filter, View};
-use crate::Format;
+use crate::{printable, Format};
 use ringwal::format::{self, ScanEnd, ScanError};
 use ringwal::{Entry, Gap, Reader};
 use std::collections::VecDeque;
@@ -345,7 +345,7 @@ fn keep_going(entry: io::Result<Entry>, iter: &ringwal::Iter) -> io::Result<Opti
     match entry {
         Ok(entry) => Ok(Some(entry)),
         Err(e) if !iter.has_failed() => {
-            eprintln!("ringwal tail: warning: {e}");
+            eprintln!("ringwal tail: warning: {}", printable(&e.to_string()));
             Ok(None)
         }
         Err(e) => Err(e),
@@ -533,7 +533,9 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "log:        {}", dir.display());
+    // Text from outside (the directory's name, in the messages too) escaped: it can neither
+    // drive the terminal nor fake a line of the report.
+    let _ = writeln!(out, "log:        {}", printable(&dir.display().to_string()));
     let _ = writeln!(out, "segments:   {count_segs}");
     let first = first_seq.unwrap_or(0);
     let range = match last_seen {
@@ -552,12 +554,16 @@ pub fn verify(dir: &Path) -> io::Result<ExitCode> {
         count(dropped),
         count(refused)
     );
-    let _ = writeln!(out, "torn tail:  {}", torn.as_deref().unwrap_or("none"));
+    let _ = writeln!(
+        out,
+        "torn tail:  {}",
+        printable(torn.as_deref().unwrap_or("none"))
+    );
     if corrupt.is_empty() {
         let _ = writeln!(out, "corruption: none");
     } else {
         for c in &corrupt {
-            let _ = writeln!(out, "corruption: {c}");
+            let _ = writeln!(out, "corruption: {}", printable(c));
         }
     }
     let (verdict, code) = if !corrupt.is_empty() {
@@ -625,8 +631,11 @@ pub fn info(dir: &Path) -> io::Result<ExitCode> {
             Scanned::Bad(e) => {
                 let _ = writeln!(
                     out,
-                    "{:<26} {:>12} {:>10}  unreadable: {e}",
-                    seg.name, seg.bytes, "-"
+                    "{:<26} {:>12} {:>10}  unreadable: {}",
+                    seg.name,
+                    seg.bytes,
+                    "-",
+                    printable(e)
                 );
             }
         }
@@ -675,7 +684,7 @@ fn shippers(reader: &Reader, next: Option<u64>, out: &mut String) -> io::Result<
             let _ = writeln!(out, "log id: none (LOG-ID missing)");
         }
         Err(e) => {
-            let _ = writeln!(out, "log id: unreadable: {e}");
+            let _ = writeln!(out, "log id: unreadable: {}", printable(&e.to_string()));
         }
     }
     let segments = reader.segments()?;
@@ -694,7 +703,11 @@ fn shippers(reader: &Reader, next: Option<u64>, out: &mut String) -> io::Result<
                 );
             }
             Err(e) => {
-                let _ = writeln!(out, "shipper {name}: unreadable checkpoint: {e}");
+                let _ = writeln!(
+                    out,
+                    "shipper {name}: unreadable checkpoint: {}",
+                    printable(&e.to_string())
+                );
             }
         }
     }

@@ -1011,3 +1011,48 @@ fn errors_escape_control_characters_from_outside() {
         "raw control characters: {err:?}"
     );
 }
+
+/// `verify`'s report and `info`'s lines escape the control characters of a directory's name
+/// (in the report's paths, and in the errors naming files in it), as the one-line errors do:
+/// a name can neither drive the terminal nor fake a line ("result:     clean") of the report.
+#[test]
+fn verify_and_info_reports_escape_control_characters_in_paths() {
+    let base = tempfile::tempdir().unwrap();
+    let hostile = base.path().join("log\x1b]0;pwned\x07\nresult:     clean");
+    let payloads: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| format!("record {i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    make_log(&hostile, &refs, &[], 200);
+    let segs = segments(&hostile);
+    fs::write(&segs[1], b"").unwrap();
+    let status = Command::new("mkfifo")
+        .arg(hostile.join("ship-x.checkpoint"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let d = hostile.to_str().unwrap();
+    let escaped = "log\\u{1b}]0;pwned\\u{7}\\u{a}result:     clean";
+    let o = ringwal(&["verify", d]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        !out.contains(['\x1b', '\x07']),
+        "raw control characters: {out:?}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("result:")).count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains(escaped), "{out}");
+    assert!(out.contains("result:     CORRUPT"), "{out}");
+    let o = ringwal(&["info", d]);
+    let out = stdout(&o);
+    assert!(
+        !out.contains(['\x1b', '\x07']),
+        "raw control characters: {out:?}"
+    );
+    assert!(out.contains("shipper x: unreadable checkpoint:"), "{out}");
+    assert!(out.contains(escaped), "{out}");
+}
