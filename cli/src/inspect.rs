@@ -691,15 +691,29 @@ fn shippers(reader: &Reader, next: Option<u64>, out: &mut String) -> io::Result<
     for (name, checkpoint) in list {
         match checkpoint {
             Ok(c) => {
-                let records = next.map_or("?".to_string(), |n| count(n.saturating_sub(c.next_seq)));
-                let bytes = lag_bytes(&segments, c.next_seq, c.position);
-                let _ =
-                    writeln!(
+                let lag = match next {
+                    // Not "lag 0": the shipper stops with an error there (the records a writer
+                    // would add carry numbers the destination holds already).
+                    Some(n) if c.next_seq > n => format!(
+                        "PAST THE LOG'S END (the log's next record is {n}): records from {n} \
+                         to {} are shipped but not in the log; ship refuses to go on",
+                        c.next_seq - 1
+                    ),
+                    _ => format!(
+                        "lag {} records, {} bytes",
+                        next.map_or("?".to_string(), |n| count(n - c.next_seq)),
+                        lag_bytes(&segments, c.next_seq, c.position)
+                    ),
+                };
+                let _ = writeln!(
                     out,
-                    "shipper {name}: cursor {} (records below it shipped) to {}; lag {records} \
-                     records, {bytes} bytes",
+                    "shipper {name}: cursor {} (records below it shipped) to {}; {lag}",
                     c.next_seq,
-                    if c.destination.is_empty() { "?" } else { &c.destination },
+                    if c.destination.is_empty() {
+                        "?".into()
+                    } else {
+                        printable(&c.destination)
+                    },
                 );
             }
             Err(e) => {

@@ -1056,3 +1056,33 @@ fn verify_and_info_reports_escape_control_characters_in_paths() {
     assert!(out.contains("shipper x: unreadable checkpoint:"), "{out}");
     assert!(out.contains(escaped), "{out}");
 }
+
+/// A shipper's cursor past the log's end (a directory restored from an older copy, segments
+/// deleted and a writer started again) is what `ship` stops on with an error; `info` says so
+/// instead of "lag 0 records", which read as "all shipped, in step".
+#[test]
+fn info_flags_a_shipper_cursor_past_the_logs_end() {
+    use ringwal::checkpoint::{Checkpoint, LogId};
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), &[b"a", b"b", b"c"], &[], 1 << 20);
+    Checkpoint {
+        log: LogId::get_or_create(dir.path()).unwrap(),
+        next_seq: 10,
+        position: None,
+        gap_shipped: ringwal::Gap::default(),
+        destination: "nats://h/s".into(),
+    }
+    .store(dir.path(), "x")
+    .unwrap();
+    let o = ringwal(&["info", dir.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.contains("lag 0 records"), "{out}");
+    assert!(
+        out.contains(
+            "shipper x: cursor 10 (records below it shipped) to nats://h/s; PAST THE LOG'S END \
+             (the log's next record is 3): records from 3 to 9 are shipped but not in the log"
+        ),
+        "{out}"
+    );
+}
