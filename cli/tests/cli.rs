@@ -9,6 +9,60 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `ringwal tail -f` running, its stdout read line by line on a thread, so that a wait for a
+/// line is bounded: a regression fails the test instead of hanging CI. Killed when dropped.
+struct Follow {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follow {
+    /// Starts `ringwal ARGS` with stdout piped (stderr piped too if `stderr`).
+    fn start(args: &[&str], stderr: bool) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(if stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follow { child, lines }
+    }
+
+    /// The next line it prints, waiting at most 60 s.
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("tail -f printed no line within 60 s")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("tail -f ended: {:?}", self.child.try_wait())
+            }
+        }
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn ringwal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ringwal"))
         .args(args)
@@ -349,25 +403,17 @@ fn tail_prints_the_last_records_and_follows_a_live_writer() {
     let o = ringwal(&["tail", "-n", "3", &d]);
     assert_eq!(stdout(&o), "17\tevent 17\n18\tevent 18\n19\tevent 19\n");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
-        .args(["tail", "-f", "-n", "1", &d])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "19\tevent 19");
+    let mut follow = Follow::start(&["tail", "-f", "-n", "1", &d], false);
+    assert_eq!(follow.next_line(), "19\tevent 19");
     // New records, across several segment rotations (256-byte segments).
     for i in 20..40 {
         emitter.emit(format!("event {i}")).unwrap();
     }
     emitter.flush().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
     for i in 20..40 {
-        assert!(Instant::now() < deadline, "tail -f too slow");
-        assert_eq!(lines.next().unwrap().unwrap(), format!("{i}\tevent {i}"));
+        assert_eq!(follow.next_line(), format!("{i}\tevent {i}"));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(follow);
     let report = writer.shutdown().unwrap();
     assert_eq!(report.emitted, report.persisted + report.dropped);
     assert!(segments(dir.path()).len() > 3);
@@ -390,15 +436,9 @@ fn tail_follows_on_when_retention_deletes_records_it_had_not_read() {
         emitter.emit(format!("event {i}")).unwrap();
     }
     emitter.flush().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
-        .args(["tail", "-f", "-n", "1", &d])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "4\tevent 4");
-    let pid = child.id().to_string();
+    let mut follow = Follow::start(&["tail", "-f", "-n", "1", &d], true);
+    assert_eq!(follow.next_line(), "4\tevent 4");
+    let pid = follow.child.id().to_string();
     let signal = |sig: &str| {
         let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(ok.success(), "kill {sig}");
@@ -411,15 +451,10 @@ fn tail_follows_on_when_retention_deletes_records_it_had_not_read() {
     // Retention keeps two 256-byte segments: record 5 is long gone.
     assert!(!segments(dir.path())[0].ends_with(format::segment_file_name(0)));
     signal("-CONT");
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = 4;
     let mut gaps = Vec::new();
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "tail -f did not reach record 399"
-        );
-        let line = lines.next().expect("tail -f still running").unwrap();
+        let line = follow.next_line();
         let seq: u64 = line.split('\t').next().unwrap().parse().unwrap();
         assert!(seq > last, "{seq} after {last}");
         if seq > last + 1 {
@@ -433,11 +468,12 @@ fn tail_follows_on_when_retention_deletes_records_it_had_not_read() {
     // Still following after the warning.
     emitter.emit("event 400".to_string()).unwrap();
     emitter.flush().unwrap();
-    assert_eq!(lines.next().unwrap().unwrap(), "400\tevent 400");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_eq!(follow.next_line(), "400\tevent 400");
+    follow.child.kill().unwrap();
+    follow.child.wait().unwrap();
     let mut err = String::new();
-    child
+    follow
+        .child
         .stderr
         .take()
         .unwrap()
@@ -548,13 +584,8 @@ fn tail_shows_losses_at_the_end_of_the_log_once() {
          {\"gap\":1,\"refused\":7,\"at_end\":true}\n"
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringwal"))
-        .args(["tail", "-f", "-n", "1", &d])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = || lines.next().expect("tail -f still running").unwrap();
+    let mut follow = Follow::start(&["tail", "-f", "-n", "1", &d], false);
+    let mut next = || follow.next_line();
     assert_eq!(next(), "1\tb");
     assert_eq!(next(), end);
     // Another writer's shutdown loses more after the same record.
@@ -566,8 +597,6 @@ fn tail_shows_losses_at_the_end_of_the_log_once() {
     append(&frames, 2, 1);
     assert_eq!(next(), "-- 1 event refused --");
     assert_eq!(next(), "2\tc");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// `cat --format json` escapes every control character of a plain record's payload (DEL and
@@ -603,9 +632,19 @@ fn tail_f_ends_when_its_reader_goes_on_a_quiet_log() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "1\tb");
-    drop(lines); // closes the pipe, as `head` exiting does
+    // One line read on a thread (a bounded wait), which then closes the pipe, as `head -1`
+    // exiting does.
+    let out = child.stdout.take().unwrap();
+    let (tx, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let line = BufReader::new(out).lines().next();
+        let _ = tx.send(line.map(Result::unwrap));
+    });
+    let first = first.recv_timeout(Duration::from_secs(60));
+    if first.is_err() {
+        child.kill().unwrap();
+    }
+    assert_eq!(first.unwrap().as_deref(), Some("1\tb"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
