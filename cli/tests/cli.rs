@@ -1126,3 +1126,33 @@ fn info_flags_a_shipper_cursor_past_the_logs_end() {
         "{out}"
     );
 }
+
+/// A segment renamed away from the log's naming (`36.rwl`) is never read by anything: `verify`
+/// must not call the log clean, but name the file as corruption.
+#[test]
+fn verify_names_a_segment_file_the_log_does_not_read() {
+    let payloads: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| format!("record {i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), &refs, &[], 200);
+    let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let newest = segments(dir.path()).pop().unwrap();
+    let first =
+        format::parse_segment_file_name(newest.file_name().unwrap().to_str().unwrap()).unwrap();
+    let renamed = dir.path().join(format!("{first}.rwl"));
+    fs::rename(&newest, &renamed).unwrap();
+    let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "corruption: {}: named like a segment but not as the log names one",
+            renamed.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("result:     CORRUPT"), "{out}");
+}
