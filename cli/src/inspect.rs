@@ -178,6 +178,17 @@ pub fn cat(dir: &Path, from: Option<u64>, format: Format, filter: Filter) -> io:
         }),
         None => 0,
     };
+    // Asked for records the log no longer (or never) held: say so, as `tail -f` does when
+    // retention overtakes it, rather than start later in silence.
+    if let (Some(seq), Ok(segments)) = (from, reader.segments()) {
+        if let Some(first) = segments.first().map(|s| s.first_seq).filter(|&f| f > seq) {
+            eprintln!(
+                "ringwal cat: warning: the log starts at record {first}: records {seq} to {} \
+                 are not in it (deleted by retention, or never written)",
+                first - 1
+            );
+        }
+    }
     let mut iter = reader.from_seq(start);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

@@ -1156,3 +1156,46 @@ fn verify_names_a_segment_file_the_log_does_not_read() {
     );
     assert!(out.contains("result:     CORRUPT"), "{out}");
 }
+
+/// `cat --from N` where retention already deleted record N: the records from the log's first
+/// on, and a warning on stderr naming the missing ones (none when N is in the log).
+#[test]
+fn cat_from_a_deleted_record_warns_and_starts_at_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let (writer, emitter) = ringwal::Writer::builder(dir.path())
+        .segment_bytes(256)
+        .retain(ringwal::Retain::Segments(2))
+        .start::<String>()
+        .unwrap();
+    for i in 0..60 {
+        emitter.emit(format!("event {i}")).unwrap();
+    }
+    writer.shutdown().unwrap();
+    let first = format::parse_segment_file_name(
+        segments(dir.path())[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(first > 3, "retention deleted the first segments");
+    let o = ringwal(&["cat", "--from", "3", &d]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("{first}\tevent {first}\n")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "ringwal cat: warning: the log starts at record {first}: records 3 to {} are not \
+             in it (deleted by retention, or never written)\n",
+            first - 1
+        )
+    );
+    let o = ringwal(&["cat", "--from", &first.to_string(), &d]);
+    assert_eq!(stderr(&o), "", "no warning from a record in the log");
+}
