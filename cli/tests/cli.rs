@@ -134,6 +134,11 @@ fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
     s
 }
 
+/// The first record's number of the segment file at `path`, from its name.
+fn first_seq_of(path: &Path) -> u64 {
+    format::parse_segment_file_name(path.file_name().unwrap().to_str().unwrap()).unwrap()
+}
+
 #[test]
 fn demo_runs_checks_and_prints_the_tables() {
     let o = ringwal(&["demo", "--seconds", "0.3"]);
@@ -674,9 +679,8 @@ fn verify_gives_the_last_record_of_a_log_damaged_in_the_middle() {
     let segs = segments(dir.path());
     assert!(segs.len() > 3);
     let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
-    let first_of = |p: &Path| format::parse_segment_file_name(&name(p)).unwrap();
     let (emptied, removed) = (&segs[1], &segs[2]);
-    let lost = first_of(&segs[3]) - first_of(emptied);
+    let lost = first_seq_of(&segs[3]) - first_seq_of(emptied);
     fs::write(emptied, b"").unwrap();
     fs::remove_file(removed).unwrap();
     let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
@@ -1140,8 +1144,7 @@ fn verify_names_a_segment_file_the_log_does_not_read() {
     let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let newest = segments(dir.path()).pop().unwrap();
-    let first =
-        format::parse_segment_file_name(newest.file_name().unwrap().to_str().unwrap()).unwrap();
+    let first = first_seq_of(&newest);
     let renamed = dir.path().join(format!("{first}.rwl"));
     fs::rename(&newest, &renamed).unwrap();
     let o = ringwal(&["verify", dir.path().to_str().unwrap()]);
@@ -1172,14 +1175,7 @@ fn cat_from_a_deleted_record_warns_and_starts_at_the_first() {
         emitter.emit(format!("event {i}")).unwrap();
     }
     writer.shutdown().unwrap();
-    let first = format::parse_segment_file_name(
-        segments(dir.path())[0]
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = first_seq_of(&segments(dir.path())[0]);
     assert!(first > 3, "retention deleted the first segments");
     let o = ringwal(&["cat", "--from", "3", &d]);
     assert!(o.status.success(), "{}", stderr(&o));
